@@ -1,0 +1,203 @@
+//! The compiled configuration: one immutable value built from every valid
+//! manifest, swapped atomically. Kernel map sync, the waypoint and the DNS
+//! proxy read only this, never the raw manifests.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use egret_common::{v4_mapped, ServiceKey};
+
+/// `namespace/name` of a waypoint Gateway.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WaypointRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for WaypointRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// What the config says about one Kubernetes namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NamespaceInfo {
+    /// Label `istio.io/dataplane-mode=ambient`: its workloads are enrolled.
+    pub ambient: bool,
+    /// Label `istio.io/use-waypoint` (+ `istio.io/use-waypoint-namespace`).
+    pub use_waypoint: Option<WaypointRef>,
+}
+
+/// A Gateway with `gatewayClassName: istio-waypoint`, served by this agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Waypoint {
+    pub reference: WaypointRef,
+    /// SPIFFE identity the waypoint presents: its namespace and the service
+    /// account named after the Gateway (as Istio deploys it).
+    pub service_account: String,
+}
+
+/// Application protocol of a service port (ServiceEntry `ports[].protocol`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Http,
+    Http2,
+    Grpc,
+    Https,
+    Tls,
+    Tcp,
+    Mongo,
+}
+
+impl Protocol {
+    /// Ports the waypoint parses as HTTP (plain text).
+    pub fn is_http(self) -> bool {
+        matches!(self, Protocol::Http | Protocol::Http2 | Protocol::Grpc)
+    }
+}
+
+/// One port of a service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServicePort {
+    pub number: u16,
+    pub name: String,
+    pub protocol: Protocol,
+    /// Port on the endpoints; `number` when unset.
+    pub target_port: Option<u16>,
+}
+
+/// ServiceEntry `resolution`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    /// Forward to the original destination the workload connected to.
+    None,
+    /// Forward to `endpoints` addresses.
+    Static,
+    /// Resolve the host (or endpoint names) with the configured resolver.
+    Dns,
+    DnsRoundRobin,
+    DynamicDns,
+}
+
+/// One ServiceEntry endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// An IP address, or a DNS name when resolution is DNS.
+    pub address: String,
+    /// Port name -> port number overrides.
+    pub ports: HashMap<String, u16>,
+}
+
+/// How a service reaches its waypoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WaypointBinding {
+    /// Not bound: traffic is proxied at L4 straight to the endpoints.
+    None,
+    /// Bound to a waypoint this agent serves.
+    Bound(WaypointRef),
+    /// Bound by label to a waypoint that does not exist (traffic is refused).
+    Missing(WaypointRef),
+}
+
+/// One host of one ServiceEntry: the unit the kernel, DNS and proxy see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    /// ServiceEntry namespace.
+    pub namespace: String,
+    /// ServiceEntry name.
+    pub name: String,
+    /// The host (`hosts[]` entry), lowercase.
+    pub host: String,
+    /// Addresses workloads connect to: `spec.addresses` or the allocated VIPs.
+    pub vips: Vec<IpAddr>,
+    pub ports: Vec<ServicePort>,
+    pub resolution: Resolution,
+    pub endpoints: Vec<Endpoint>,
+    pub waypoint: WaypointBinding,
+}
+
+impl Service {
+    /// The declared port a workload connected to.
+    pub fn port(&self, number: u16) -> Option<&ServicePort> {
+        self.ports.iter().find(|p| p.number == number)
+    }
+}
+
+/// The whole compiled config.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Increases with every successful compile.
+    pub generation: u64,
+    pub namespaces: HashMap<String, NamespaceInfo>,
+    pub waypoints: HashMap<WaypointRef, Waypoint>,
+    pub services: Vec<Arc<Service>>,
+    /// VIP -> service (a VIP belongs to exactly one host).
+    pub by_vip: HashMap<IpAddr, Arc<Service>>,
+    /// Lowercase host -> services (several ServiceEntries may name a host).
+    pub by_host: HashMap<String, Vec<Arc<Service>>>,
+}
+
+impl Snapshot {
+    /// Whether workloads of `namespace` are enrolled in the mesh.
+    pub fn is_ambient(&self, namespace: &str) -> bool {
+        self.namespaces.get(namespace).is_some_and(|n| n.ambient)
+    }
+
+    /// The service owning a VIP.
+    pub fn service_for_vip(&self, ip: IpAddr) -> Option<&Arc<Service>> {
+        self.by_vip.get(&canonical(ip))
+    }
+
+    /// Addresses the DNS proxy answers for `name` (any case, optional
+    /// trailing dot). `None` when the name is not a mesh service.
+    pub fn dns_lookup(&self, name: &str) -> Option<(Vec<Ipv4Addr>, Vec<Ipv6Addr>)> {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let services = self.by_host.get(&name)?;
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for ip in services.iter().flat_map(|s| s.vips.iter()) {
+            match ip {
+                IpAddr::V4(a) if !v4.contains(a) => v4.push(*a),
+                IpAddr::V6(a) if !v6.contains(a) => v6.push(*a),
+                _ => {}
+            }
+        }
+        if v4.is_empty() && v6.is_empty() {
+            return None;
+        }
+        Some((v4, v6))
+    }
+
+    /// The kernel `SERVICES` entries this snapshot wants: every VIP, all ports.
+    pub fn kernel_services(&self) -> BTreeSet<ServiceKey> {
+        self.by_vip
+            .keys()
+            .map(|ip| ServiceKey {
+                addr: addr16(*ip),
+                port: 0,
+                _pad: 0,
+            })
+            .collect()
+    }
+}
+
+/// An IPv4-mapped IPv6 address becomes plain IPv4, so lookups agree.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => ip,
+        },
+        v4 => v4,
+    }
+}
+
+/// The 16-byte form the kernel maps use.
+pub fn addr16(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(a) => v4_mapped(a.octets()),
+        IpAddr::V6(a) => a.octets(),
+    }
+}

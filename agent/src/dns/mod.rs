@@ -1,0 +1,1 @@
+//! DNS proxy: answers ServiceEntry hosts with their VIPs, forwards the rest.

@@ -1,0 +1,1 @@
+//! The eBPF side: loading egret's kernel programs and keeping their maps.

@@ -1,0 +1,1 @@
+//! Log output: ztunnel-style `key=value` lines, or JSON.

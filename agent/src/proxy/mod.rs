@@ -1,0 +1,1 @@
+//! The waypoint: captured connections in, policy and routing, upstream out.

@@ -1,0 +1,3 @@
+//! Workloads on this node: their network namespaces, enrollment and listeners.
+
+pub mod identity;
