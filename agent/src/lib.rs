@@ -1,0 +1,14 @@
+//! egret: eBPF-accelerated egress enforcement for Istio ambient mesh.
+//!
+//! Follow a connection by module: [`kernel`] catches it, [`workload`] owns the
+//! listener it lands on, [`proxy`] carries it upstream, [`config`] says what
+//! is allowed, [`dns`] hands out the addresses that get it caught.
+
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod dns;
+pub mod kernel;
+pub mod logging;
+pub mod proxy;
+pub mod workload;

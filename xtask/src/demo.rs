@@ -1,0 +1,1 @@
+//! `cargo xtask demo`: the walkthrough on a built-in example.
