@@ -1,2 +1,2 @@
-//! The agent's control socket: how `egret exec`, `get` and friends talk to a
-//! running agent.
+//! The agent's control socket (`<state dir>/agent.sock`): how `egret exec`
+//! and `egret status` talk to a running agent.

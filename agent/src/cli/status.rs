@@ -1,0 +1,30 @@
+//! `egret status`: what the running agent has in force (config generation,
+//! kernel map entries, workloads), as YAML or JSON.
+
+use std::path::Path;
+
+use anyhow::bail;
+
+use crate::control::{ControlClient, Request, Response};
+
+/// Arguments of `egret status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Output format: yaml or json.
+    #[arg(short = 'o', long, default_value = "yaml")]
+    pub output: String,
+}
+
+/// Prints the agent's status.
+pub fn run(config_dir: &Path, state_dir: &Path, args: StatusArgs) -> anyhow::Result<()> {
+    let mut client = ControlClient::connect(config_dir, state_dir)?;
+    let Response::Status(status) = client.call(&Request::Status)? else {
+        bail!("agent answered the status request with something else");
+    };
+    match args.output.as_str() {
+        "json" => println!("{}", serde_json::to_string_pretty(&status)?),
+        "yaml" => print!("{}", serde_yaml::to_string(&status)?),
+        other => bail!("unknown output format `{other}` (yaml or json)"),
+    }
+    Ok(())
+}

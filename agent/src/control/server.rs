@@ -1,0 +1,93 @@
+//! The agent's end of the control socket.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use super::protocol::{AgentStatus, Request, Response};
+
+/// What the control socket serves from.
+pub trait ControlHandler: Send + Sync + 'static {
+    /// Creates a workload (blocking work allowed: it runs on a blocking thread).
+    fn create_workload(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        name: Option<&str>,
+    ) -> Result<crate::workload::CreatedWorkload, String>;
+    /// Removes a workload created earlier (blocking allowed).
+    fn remove_workload(&self, id: u64);
+    /// The state in force.
+    fn status(&self) -> AgentStatus;
+}
+
+/// Binds the control socket at `path` (replacing a stale one) and serves it
+/// until the task is dropped.
+pub async fn serve(path: &Path, handler: Arc<dyn ControlHandler>) -> std::io::Result<()> {
+    if path.exists() {
+        // A live agent answers; a dead one's socket is only a file.
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("another egret agent is already serving {}", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        tokio::spawn(session(stream, handler.clone()));
+    }
+}
+
+/// One CLI connection. Workloads it created are removed when it closes, so
+/// an `egret exec` that dies (even by SIGKILL) leaves nothing behind.
+async fn session(stream: UnixStream, handler: Arc<dyn ControlHandler>) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let mut owned = Vec::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let response = match serde_json::from_str::<Request>(&line) {
+            Err(e) => Response::Error {
+                message: format!("bad request: {e}"),
+            },
+            Ok(Request::Status) => Response::Status(handler.status()),
+            Ok(Request::CreateWorkload {
+                namespace,
+                service_account,
+                name,
+            }) => {
+                let h = handler.clone();
+                let created = tokio::task::spawn_blocking(move || {
+                    h.create_workload(&namespace, &service_account, name.as_deref())
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("workload setup panicked: {e}")));
+                match created {
+                    Ok(w) => {
+                        owned.push(w.id);
+                        Response::Workload(w)
+                    }
+                    Err(message) => Response::Error { message },
+                }
+            }
+        };
+        let mut text = serde_json::to_string(&response).unwrap_or_default();
+        text.push('\n');
+        if write.write_all(text.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    if !owned.is_empty() {
+        let h = handler.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for id in owned {
+                h.remove_workload(id);
+            }
+        })
+        .await;
+    }
+}

@@ -1,0 +1,225 @@
+//! The node agent, composed in one place: config watcher -> snapshot ->
+//! kernel maps, workloads, DNS proxy and waypoint; control socket for the CLI.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use anyhow::Context;
+use ipnet::Ipv4Net;
+use tokio::sync::watch;
+
+use crate::config::snapshot::Snapshot;
+use crate::control::server::{serve, ControlHandler};
+use crate::control::{protocol::SOCKET_NAME, AgentStatus};
+use crate::dns::{DnsProxy, Resolver};
+use crate::kernel::Kernel;
+use crate::proxy::{ProxyContext, ResolveHost};
+use crate::workload::podnet::PodNetwork;
+use crate::workload::{CreatedWorkload, Services, WorkloadManager};
+
+/// Settings of one node agent.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub config_dir: PathBuf,
+    pub state_dir: PathBuf,
+    /// Where non-mesh DNS queries and upstream names go.
+    pub dns_upstreams: Vec<SocketAddr>,
+    pub trust_domain: String,
+    /// A built eBPF object to load instead of the embedded one.
+    pub bpf_object: Option<PathBuf>,
+    /// Bridge and CIDR of the pod network for `egret exec` workloads.
+    pub bridge: String,
+    pub pod_cidr: Ipv4Net,
+}
+
+/// Runs the agent until SIGINT or SIGTERM, then removes everything it made.
+pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.state_dir)
+        .with_context(|| format!("create state folder {}", cfg.state_dir.display()))?;
+    let kernel = Arc::new(Kernel::load(cfg.bpf_object.as_deref()).context("loading eBPF programs")?);
+    let snapshots = crate::config::start(cfg.config_dir.clone(), cfg.state_dir.clone())
+        .await
+        .context("reading the config folder")?;
+    let resolver = Arc::new(Resolver::new(cfg.dns_upstreams.clone()).context("DNS resolver")?);
+    let dns = DnsProxy::new(snapshots.clone(), cfg.dns_upstreams.clone());
+    let proxy = Arc::new(ProxyContext {
+        snapshots: snapshots.clone(),
+        resolver: Arc::new(UpstreamResolver(resolver)),
+        trust_domain: cfg.trust_domain.clone(),
+    });
+    let podnet = PodNetwork::setup(&cfg.bridge, cfg.pod_cidr).context("pod network")?;
+    let cgroup_root = crate::kernel::cgroup2_root().context("finding the cgroup v2 mount")?;
+    let manager = Arc::new(WorkloadManager::new(
+        Services {
+            kernel: kernel.clone(),
+            dns,
+            proxy,
+            snapshots: snapshots.clone(),
+        },
+        podnet,
+        cgroup_root,
+        cfg.state_dir.clone(),
+        cfg.dns_upstreams.clone(),
+    ));
+    let agent = Arc::new(Agent {
+        kernel: kernel.clone(),
+        manager: manager.clone(),
+        snapshots: snapshots.clone(),
+    });
+    let sync = tokio::spawn(apply_snapshots(snapshots.clone(), kernel.clone(), manager.clone()));
+    let logs = tokio::spawn(forward_kernel_logs(kernel.clone()));
+    let socket = cfg.state_dir.join(SOCKET_NAME);
+    let control = {
+        let agent: Arc<dyn ControlHandler> = agent.clone();
+        let socket = socket.clone();
+        tokio::spawn(async move { serve(&socket, agent).await })
+    };
+    tracing::info!(config_dir = %cfg.config_dir.display(), socket = %socket.display(), "egret agent ready");
+    let result = tokio::select! {
+        r = control => match r {
+            Ok(Err(e)) => Err(anyhow::Error::new(e).context("control socket")),
+            _ => Ok(()),
+        },
+        _ = shutdown_signal() => Ok(()),
+    };
+    tracing::info!("shutting down");
+    sync.abort();
+    logs.abort();
+    let _ = std::fs::remove_file(&socket);
+    let m = manager.clone();
+    tokio::task::spawn_blocking(move || m.shutdown()).await?;
+    result
+}
+
+/// Puts every new snapshot in force: kernel SERVICES by diff, enrollment.
+async fn apply_snapshots(
+    mut snapshots: watch::Receiver<Arc<Snapshot>>,
+    kernel: Arc<Kernel>,
+    manager: Arc<WorkloadManager>,
+) {
+    loop {
+        let snapshot = snapshots.borrow_and_update().clone();
+        match kernel.sync_services(&snapshot.kernel_services()) {
+            Ok(report) => tracing::info!(
+                generation = snapshot.generation,
+                services = snapshot.services.len(),
+                kernel_added = report.added,
+                kernel_removed = report.removed,
+                "config in force"
+            ),
+            Err(e) => tracing::error!(generation = snapshot.generation, error = %e, "kernel map sync failed"),
+        }
+        let m = manager.clone();
+        let s = snapshot.clone();
+        let _ = tokio::task::spawn_blocking(move || m.reconcile(&s)).await;
+        if snapshots.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Relays the kernel programs' aya-log records into the agent's log.
+async fn forward_kernel_logs(kernel: Arc<Kernel>) {
+    let Some(fd) = kernel.log_fd() else { return };
+    let Ok(async_fd) = tokio::io::unix::AsyncFd::new(fd) else {
+        return;
+    };
+    loop {
+        let Ok(mut guard) = async_fd.readable().await else {
+            return;
+        };
+        kernel.flush_logs();
+        guard.clear_ready();
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
+
+/// The control socket's view of the agent.
+struct Agent {
+    kernel: Arc<Kernel>,
+    manager: Arc<WorkloadManager>,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+}
+
+impl ControlHandler for Agent {
+    fn create_workload(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        name: Option<&str>,
+    ) -> Result<CreatedWorkload, String> {
+        self.manager
+            .create(namespace, service_account, name)
+            .map_err(|e| format!("cannot create workload {namespace}/{service_account}: {e}"))
+    }
+
+    fn remove_workload(&self, id: u64) {
+        self.manager.remove(id);
+    }
+
+    fn status(&self) -> AgentStatus {
+        let snapshot = self.snapshots.borrow().clone();
+        let mut services: Vec<String> = snapshot
+            .services
+            .iter()
+            .map(|s| {
+                let vips: Vec<String> = s.vips.iter().map(IpAddr::to_string).collect();
+                format!("{}={}", s.host, vips.join(","))
+            })
+            .collect();
+        services.sort();
+        let kernel_services = self
+            .kernel
+            .services()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|k| {
+                let ip = crate::config::snapshot::canonical(IpAddr::from(k.addr));
+                format!("{ip} {}", k.port)
+            })
+            .collect();
+        AgentStatus {
+            generation: snapshot.generation,
+            services,
+            kernel_services,
+            kernel_enrolled: self.kernel.enrolled().unwrap_or_default(),
+            workloads: self.manager.list(),
+            kernel_stats: self
+                .kernel
+                .stats()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(s, n)| (format!("{s:?}"), n))
+                .collect(),
+        }
+    }
+}
+
+/// The waypoint resolves upstream names through the agent's DNS resolver.
+struct UpstreamResolver(Arc<Resolver>);
+
+impl ResolveHost for UpstreamResolver {
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> Pin<Box<dyn std::future::Future<Output = std::io::Result<Vec<IpAddr>>> + Send + 'a>> {
+        Box::pin(async move {
+            self.0
+                .lookup_ip(host)
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        })
+    }
+}

@@ -1,0 +1,374 @@
+//! Keeps the node's workloads: creates each one's namespace, cgroup and
+//! listeners, enrolls it in the kernel when its namespace is ambient, and
+//! removes every trace of it when it goes.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use egret_common::{FlowKey, AF_INET, AF_INET6, ENROLL_DNS, ENROLL_SERVICES};
+use serde::Serialize;
+use tokio::task::JoinHandle;
+
+use super::cgroup::WorkloadCgroup;
+use super::error::WorkloadError;
+use super::identity::WorkloadInfo;
+use super::listeners::{bind_in, NetnsSockets};
+use super::netns::NamedNetns;
+use super::podnet::PodNetwork;
+use crate::config::snapshot::{canonical, Snapshot};
+use crate::dns::DnsProxy;
+use crate::kernel::Kernel;
+use crate::proxy::{handle_outbound, ProxyContext};
+
+/// What a new workload needs to run its command.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct CreatedWorkload {
+    pub id: u64,
+    pub name: String,
+    pub netns: PathBuf,
+    pub cgroup: PathBuf,
+    pub resolv_conf: PathBuf,
+    pub ip: Ipv4Addr,
+    pub enrolled: bool,
+}
+
+/// A workload as `egret debug` lists it.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct WorkloadSummary {
+    pub id: u64,
+    pub name: String,
+    pub namespace: String,
+    pub service_account: String,
+    pub ip: IpAddr,
+    pub netns_cookie: u64,
+    pub enrolled: bool,
+}
+
+struct Running {
+    info: Arc<WorkloadInfo>,
+    netns: NamedNetns,
+    cgroup: WorkloadCgroup,
+    dir: PathBuf,
+    tasks: Vec<JoinHandle<()>>,
+    enrolled: bool,
+}
+
+/// Shared services a workload's listeners hand their traffic to.
+pub struct Services {
+    pub kernel: Arc<Kernel>,
+    pub dns: Arc<DnsProxy>,
+    pub proxy: Arc<ProxyContext>,
+    pub snapshots: tokio::sync::watch::Receiver<Arc<Snapshot>>,
+}
+
+/// The node's workloads.
+pub struct WorkloadManager {
+    services: Services,
+    podnet: PodNetwork,
+    cgroup_root: PathBuf,
+    state_dir: PathBuf,
+    nameservers: Vec<SocketAddr>,
+    next_id: AtomicU64,
+    workloads: Mutex<HashMap<u64, Running>>,
+}
+
+impl WorkloadManager {
+    /// A manager whose workloads hang off `podnet`, with cgroups under
+    /// `cgroup_root` and per-workload files under `state_dir/workloads`.
+    pub fn new(
+        services: Services,
+        podnet: PodNetwork,
+        cgroup_root: PathBuf,
+        state_dir: PathBuf,
+        nameservers: Vec<SocketAddr>,
+    ) -> Self {
+        WorkloadManager {
+            services,
+            podnet,
+            cgroup_root,
+            state_dir,
+            nameservers,
+            next_id: AtomicU64::new(1),
+            workloads: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Creates a workload of `namespace`/`service_account`. Blocking (runs
+    /// `ip`); call from a blocking context.
+    pub fn create(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        name: Option<&str>,
+    ) -> Result<CreatedWorkload, WorkloadError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let name = name
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{service_account}-{pid}-{id}"));
+        let netns = NamedNetns::create(&format!("egret-{pid}-{id}"))?;
+        let ip = match self.podnet.allocate() {
+            Ok(ip) => ip,
+            Err(e) => {
+                netns.remove();
+                return Err(e);
+            }
+        };
+        let built = self.build(id, &name, namespace, service_account, &netns, ip);
+        let (running, created) = match built {
+            Ok(r) => r,
+            Err(e) => {
+                netns.remove();
+                self.podnet.release(ip);
+                return Err(e);
+            }
+        };
+        self.lock().insert(id, Running { netns, ..running });
+        tracing::info!(workload = %name, namespace, service_account, %ip, enrolled = created.enrolled, "workload started");
+        Ok(created)
+    }
+
+    fn build(
+        &self,
+        id: u64,
+        name: &str,
+        namespace: &str,
+        service_account: &str,
+        netns: &NamedNetns,
+        ip: Ipv4Addr,
+    ) -> Result<(Running, CreatedWorkload), WorkloadError> {
+        let host_if = format!("egv{}x{id}", std::process::id() % 100_000);
+        self.podnet.attach(&netns.name, &host_if, ip)?;
+        let sockets = bind_in(&netns.path())?;
+        let cgroup = WorkloadCgroup::create(&self.cgroup_root, &netns.name)?;
+        let dir = self.state_dir.join("workloads").join(id.to_string());
+        std::fs::create_dir_all(&dir).map_err(WorkloadError::io(format!("create {}", dir.display())))?;
+        let resolv_conf = dir.join("resolv.conf");
+        std::fs::write(&resolv_conf, resolv_conf_text(&self.nameservers))
+            .map_err(WorkloadError::io(format!("write {}", resolv_conf.display())))?;
+        let info = Arc::new(WorkloadInfo {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            service_account: service_account.to_string(),
+            ip: IpAddr::V4(ip),
+            netns_cookie: sockets.netns_cookie,
+        });
+        let enrolled = self.services.snapshots.borrow().is_ambient(namespace);
+        if enrolled {
+            self.services.kernel.enroll(info.netns_cookie, ENROLL_SERVICES | ENROLL_DNS)?;
+        }
+        let tasks = match self.spawn_listeners(&info, sockets) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = self.services.kernel.unenroll(info.netns_cookie);
+                cgroup.remove();
+                return Err(e);
+            }
+        };
+        let created = CreatedWorkload {
+            id,
+            name: name.to_string(),
+            netns: netns.path(),
+            cgroup: cgroup.path.clone(),
+            resolv_conf,
+            ip,
+            enrolled,
+        };
+        let running = Running {
+            info,
+            netns: NamedNetns {
+                name: netns.name.clone(),
+            },
+            cgroup,
+            dir,
+            tasks,
+            enrolled,
+        };
+        Ok((running, created))
+    }
+
+    fn spawn_listeners(
+        &self,
+        info: &Arc<WorkloadInfo>,
+        sockets: NetnsSockets,
+    ) -> Result<Vec<JoinHandle<()>>, WorkloadError> {
+        let mut tasks = Vec::new();
+        let label: Arc<str> = Arc::from(format!("{}/{}", info.namespace, info.name));
+        for l in sockets.outbound {
+            let listener = tokio::net::TcpListener::from_std(l)
+                .map_err(WorkloadError::io("register outbound listener"))?;
+            tasks.push(tokio::spawn(accept_outbound(
+                listener,
+                info.clone(),
+                self.services.kernel.clone(),
+                self.services.proxy.clone(),
+            )));
+        }
+        for s in sockets.dns_udp {
+            let socket = tokio::net::UdpSocket::from_std(s)
+                .map_err(WorkloadError::io("register DNS socket"))?;
+            let dns = self.services.dns.clone();
+            let label = label.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = dns.serve_udp(socket, label.clone()).await {
+                    tracing::warn!(workload = %label, error = %e, "DNS (udp) listener stopped");
+                }
+            }));
+        }
+        for l in sockets.dns_tcp {
+            let listener = tokio::net::TcpListener::from_std(l)
+                .map_err(WorkloadError::io("register DNS listener"))?;
+            let dns = self.services.dns.clone();
+            let label = label.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = dns.serve_tcp(listener, label.clone()).await {
+                    tracing::warn!(workload = %label, error = %e, "DNS (tcp) listener stopped");
+                }
+            }));
+        }
+        Ok(tasks)
+    }
+
+    /// Removes a workload: listeners closed, kernel entry gone, cgroup
+    /// emptied and removed, namespace deleted. Blocking.
+    pub fn remove(&self, id: u64) {
+        let Some(running) = self.lock().remove(&id) else {
+            return;
+        };
+        self.teardown(running);
+    }
+
+    fn teardown(&self, running: Running) {
+        for t in &running.tasks {
+            t.abort();
+        }
+        if let Err(e) = self.services.kernel.unenroll(running.info.netns_cookie) {
+            tracing::warn!(workload = %running.info.name, error = %e, "could not unenroll");
+        }
+        running.cgroup.remove();
+        running.netns.remove();
+        if let IpAddr::V4(ip) = running.info.ip {
+            self.podnet.release(ip);
+        }
+        let _ = std::fs::remove_dir_all(&running.dir);
+        tracing::info!(workload = %running.info.name, namespace = %running.info.namespace, "workload stopped");
+    }
+
+    /// Brings enrollment in line with the namespaces' labels in `snapshot`.
+    pub fn reconcile(&self, snapshot: &Snapshot) {
+        let mut workloads = self.lock();
+        for running in workloads.values_mut() {
+            let want = snapshot.is_ambient(&running.info.namespace);
+            if want == running.enrolled {
+                continue;
+            }
+            let cookie = running.info.netns_cookie;
+            let result = if want {
+                self.services.kernel.enroll(cookie, ENROLL_SERVICES | ENROLL_DNS)
+            } else {
+                self.services.kernel.unenroll(cookie)
+            };
+            match result {
+                Ok(()) => {
+                    running.enrolled = want;
+                    tracing::info!(workload = %running.info.name, enrolled = want, "enrollment changed");
+                }
+                Err(e) => {
+                    tracing::error!(workload = %running.info.name, error = %e, "could not change enrollment")
+                }
+            }
+        }
+    }
+
+    /// Every workload, for `egret debug`.
+    pub fn list(&self) -> Vec<WorkloadSummary> {
+        let mut list: Vec<_> = self
+            .lock()
+            .iter()
+            .map(|(id, r)| WorkloadSummary {
+                id: *id,
+                name: r.info.name.clone(),
+                namespace: r.info.namespace.clone(),
+                service_account: r.info.service_account.clone(),
+                ip: r.info.ip,
+                netns_cookie: r.info.netns_cookie,
+                enrolled: r.enrolled,
+            })
+            .collect();
+        list.sort_by_key(|w| w.id);
+        list
+    }
+
+    /// Removes every workload and the pod network. Blocking.
+    pub fn shutdown(&self) {
+        let all: Vec<Running> = self.lock().drain().map(|(_, r)| r).collect();
+        for running in all {
+            self.teardown(running);
+        }
+        self.podnet.teardown();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Running>> {
+        self.workloads.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The resolver file bind-mounted over the workload's /etc/resolv.conf.
+fn resolv_conf_text(nameservers: &[SocketAddr]) -> String {
+    let mut text = String::from("# written by egret for this workload\n");
+    for ns in nameservers.iter().filter(|ns| ns.port() == 53).take(3) {
+        text.push_str(&format!("nameserver {}\n", ns.ip()));
+    }
+    if nameservers.iter().all(|ns| ns.port() != 53) {
+        // Any port-53 address is captured to the agent's DNS proxy for enrolled
+        // workloads; this one keeps glibc from falling back to 127.0.0.1.
+        text.push_str("nameserver 10.0.0.10\n");
+    }
+    text.push_str("options ndots:1\n");
+    text
+}
+
+/// Accepts captured connections on one outbound listener and hands each to
+/// the waypoint with its original destination from the kernel.
+async fn accept_outbound(
+    listener: tokio::net::TcpListener,
+    info: Arc<WorkloadInfo>,
+    kernel: Arc<Kernel>,
+    proxy: Arc<ProxyContext>,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(workload = %info.name, error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let family = if peer.is_ipv4() { AF_INET } else { AF_INET6 };
+        let key = FlowKey {
+            netns_cookie: info.netns_cookie,
+            port: peer.port(),
+            family,
+            _pad: 0,
+        };
+        let orig = match kernel.take_orig_dst(&key) {
+            Ok(Some(orig)) => orig,
+            Ok(None) => {
+                tracing::warn!(workload = %info.name, %peer, "connection on the outbound listener without a captured destination; closed");
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(workload = %info.name, error = %e, "original destination lookup failed; closed");
+                continue;
+            }
+        };
+        let ip = canonical(IpAddr::from(orig.addr));
+        let orig_dst = SocketAddr::new(ip, orig.port);
+        let src = SocketAddr::new(info.ip, peer.port());
+        tokio::spawn(handle_outbound(proxy.clone(), stream, info.clone(), src, orig_dst));
+    }
+}
