@@ -1,1 +1,23 @@
-//! `cargo xtask test`: every test.
+//! `cargo xtask test`: every test, as CI runs it. Builds the kernel programs
+//! and the agent first; lints; then unit, integration and end-to-end suites
+//! (the privileged ones need root and fail, never skip, without it).
+
+use crate::prereq::{cargo, ensure_packages, require_root, workspace_root, PACKAGES};
+
+/// Runs every check and test.
+pub fn run() -> anyhow::Result<()> {
+    require_root("the test suite")?;
+    ensure_packages(PACKAGES)?;
+    crate::build_ebpf::run()?;
+    cargo(&["fmt", "--all", "--", "--check"], &[])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
+    cargo(&["build", "-p", "egret"], &[])?;
+    let egret = workspace_root().join("target/debug/egret");
+    let egret = egret.to_string_lossy();
+    // Two threads: each end-to-end test runs a whole node (agent, dnsmasq,
+    // httpbin), and the machine has two cores.
+    cargo(
+        &["test", "--workspace", "--all-targets", "--", "--test-threads=2"],
+        &[("EGRET_BIN", &egret)],
+    )
+}

@@ -1,0 +1,96 @@
+//! What the tests and the demo need on the machine, installed when missing.
+
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+/// Debian packages the end-to-end tests and the demo run: real curl, real
+/// httpbin (behind gunicorn), real dnsmasq, iproute2 and nsenter for the
+/// namespaces, nftables for the pod network's masquerade, openssl for test
+/// certificates.
+pub const PACKAGES: &[&str] = &[
+    "curl",
+    "python3-httpbin",
+    "gunicorn",
+    "dnsmasq-base",
+    "iproute2",
+    "util-linux",
+    "nftables",
+    "openssl",
+];
+
+/// Installs whichever of `packages` is missing (apt-get; needs root).
+pub fn ensure_packages(packages: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+                .unwrap_or(false)
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    require_root("installing packages")?;
+    eprintln!("xtask: installing {}", missing.join(" "));
+    run("apt-get", &["update", "-qq"])?;
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend(&missing);
+    let status = Command::new("apt-get")
+        .args(&args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .context("apt-get")?;
+    if !status.success() {
+        bail!("could not install {}: apt-get failed", missing.join(" "));
+    }
+    Ok(())
+}
+
+/// Fails unless running as root: eBPF and network namespaces need it.
+pub fn require_root(why: &str) -> anyhow::Result<()> {
+    let out = Command::new("id").arg("-u").output().context("id -u")?;
+    if String::from_utf8_lossy(&out.stdout).trim() != "0" {
+        bail!("{why} needs root (eBPF programs, network namespaces): run as root, e.g. `sudo -E cargo xtask …`");
+    }
+    Ok(())
+}
+
+/// Runs a command that must succeed.
+pub fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .with_context(|| format!("cannot run {program}"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Runs `cargo ARGS` from the workspace root.
+pub fn cargo(args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(workspace_root())
+        .status()
+        .with_context(|| format!("cannot run {cargo}"))?;
+    if !status.success() {
+        bail!("`cargo {}` failed with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+/// The workspace's root folder.
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
