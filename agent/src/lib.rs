@@ -4,6 +4,7 @@
 //! listener it lands on, [`proxy`] carries it upstream, [`config`] says what
 //! is allowed, [`dns`] hands out the addresses that get it caught.
 
+pub mod authz;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -11,4 +12,5 @@ pub mod dns;
 pub mod kernel;
 pub mod logging;
 pub mod proxy;
+pub mod route;
 pub mod workload;

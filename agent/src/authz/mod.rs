@@ -1,0 +1,1 @@
+//! AuthorizationPolicy: compiled once per config change, evaluated per request at the waypoint.

@@ -1,0 +1,1 @@
+//! VirtualService: ordered HTTP routes, matches, rewrites and header operations.
