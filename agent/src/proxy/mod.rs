@@ -1,1 +1,49 @@
 //! The waypoint: captured connections in, policy and routing, upstream out.
+//!
+//! Follow a connection: [`outbound`] dispatches it on the config snapshot,
+//! [`http`] serves HTTP ports through its request pipeline, [`tcp`] copies
+//! everything else; both pick addresses with [`endpoint`] and open them with
+//! [`connect`]. [`access_log`] writes what happened, with [`flags`] saying why.
+
+pub mod access_log;
+pub mod connect;
+pub mod context;
+pub mod counted;
+pub mod endpoint;
+pub mod flags;
+pub mod http;
+pub mod outbound;
+pub mod tcp;
+
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::config::snapshot::Snapshot;
+
+pub use self::flags::{ResponseFlag, ResponseFlags};
+pub use self::outbound::handle_outbound;
+
+/// Resolves upstream host names (implemented by the lead over dns::Resolver).
+pub trait ResolveHost: Send + Sync + 'static {
+    /// All addresses of `host`, in the order to try them.
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>>;
+}
+
+/// Everything the waypoint needs, shared by all connections.
+pub struct ProxyContext {
+    /// The current config; each connection reads it once at accept, each
+    /// HTTP request once more when it arrives.
+    pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    /// Resolver for `resolution: DNS` hosts and endpoint names.
+    pub resolver: Arc<dyn ResolveHost>,
+    /// Trust domain of the SPIFFE identities in access log lines.
+    pub trust_domain: String,
+}

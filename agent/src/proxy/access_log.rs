@@ -1,0 +1,177 @@
+//! Access log lines in ztunnel's shape: one `request complete` line per HTTP
+//! request (target `http access`) and one `connection complete` line per
+//! connection (target `access`). Field order follows ztunnel's
+//! `src/proxy/metrics.rs`; [`crate::logging`] renders them.
+
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::context::ConnectionContext;
+use super::counted::ByteCounters;
+use super::flags::{ResponseFlag, ResponseFlags};
+
+/// Target of per-request lines.
+pub const HTTP_ACCESS_TARGET: &str = "http access";
+/// Target of per-connection lines.
+pub const CONNECTION_ACCESS_TARGET: &str = "access";
+
+/// How a connection ended, beyond what [`ConnectionContext`] knew at accept.
+#[derive(Debug, Default)]
+pub struct ConnectionOutcome {
+    /// The last upstream endpoint the connection was carried to.
+    pub upstream: Option<SocketAddr>,
+    /// Why it went differently than asked.
+    pub flags: ResponseFlags,
+    /// What failed, for the operator.
+    pub error: Option<String>,
+}
+
+impl ConnectionOutcome {
+    /// A connection refused before any upstream was tried.
+    pub fn refused(flag: ResponseFlag, error: impl Display) -> Self {
+        let mut outcome = ConnectionOutcome::default();
+        outcome.fail(Some(flag), &error);
+        outcome
+    }
+
+    /// Records a failure (and its flag, when it has one).
+    pub fn fail(&mut self, flag: Option<ResponseFlag>, error: &dyn Display) {
+        if let Some(flag) = flag {
+            self.flags.insert(flag);
+        }
+        self.error = Some(error.to_string());
+    }
+}
+
+/// The request-line facts of one HTTP request, taken before any stage
+/// rewrites it (the log shows what the workload sent).
+#[derive(Debug)]
+pub struct RequestRecord {
+    /// Request method.
+    pub method: http::Method,
+    /// Path and query as sent.
+    pub path: String,
+    /// `Host` header (or the URI's authority).
+    pub host: Option<String>,
+    /// `User-Agent` header.
+    pub user_agent: Option<String>,
+    /// When the request head was received.
+    pub started: Instant,
+}
+
+impl RequestRecord {
+    /// Takes the facts from a request head.
+    pub fn from_head(head: &http::request::Parts) -> Self {
+        let header = |name: http::header::HeaderName| {
+            head.headers
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        RequestRecord {
+            method: head.method.clone(),
+            path: head
+                .uri
+                .path_and_query()
+                .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
+            host: header(http::header::HOST)
+                .or_else(|| head.uri.authority().map(|a| a.to_string())),
+            user_agent: header(http::header::USER_AGENT),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// Emits the `request complete` line.
+pub fn request_complete(
+    conn: &ConnectionContext,
+    upstream: Option<SocketAddr>,
+    request: &RequestRecord,
+    status: http::StatusCode,
+    flags: ResponseFlags,
+) {
+    let peers = Peers::of(conn);
+    tracing::event!(
+        target: "http access",
+        tracing::Level::INFO,
+        src.addr = %conn.src,
+        src.workload = conn.workload.name.as_str(),
+        src.namespace = conn.workload.namespace.as_str(),
+        src.identity = peers.src_identity.as_str(),
+        dst.addr = upstream.map(tracing::field::display),
+        dst.hbone_addr = %conn.orig_dst,
+        dst.service = peers.service,
+        dst.workload = peers.waypoint_name,
+        dst.namespace = peers.waypoint_namespace,
+        dst.identity = peers.waypoint_identity.as_deref(),
+        direction = "outbound",
+        method = %request.method,
+        path = request.path.as_str(),
+        protocol = %"HTTP1",
+        response_code = status.as_u16(),
+        host = request.host.as_deref(),
+        user_agent = request.user_agent.as_deref(),
+        duration = millis(request.started.elapsed()).as_str(),
+        response_flags = flags.non_empty().map(tracing::field::display),
+        "request complete"
+    );
+}
+
+/// Emits the `connection complete` line.
+pub fn connection_complete(
+    conn: &ConnectionContext,
+    outcome: &ConnectionOutcome,
+    bytes: &ByteCounters,
+) {
+    let peers = Peers::of(conn);
+    tracing::event!(
+        target: "access",
+        tracing::Level::INFO,
+        src.addr = %conn.src,
+        src.workload = conn.workload.name.as_str(),
+        src.namespace = conn.workload.namespace.as_str(),
+        src.identity = peers.src_identity.as_str(),
+        dst.addr = outcome.upstream.map(tracing::field::display),
+        dst.hbone_addr = %conn.orig_dst,
+        dst.service = peers.service,
+        dst.workload = peers.waypoint_name,
+        dst.namespace = peers.waypoint_namespace,
+        dst.identity = peers.waypoint_identity.as_deref(),
+        direction = "outbound",
+        bytes_sent = bytes.sent(),
+        bytes_recv = bytes.recv(),
+        duration = millis(conn.started.elapsed()).as_str(),
+        response_flags = outcome.flags.non_empty().map(tracing::field::display),
+        error = outcome.error.as_deref(),
+        "connection complete"
+    );
+}
+
+/// The `src.*`/`dst.*` values both lines share, as the strings they print.
+struct Peers<'a> {
+    src_identity: String,
+    service: Option<&'a str>,
+    waypoint_name: Option<&'a str>,
+    waypoint_namespace: Option<&'a str>,
+    waypoint_identity: Option<String>,
+}
+
+impl<'a> Peers<'a> {
+    fn of(conn: &'a ConnectionContext) -> Self {
+        Peers {
+            src_identity: conn.src_identity.to_string(),
+            service: conn.service.as_ref().map(|s| s.host.as_str()),
+            waypoint_name: conn.waypoint.as_ref().map(|w| w.reference.name.as_str()),
+            waypoint_namespace: conn
+                .waypoint
+                .as_ref()
+                .map(|w| w.reference.namespace.as_str()),
+            waypoint_identity: conn.waypoint.as_ref().map(|w| w.identity.to_string()),
+        }
+    }
+}
+
+/// `13ms`, as ztunnel prints durations.
+fn millis(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}

@@ -1,0 +1,270 @@
+//! Endpoint selection: the ordered list of addresses a service port's
+//! traffic may go to, per the ServiceEntry's `resolution`.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::config::snapshot::{Endpoint, Resolution, ServicePort};
+
+use super::context::UpstreamTarget;
+use super::flags::ResponseFlag;
+use super::ResolveHost;
+
+/// Why no upstream address could be chosen.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// The resolver failed for every name it was asked.
+    #[error("resolving {host}: {source}")]
+    Resolve {
+        /// The name that failed to resolve (the first, when several did).
+        host: String,
+        /// The resolver's error.
+        #[source]
+        source: io::Error,
+    },
+    /// Resolution succeeded but produced no usable address.
+    #[error("service {host} has no endpoint address for port {port}")]
+    NoAddress {
+        /// The service host.
+        host: String,
+        /// The service port.
+        port: u16,
+    },
+}
+
+impl EndpointError {
+    /// The response flag this failure is reported with.
+    pub fn flag(&self) -> ResponseFlag {
+        ResponseFlag::NoHealthyUpstream
+    }
+}
+
+/// Addresses to try, in order, for `target`. `orig_dst` is where the workload
+/// connected (used as is for `resolution: NONE`).
+pub async fn select(
+    resolver: &dyn ResolveHost,
+    target: &UpstreamTarget,
+    orig_dst: SocketAddr,
+) -> Result<Vec<SocketAddr>, EndpointError> {
+    let service = &target.service;
+    let port = &target.port;
+    let addrs = match service.resolution {
+        Resolution::None => vec![SocketAddr::new(orig_dst.ip(), default_port(port))],
+        Resolution::Static => service
+            .endpoints
+            .iter()
+            .filter_map(|ep| {
+                let ip = ep.address.parse::<IpAddr>().ok()?;
+                Some(SocketAddr::new(ip, endpoint_port(ep, port)))
+            })
+            .collect(),
+        Resolution::Dns | Resolution::DnsRoundRobin | Resolution::DynamicDns => {
+            if service.endpoints.is_empty() {
+                resolve(resolver, &service.host)
+                    .await?
+                    .into_iter()
+                    .map(|ip| SocketAddr::new(ip, default_port(port)))
+                    .collect()
+            } else {
+                resolve_endpoints(resolver, &service.endpoints, port).await?
+            }
+        }
+    };
+    if addrs.is_empty() {
+        return Err(EndpointError::NoAddress {
+            host: service.host.clone(),
+            port: port.number,
+        });
+    }
+    Ok(addrs)
+}
+
+/// Resolves each endpoint; one failing name does not hide the others.
+async fn resolve_endpoints(
+    resolver: &dyn ResolveHost,
+    endpoints: &[Endpoint],
+    port: &ServicePort,
+) -> Result<Vec<SocketAddr>, EndpointError> {
+    let mut addrs = Vec::new();
+    let mut first_error = None;
+    for ep in endpoints {
+        match resolve(resolver, &ep.address).await {
+            Ok(ips) => addrs.extend(
+                ips.into_iter()
+                    .map(|ip| SocketAddr::new(ip, endpoint_port(ep, port))),
+            ),
+            Err(e) => {
+                tracing::debug!(endpoint = %ep.address, error = %e, "endpoint did not resolve");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) if addrs.is_empty() => Err(e),
+        _ => Ok(addrs),
+    }
+}
+
+/// An IP literal stands for itself; anything else goes to the resolver.
+async fn resolve(resolver: &dyn ResolveHost, host: &str) -> Result<Vec<IpAddr>, EndpointError> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![ip]);
+    }
+    resolver
+        .resolve(host)
+        .await
+        .map_err(|source| EndpointError::Resolve {
+            host: host.to_string(),
+            source,
+        })
+}
+
+/// ServiceEntry rule: the endpoint's own port for this port name, else
+/// `targetPort`, else the port number.
+fn endpoint_port(ep: &Endpoint, port: &ServicePort) -> u16 {
+    ep.ports
+        .get(&port.name)
+        .copied()
+        .unwrap_or_else(|| default_port(port))
+}
+
+fn default_port(port: &ServicePort) -> u16 {
+    port.target_port.unwrap_or(port.number)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::snapshot::{Protocol, Service, WaypointBinding};
+
+    /// Answers `a.test` with two addresses; fails everything else.
+    struct Fake;
+
+    impl ResolveHost for Fake {
+        fn resolve<'a>(
+            &'a self,
+            host: &'a str,
+        ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>> {
+            Box::pin(async move {
+                match host {
+                    "a.test" => Ok(vec!["::1".parse().unwrap(), "127.0.0.1".parse().unwrap()]),
+                    _ => Err(io::Error::new(io::ErrorKind::NotFound, "no such host")),
+                }
+            })
+        }
+    }
+
+    fn target(
+        resolution: Resolution,
+        endpoints: Vec<Endpoint>,
+        target_port: Option<u16>,
+    ) -> UpstreamTarget {
+        let port = ServicePort {
+            number: 80,
+            name: "http".into(),
+            protocol: Protocol::Http,
+            target_port,
+        };
+        UpstreamTarget {
+            service: Arc::new(Service {
+                namespace: "ns".into(),
+                name: "se".into(),
+                host: "a.test".into(),
+                vips: vec![],
+                ports: vec![port.clone()],
+                resolution,
+                endpoints,
+                waypoint: WaypointBinding::None,
+            }),
+            port,
+        }
+    }
+
+    fn ep(address: &str, ports: &[(&str, u16)]) -> Endpoint {
+        Endpoint {
+            address: address.into(),
+            ports: ports
+                .iter()
+                .map(|(n, p)| (n.to_string(), *p))
+                .collect::<HashMap<_, _>>(),
+        }
+    }
+
+    fn dst() -> SocketAddr {
+        "10.1.2.3:80".parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn dns_without_endpoints_resolves_host_with_target_port() {
+        let got = select(&Fake, &target(Resolution::Dns, vec![], Some(8080)), dst())
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                "[::1]:8080".parse().unwrap(),
+                "127.0.0.1:8080".parse().unwrap()
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn dns_endpoints_use_named_port_and_skip_failing_names() {
+        let t = target(
+            Resolution::DnsRoundRobin,
+            vec![ep("missing.test", &[]), ep("a.test", &[("http", 9000)])],
+            Some(8080),
+        );
+        let got = select(&Fake, &t, dst()).await.unwrap();
+        assert_eq!(
+            got,
+            vec![
+                "[::1]:9000".parse().unwrap(),
+                "127.0.0.1:9000".parse().unwrap()
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn dns_failure_is_no_healthy_upstream() {
+        let t = target(Resolution::Dns, vec![ep("missing.test", &[])], None);
+        let err = select(&Fake, &t, dst()).await.unwrap_err();
+        assert!(matches!(err, EndpointError::Resolve { ref host, .. } if host == "missing.test"));
+        assert_eq!(err.flag(), ResponseFlag::NoHealthyUpstream);
+    }
+
+    #[tokio::test]
+    async fn static_uses_endpoint_ips_in_order() {
+        let t = target(
+            Resolution::Static,
+            vec![ep("127.0.0.2", &[]), ep("::1", &[("http", 81)])],
+            None,
+        );
+        let got = select(&Fake, &t, dst()).await.unwrap();
+        assert_eq!(
+            got,
+            vec!["127.0.0.2:80".parse().unwrap(), "[::1]:81".parse().unwrap()]
+        );
+    }
+
+    #[tokio::test]
+    async fn static_without_endpoints_has_no_address() {
+        let err = select(&Fake, &target(Resolution::Static, vec![], None), dst())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EndpointError::NoAddress { port: 80, .. }));
+    }
+
+    #[tokio::test]
+    async fn none_goes_to_the_original_destination() {
+        let got = select(&Fake, &target(Resolution::None, vec![], Some(8443)), dst())
+            .await
+            .unwrap();
+        assert_eq!(got, vec!["10.1.2.3:8443".parse().unwrap()]);
+    }
+}

@@ -1,0 +1,130 @@
+//! The L7 path for HTTP ports of waypoint-bound services: the workload's
+//! HTTP/1.1 connection is served by hyper, and each request runs the
+//! [`pipeline::Pipeline`] and goes upstream through [`upstream::UpstreamSession`].
+//! Bodies stream both ways; nothing buffers a whole body.
+
+pub mod body;
+pub mod forward;
+pub mod pipeline;
+pub mod reply;
+pub mod upstream;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use self::body::{LoggedBody, PendingLog};
+use self::pipeline::{Decision, Exchange, Pipeline};
+use self::upstream::UpstreamSession;
+use super::access_log::{ConnectionOutcome, RequestRecord};
+use super::context::{ConnectionContext, UpstreamTarget};
+use super::flags::ResponseFlag;
+use super::ProxyContext;
+
+/// What every request of one workload connection shares.
+struct Connection {
+    ctx: Arc<ProxyContext>,
+    conn: Arc<ConnectionContext>,
+    target: UpstreamTarget,
+    pipeline: Pipeline,
+    upstream: UpstreamSession,
+}
+
+/// Serves HTTP/1.1 on `downstream` until the workload closes it.
+pub async fn serve<S>(
+    ctx: Arc<ProxyContext>,
+    conn: Arc<ConnectionContext>,
+    target: UpstreamTarget,
+    downstream: S,
+) -> ConnectionOutcome
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let state = Arc::new(Connection {
+        upstream: UpstreamSession::new(ctx.resolver.clone(), conn.orig_dst),
+        ctx,
+        conn,
+        target,
+        pipeline: Pipeline::standard(),
+    });
+    let service = {
+        let state = state.clone();
+        service_fn(move |request| handle(state.clone(), request))
+    };
+    let served = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        // Pipelined requests get their responses flushed together.
+        .pipeline_flush(true)
+        .serve_connection(TokioIo::new(downstream), service)
+        .await;
+
+    let mut outcome = ConnectionOutcome {
+        upstream: state.upstream.last_addr(),
+        ..ConnectionOutcome::default()
+    };
+    if let Err(e) = served {
+        // A malformed request is the workload's fault; a workload that
+        // hangs up mid-response is not an error worth a flag.
+        let flag = e
+            .is_parse()
+            .then_some(ResponseFlag::DownstreamProtocolError);
+        outcome.fail(flag, &e);
+    }
+    outcome
+}
+
+/// One request, top to bottom: record, decide, forward, respond.
+async fn handle(
+    state: Arc<Connection>,
+    request: Request<Incoming>,
+) -> Result<Response<LoggedBody>, Infallible> {
+    let (mut head, body) = request.into_parts();
+    let record = RequestRecord::from_head(&head);
+    let snapshot = state.ctx.snapshots.borrow().clone();
+    let mut exchange = Exchange::new(state.conn.clone(), snapshot, state.target.clone());
+
+    let response = match state.pipeline.decide(&mut exchange, &mut head) {
+        Decision::Respond(reply) => {
+            if let Some(flag) = reply.flag {
+                exchange.flags.insert(flag);
+            }
+            reply.into_response()
+        }
+        Decision::Continue => {
+            forward::upstream_request(&mut head, &exchange.target);
+            let request = Request::from_parts(head, body.boxed_unsync());
+            match state.upstream.send(&mut exchange, request).await {
+                Ok(response) => {
+                    let (mut head, body) = response.into_parts();
+                    forward::downstream_response(&mut head);
+                    Response::from_parts(head, body.boxed_unsync())
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "request got no upstream response");
+                    let reply = e.reply();
+                    if let Some(flag) = reply.flag {
+                        exchange.flags.insert(flag);
+                    }
+                    reply.into_response()
+                }
+            }
+        }
+    };
+
+    let (mut head, body) = response.into_parts();
+    state.pipeline.respond(&exchange, &mut head);
+    let log = PendingLog {
+        conn: state.conn.clone(),
+        upstream: exchange.upstream_addr,
+        request: record,
+        status: head.status,
+        flags: exchange.flags,
+    };
+    Ok(Response::from_parts(head, LoggedBody::new(body, log)))
+}

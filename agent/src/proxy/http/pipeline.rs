@@ -1,0 +1,142 @@
+//! The per-request pipeline: request head -> request stages (each may answer
+//! locally) -> upstream -> response stages -> workload.
+//!
+//! Policy plugs in as stages: authorization is a [`RequestStage`] that
+//! answers 403; a VirtualService route is a [`RequestStage`] that rewrites
+//! the head and sets [`Exchange::target`], plus a [`ResponseStage`] for its
+//! response header edits. Stages read [`Exchange::snapshot`], the config in
+//! force when the request arrived, so a config change applies to the next
+//! request without touching open connections.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{request, response, HeaderValue};
+
+use super::reply::LocalReply;
+use crate::config::snapshot::Snapshot;
+use crate::proxy::context::{ConnectionContext, UpstreamTarget};
+use crate::proxy::flags::ResponseFlags;
+
+/// Everything one request's stages share.
+#[derive(Debug)]
+pub struct Exchange {
+    /// The connection the request came on.
+    pub conn: Arc<ConnectionContext>,
+    /// The config in force when the request arrived.
+    pub snapshot: Arc<Snapshot>,
+    /// Where the request goes; a route stage may change it.
+    pub target: UpstreamTarget,
+    /// Reasons gathered so far, for the access log.
+    pub flags: ResponseFlags,
+    /// The upstream endpoint the request was sent to.
+    pub upstream_addr: Option<SocketAddr>,
+    /// From sending the request upstream to its response headers.
+    pub upstream_service_time: Option<Duration>,
+}
+
+impl Exchange {
+    /// A fresh exchange for a request on `conn`, going to `target`.
+    pub fn new(
+        conn: Arc<ConnectionContext>,
+        snapshot: Arc<Snapshot>,
+        target: UpstreamTarget,
+    ) -> Self {
+        Exchange {
+            conn,
+            snapshot,
+            target,
+            flags: ResponseFlags::default(),
+            upstream_addr: None,
+            upstream_service_time: None,
+        }
+    }
+}
+
+/// What a request stage decided.
+#[derive(Debug)]
+pub enum Decision {
+    /// Go on to the next stage, then upstream.
+    Continue,
+    /// Answer the workload now; nothing goes upstream.
+    Respond(LocalReply),
+}
+
+/// A step that sees (and may edit) each request head before it goes upstream.
+pub trait RequestStage: Send + Sync + 'static {
+    /// Inspects or edits the request; may answer instead of forwarding.
+    fn on_request(&self, exchange: &mut Exchange, head: &mut request::Parts) -> Decision;
+}
+
+/// A step that edits each response head before it goes to the workload
+/// (upstream responses and local replies alike).
+pub trait ResponseStage: Send + Sync + 'static {
+    /// Edits the response head.
+    fn on_response(&self, exchange: &Exchange, head: &mut response::Parts);
+}
+
+/// The ordered stages of the waypoint, shared by the requests of a connection.
+#[derive(Clone)]
+pub struct Pipeline {
+    request: Vec<Arc<dyn RequestStage>>,
+    response: Vec<Arc<dyn ResponseStage>>,
+}
+
+impl Pipeline {
+    /// A pipeline running `request` stages in order before upstream and
+    /// `response` stages in order after; Envoy's own response headers are
+    /// always set last.
+    pub fn new(
+        request: Vec<Arc<dyn RequestStage>>,
+        mut response: Vec<Arc<dyn ResponseStage>>,
+    ) -> Self {
+        response.push(Arc::new(EnvoyHeaders));
+        Pipeline { request, response }
+    }
+
+    /// The waypoint with no policy: every request goes upstream.
+    pub fn standard() -> Self {
+        Pipeline::new(Vec::new(), Vec::new())
+    }
+
+    /// Runs the request stages until one answers.
+    pub fn decide(&self, exchange: &mut Exchange, head: &mut request::Parts) -> Decision {
+        for stage in &self.request {
+            if let Decision::Respond(reply) = stage.on_request(exchange, head) {
+                return Decision::Respond(reply);
+            }
+        }
+        Decision::Continue
+    }
+
+    /// Runs every response stage.
+    pub fn respond(&self, exchange: &Exchange, head: &mut response::Parts) {
+        for stage in &self.response {
+            stage.on_response(exchange, head);
+        }
+    }
+}
+
+/// `server: istio-envoy` and `x-envoy-upstream-service-time`: how a user
+/// tells that a response came through the waypoint.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvoyHeaders;
+
+/// Header Envoy reports upstream latency in.
+pub const UPSTREAM_SERVICE_TIME: &str = "x-envoy-upstream-service-time";
+
+impl ResponseStage for EnvoyHeaders {
+    fn on_response(&self, exchange: &Exchange, head: &mut response::Parts) {
+        head.headers.insert(
+            http::header::SERVER,
+            HeaderValue::from_static("istio-envoy"),
+        );
+        if let Some(elapsed) = exchange.upstream_service_time {
+            head.headers.insert(
+                UPSTREAM_SERVICE_TIME,
+                HeaderValue::from(elapsed.as_millis() as u64),
+            );
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Replies the waypoint makes itself, worded as Envoy words them so
+//! clients and scripts written against Istio see the same thing.
+
+use std::borrow::Cow;
+
+use http::{header, HeaderValue, Response, StatusCode};
+
+use super::body::{self, ProxyBody};
+use crate::proxy::flags::ResponseFlag;
+
+/// A response made by the waypoint instead of an upstream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalReply {
+    /// Status code.
+    pub status: StatusCode,
+    /// `text/plain` body.
+    pub body: Cow<'static, str>,
+    /// Why the waypoint answered itself.
+    pub flag: Option<ResponseFlag>,
+}
+
+impl LocalReply {
+    /// 503: no upstream address accepted the connection (`UF`).
+    pub fn upstream_connect_failure() -> Self {
+        LocalReply {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            body: Cow::Borrowed(
+                "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+            ),
+            flag: Some(ResponseFlag::UpstreamConnectionFailure),
+        }
+    }
+
+    /// 503: the upstream connection closed before response headers (`UC`).
+    pub fn upstream_reset() -> Self {
+        LocalReply {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            body: Cow::Borrowed(
+                "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+            ),
+            flag: Some(ResponseFlag::UpstreamConnectionTermination),
+        }
+    }
+
+    /// 503: nothing to connect to (`UH`).
+    pub fn no_healthy_upstream() -> Self {
+        LocalReply {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            body: Cow::Borrowed("no healthy upstream"),
+            flag: Some(ResponseFlag::NoHealthyUpstream),
+        }
+    }
+
+    /// The response: `content-type: text/plain` and an exact length.
+    pub fn into_response(self) -> Response<ProxyBody> {
+        let length = HeaderValue::from(self.body.len());
+        let mut response = Response::new(body::full(self.body.into_owned()));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        headers.insert(header::CONTENT_LENGTH, length);
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn connect_failure_is_envoys_503() {
+        let reply = LocalReply::upstream_connect_failure();
+        assert_eq!(reply.flag, Some(ResponseFlag::UpstreamConnectionFailure));
+        let response = reply.into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["content-type"], "text/plain");
+        assert_eq!(response.headers()["content-length"], "91");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            &body[..],
+            b"upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+        );
+    }
+}

@@ -1,0 +1,175 @@
+//! The upstream leg of one workload connection: an HTTP/1.1 client
+//! connection to the chosen endpoint, kept for the next request on the same
+//! workload connection while it is healthy and goes to the same target.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::sync::Mutex;
+
+use super::body::ProxyBody;
+use super::pipeline::Exchange;
+use super::reply::LocalReply;
+use crate::proxy::connect::{self, ConnectError};
+use crate::proxy::context::UpstreamTarget;
+use crate::proxy::endpoint::{self, EndpointError};
+use crate::proxy::ResolveHost;
+
+/// Why a request got no response from upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// Nothing to connect to.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// No endpoint accepted the connection.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The endpoint accepted but the HTTP/1.1 client could not start.
+    #[error("starting HTTP/1.1 with {addr}: {source}")]
+    Handshake {
+        /// The endpoint.
+        addr: SocketAddr,
+        /// hyper's error.
+        #[source]
+        source: hyper::Error,
+    },
+    /// The connection failed before response headers arrived.
+    #[error("upstream {addr} closed before response headers: {source}")]
+    Reset {
+        /// The endpoint.
+        addr: SocketAddr,
+        /// hyper's error.
+        #[source]
+        source: hyper::Error,
+    },
+}
+
+impl UpstreamError {
+    /// The reply the workload gets instead (Envoy's wording and flag).
+    pub fn reply(&self) -> LocalReply {
+        match self {
+            UpstreamError::Endpoint(_) => LocalReply::no_healthy_upstream(),
+            UpstreamError::Connect(_) | UpstreamError::Handshake { .. } => {
+                LocalReply::upstream_connect_failure()
+            }
+            UpstreamError::Reset { .. } => LocalReply::upstream_reset(),
+        }
+    }
+}
+
+/// An open upstream connection and what it was opened for.
+struct Held {
+    target: UpstreamTarget,
+    addr: SocketAddr,
+    sender: SendRequest<ProxyBody>,
+}
+
+/// The upstream side of one workload connection.
+pub struct UpstreamSession {
+    resolver: Arc<dyn ResolveHost>,
+    orig_dst: SocketAddr,
+    // Requests on one HTTP/1.1 connection are served one at a time, so this
+    // lock is never contended; it only makes the session shareable.
+    held: Mutex<Option<Held>>,
+    last_addr: std::sync::Mutex<Option<SocketAddr>>,
+}
+
+impl UpstreamSession {
+    /// A session resolving names with `resolver`; `orig_dst` serves
+    /// `resolution: NONE`.
+    pub fn new(resolver: Arc<dyn ResolveHost>, orig_dst: SocketAddr) -> Self {
+        UpstreamSession {
+            resolver,
+            orig_dst,
+            held: Mutex::new(None),
+            last_addr: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The last endpoint a request was sent to (the connection line's `dst.addr`).
+    pub fn last_addr(&self) -> Option<SocketAddr> {
+        *self.last_addr.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends `request` to `exchange.target`, on the held connection when it
+    /// still works, else on a new one. Records the endpoint and the upstream
+    /// service time in `exchange`.
+    pub async fn send(
+        &self,
+        exchange: &mut Exchange,
+        mut request: Request<ProxyBody>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let mut slot = self.held.lock().await;
+        if let Some(mut held) = slot.take().filter(|h| h.target.same_as(&exchange.target)) {
+            // Waits for the previous response to finish; errs if closed.
+            if held.sender.ready().await.is_ok() {
+                self.record(exchange, held.addr);
+                let sent = Instant::now();
+                match held.sender.try_send_request(request).await {
+                    Ok(response) => {
+                        exchange.upstream_service_time = Some(sent.elapsed());
+                        *slot = Some(held);
+                        return Ok(response);
+                    }
+                    Err(mut e) => match e.take_message() {
+                        // Never written: the upstream closed the idle
+                        // connection first. A new connection gets it.
+                        Some(unsent) => request = unsent,
+                        None => {
+                            return Err(UpstreamError::Reset {
+                                addr: held.addr,
+                                source: e.into_error(),
+                            })
+                        }
+                    },
+                }
+            }
+        }
+
+        let mut held = self.open(&exchange.target).await?;
+        self.record(exchange, held.addr);
+        let sent = Instant::now();
+        let response =
+            held.sender
+                .send_request(request)
+                .await
+                .map_err(|source| UpstreamError::Reset {
+                    addr: held.addr,
+                    source,
+                })?;
+        exchange.upstream_service_time = Some(sent.elapsed());
+        *slot = Some(held);
+        Ok(response)
+    }
+
+    fn record(&self, exchange: &mut Exchange, addr: SocketAddr) {
+        exchange.upstream_addr = Some(addr);
+        *self.last_addr.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
+    }
+
+    /// Connects to the first endpoint of `target` that accepts.
+    async fn open(&self, target: &UpstreamTarget) -> Result<Held, UpstreamError> {
+        let addrs = endpoint::select(self.resolver.as_ref(), target, self.orig_dst).await?;
+        let (stream, addr) = connect::connect_first(&addrs).await?;
+        let (sender, connection) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|source| UpstreamError::Handshake { addr, source })?;
+        // The connection task ends when either side closes it.
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%addr, error = %e, "upstream connection ended");
+            }
+        });
+        Ok(Held {
+            target: target.clone(),
+            addr,
+            sender,
+        })
+    }
+}

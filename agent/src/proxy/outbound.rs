@@ -1,0 +1,126 @@
+//! Outbound dispatch: a captured connection is matched to its service and
+//! port in the snapshot current at accept time, then refused, served as
+//! HTTP, or proxied as TCP, and always logged once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+
+use super::access_log::{self, ConnectionOutcome};
+use super::context::{ConnectionContext, UpstreamTarget};
+use super::counted::{ByteCounters, Counted};
+use super::flags::ResponseFlag;
+use super::{http, tcp, ProxyContext};
+use crate::config::snapshot::{WaypointBinding, WaypointRef};
+use crate::workload::identity::WorkloadInfo;
+
+/// Why a captured connection was not carried anywhere.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DispatchError {
+    /// The address is not a VIP of any service.
+    #[error("no service has address {0}")]
+    UnknownAddress(std::net::IpAddr),
+    /// The service does not declare the port.
+    #[error("service {host} has no port {port}")]
+    UndeclaredPort {
+        /// The service host.
+        host: String,
+        /// The port the workload connected to.
+        port: u16,
+    },
+    /// The service is bound to a waypoint that does not exist.
+    #[error("service {host} is bound to waypoint {waypoint}, which does not exist")]
+    WaypointMissing {
+        /// The service host.
+        host: String,
+        /// The waypoint named by its label.
+        waypoint: WaypointRef,
+    },
+}
+
+impl DispatchError {
+    /// The response flag the refusal is logged with.
+    pub fn flag(&self) -> ResponseFlag {
+        match self {
+            DispatchError::UnknownAddress(_) | DispatchError::UndeclaredPort { .. } => {
+                ResponseFlag::NoRoute
+            }
+            DispatchError::WaypointMissing { .. } => ResponseFlag::WaypointMissing,
+        }
+    }
+}
+
+/// The path a connection takes.
+#[derive(Debug)]
+pub enum Route {
+    /// Served by the waypoint's HTTP pipeline.
+    Http(UpstreamTarget),
+    /// Bytes copied to the upstream.
+    Tcp(UpstreamTarget),
+}
+
+/// Chooses the path for a connection from what was known at accept.
+pub fn route(conn: &ConnectionContext) -> Result<Route, DispatchError> {
+    let service = conn
+        .service
+        .as_ref()
+        .ok_or(DispatchError::UnknownAddress(conn.orig_dst.ip()))?;
+    let port = conn
+        .service_port()
+        .ok_or_else(|| DispatchError::UndeclaredPort {
+            host: service.host.clone(),
+            port: conn.orig_dst.port(),
+        })?;
+    let target = UpstreamTarget {
+        service: service.clone(),
+        port: port.clone(),
+    };
+    match &service.waypoint {
+        WaypointBinding::Missing(waypoint) => Err(DispatchError::WaypointMissing {
+            host: service.host.clone(),
+            waypoint: waypoint.clone(),
+        }),
+        WaypointBinding::Bound(_) if port.protocol.is_http() => Ok(Route::Http(target)),
+        WaypointBinding::Bound(_) | WaypointBinding::None => Ok(Route::Tcp(target)),
+    }
+}
+
+/// Serves one captured connection. `src` is the workload's address as the
+/// access log shows it (workload IP + client port); `orig_dst` is where the
+/// workload connected (a service VIP and port). Never panics; every outcome
+/// ends in exactly one `connection complete` access log line.
+pub async fn handle_outbound(
+    ctx: Arc<ProxyContext>,
+    stream: TcpStream,
+    workload: Arc<WorkloadInfo>,
+    src: SocketAddr,
+    orig_dst: SocketAddr,
+) {
+    let snapshot = ctx.snapshots.borrow().clone();
+    let conn = Arc::new(ConnectionContext::new(
+        snapshot,
+        &ctx.trust_domain,
+        workload,
+        src,
+        orig_dst,
+    ));
+    let bytes = Arc::new(ByteCounters::default());
+    let _ = stream.set_nodelay(true);
+    let downstream = Counted::new(stream, bytes.clone());
+
+    let outcome = match route(&conn) {
+        Err(e) => {
+            // Dropping the stream closes it: the workload sees a closed
+            // connection, as with any refused connection.
+            drop(downstream);
+            tracing::debug!(error = %e, "connection refused");
+            ConnectionOutcome::refused(e.flag(), &e)
+        }
+        Ok(Route::Tcp(target)) => {
+            tcp::proxy(ctx.resolver.as_ref(), &conn, &target, downstream).await
+        }
+        Ok(Route::Http(target)) => http::serve(ctx.clone(), conn.clone(), target, downstream).await,
+    };
+    access_log::connection_complete(&conn, &outcome, &bytes);
+}

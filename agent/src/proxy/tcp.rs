@@ -1,0 +1,90 @@
+//! The L4 path: bytes copied both ways between the workload and one upstream
+//! endpoint, each direction closed on its own (half-close).
+
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::access_log::ConnectionOutcome;
+use super::connect::{self, ConnectError};
+use super::context::{ConnectionContext, UpstreamTarget};
+use super::endpoint::{self, EndpointError};
+use super::flags::ResponseFlag;
+use super::ResolveHost;
+
+/// Copy buffer per direction: large enough for bulk transfers.
+const COPY_BUFFER: usize = 64 * 1024;
+
+/// Why a proxied TCP connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TcpError {
+    /// No upstream address.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// No upstream address accepted the connection.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// One side failed while bytes were flowing.
+    #[error("copying between {upstream} and the workload: {source}")]
+    Copy {
+        /// The upstream endpoint.
+        upstream: SocketAddr,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl TcpError {
+    /// The response flag this failure is reported with, if any.
+    pub fn flag(&self) -> Option<ResponseFlag> {
+        match self {
+            TcpError::Endpoint(e) => Some(e.flag()),
+            TcpError::Connect(e) => Some(e.flag()),
+            // A reset mid-stream is the peers' business, not a proxy failure.
+            TcpError::Copy { .. } => None,
+        }
+    }
+}
+
+/// Proxies `downstream` to `target` until both directions are closed.
+pub async fn proxy<S>(
+    resolver: &dyn ResolveHost,
+    conn: &ConnectionContext,
+    target: &UpstreamTarget,
+    mut downstream: S,
+) -> ConnectionOutcome
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut outcome = ConnectionOutcome::default();
+    if let Err(e) = run(resolver, conn, target, &mut downstream, &mut outcome).await {
+        outcome.fail(e.flag(), &e);
+    }
+    outcome
+}
+
+async fn run<S>(
+    resolver: &dyn ResolveHost,
+    conn: &ConnectionContext,
+    target: &UpstreamTarget,
+    downstream: &mut S,
+    outcome: &mut ConnectionOutcome,
+) -> Result<(), TcpError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let addrs = endpoint::select(resolver, target, conn.orig_dst).await?;
+    let (mut upstream, addr) = connect::connect_first(&addrs).await?;
+    outcome.upstream = Some(addr);
+    // copy_bidirectional shuts down each write side when its reader hits
+    // EOF and keeps the other direction flowing: a correct half-close.
+    tokio::io::copy_bidirectional_with_sizes(downstream, &mut upstream, COPY_BUFFER, COPY_BUFFER)
+        .await
+        .map_err(|source| TcpError::Copy {
+            upstream: addr,
+            source,
+        })?;
+    Ok(())
+}
