@@ -15,7 +15,9 @@ pub const DNS_PORT: u16 = 15053;
 /// (the same value ztunnel uses).
 pub const EGRET_MARK: u32 = 0x539;
 
+/// Address family IPv4 (`OrigDst::family`, `FlowKey::family`).
 pub const AF_INET: u16 = 2;
+/// Address family IPv6 (`OrigDst::family`, `FlowKey::family`).
 pub const AF_INET6: u16 = 10;
 
 /// Capture this netns's connects to mesh services.
@@ -35,7 +37,7 @@ pub const fn v4_mapped(octets: [u8; 4]) -> Addr16 {
 }
 
 /// Value of `ENROLLED`, keyed by network-namespace cookie (`bpf_get_netns_cookie`).
-/// Writer: agent (workload manager). Readers: connect4/6, sendmsg4/6.
+/// Writer: agent (workload manager). Readers: connect4/6, sendmsg4/6, sock_ops.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Enrollment {
@@ -65,7 +67,9 @@ pub struct ServiceValue {
     pub flags: u32,
 }
 
-/// An original destination recorded at connect time.
+/// An original destination recorded at connect time (value of `PENDING`
+/// and `ORIG_DST`). For a v6 socket reaching an IPv4-mapped address,
+/// `family` is `AF_INET`: the destination is an IPv4 host.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OrigDst {
@@ -111,6 +115,60 @@ pub enum Stat {
 
 /// Number of `Stat` slots.
 pub const STAT_COUNT: u32 = 7;
+
+impl Stat {
+    /// Every counter, in slot order.
+    pub const ALL: [Stat; STAT_COUNT as usize] = [
+        Stat::RedirectService,
+        Stat::RedirectDns,
+        Stat::DnsReplyRestored,
+        Stat::PassthroughEnrolled,
+        Stat::SkipOwnSocket,
+        Stat::FlowRecorded,
+        Stat::FlowMissing,
+    ];
+
+    /// A stable snake_case name for metrics and status output.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Stat::RedirectService => "redirect_service",
+            Stat::RedirectDns => "redirect_dns",
+            Stat::DnsReplyRestored => "dns_reply_restored",
+            Stat::PassthroughEnrolled => "passthrough_enrolled",
+            Stat::SkipOwnSocket => "skip_own_socket",
+            Stat::FlowRecorded => "flow_recorded",
+            Stat::FlowMissing => "flow_missing",
+        }
+    }
+}
+
+impl FlowKey {
+    /// The key of a flow whose client has `port` (host order) in the netns
+    /// with `netns_cookie`; `family` is the accepted peer's (`AF_INET`/`AF_INET6`).
+    pub const fn new(netns_cookie: u64, port: u16, family: u16) -> Self {
+        FlowKey {
+            netns_cookie,
+            port,
+            family,
+            _pad: 0,
+        }
+    }
+}
+
+#[cfg(feature = "user")]
+impl OrigDst {
+    /// The destination as a socket address: `family` `AF_INET` reads the
+    /// mapped IPv4 address, anything else the 16 bytes as IPv6.
+    pub fn socket_addr(&self) -> core::net::SocketAddr {
+        use core::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+        if self.family == AF_INET {
+            let [.., a, b, c, d] = self.addr;
+            SocketAddr::from((Ipv4Addr::new(a, b, c, d), self.port))
+        } else {
+            SocketAddr::from((Ipv6Addr::from(self.addr), self.port))
+        }
+    }
+}
 
 #[cfg(feature = "user")]
 mod pod {

@@ -1,0 +1,156 @@
+//! The agent's handles on the kernel maps it writes or reads, each behind
+//! its own lock so callers on different maps never wait on each other.
+//! (`PENDING` is kernel-only: the programs write and consume it.)
+
+use std::collections::BTreeSet;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use aya::maps::{HashMap, MapData, MapError, PerCpuArray};
+use aya::Ebpf;
+use egret_common::{Enrollment, FlowKey, OrigDst, ServiceKey, ServiceValue, Stat};
+
+use super::error::KernelError;
+use super::sync::diff;
+use super::SyncReport;
+
+const ENROLLED: &str = "ENROLLED";
+const SERVICES: &str = "SERVICES";
+const ORIG_DST: &str = "ORIG_DST";
+const STATS: &str = "STATS";
+
+/// The maps the agent uses, taken out of the loaded object.
+pub struct Maps {
+    /// netns cookie -> Enrollment. Agent writes; connect/sendmsg/sock_ops read.
+    enrolled: Mutex<HashMap<MapData, u64, Enrollment>>,
+    /// ServiceKey -> ServiceValue. Agent writes (diff); connect4/6 read.
+    services: Mutex<HashMap<MapData, ServiceKey, ServiceValue>>,
+    /// FlowKey -> OrigDst. sock_ops writes; the agent reads and deletes.
+    orig_dst: Mutex<HashMap<MapData, FlowKey, OrigDst>>,
+    /// Stat -> per-CPU count. Programs write; the agent reads.
+    stats: Mutex<PerCpuArray<MapData, u64>>,
+}
+
+/// Every map handle is an fd; a panic while holding one leaves nothing torn.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A delete or lookup of a key that is not there.
+fn not_found(e: &MapError) -> bool {
+    match e {
+        MapError::KeyNotFound => true,
+        MapError::SyscallError(s) => s.io_error.raw_os_error() == Some(libc::ENOENT),
+        _ => false,
+    }
+}
+
+fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, KernelError>
+where
+    T: TryFrom<aya::maps::Map, Error = MapError>,
+{
+    let map = ebpf
+        .take_map(name)
+        .ok_or(KernelError::Missing { kind: "map", name })?;
+    T::try_from(map).map_err(KernelError::map(name))
+}
+
+impl Maps {
+    /// Takes the agent's maps out of a loaded object.
+    pub fn take(ebpf: &mut Ebpf) -> Result<Maps, KernelError> {
+        Ok(Maps {
+            enrolled: Mutex::new(take(ebpf, ENROLLED)?),
+            services: Mutex::new(take(ebpf, SERVICES)?),
+            orig_dst: Mutex::new(take(ebpf, ORIG_DST)?),
+            stats: Mutex::new(take(ebpf, STATS)?),
+        })
+    }
+
+    /// Makes `SERVICES` equal `wanted`, changing only the differing keys.
+    pub fn sync_services(&self, wanted: &BTreeSet<ServiceKey>) -> Result<SyncReport, KernelError> {
+        let mut map = lock(&self.services);
+        let current = map
+            .keys()
+            .collect::<Result<BTreeSet<_>, _>>()
+            .map_err(KernelError::map(SERVICES))?;
+        let change = diff(&current, wanted);
+        let mut report = SyncReport::default();
+        for key in &change.remove {
+            match map.remove(key) {
+                Ok(()) => report.removed += 1,
+                Err(e) if not_found(&e) => {}
+                Err(e) => return Err(KernelError::map(SERVICES)(e)),
+            }
+        }
+        for key in &change.add {
+            map.insert(key, ServiceValue::default(), 0)
+                .map_err(KernelError::map(SERVICES))?;
+            report.added += 1;
+        }
+        Ok(report)
+    }
+
+    /// Every key in `SERVICES`, sorted.
+    pub fn services(&self) -> Result<Vec<ServiceKey>, KernelError> {
+        let map = lock(&self.services);
+        let keys = map
+            .keys()
+            .collect::<Result<BTreeSet<_>, _>>()
+            .map_err(KernelError::map(SERVICES))?;
+        Ok(keys.into_iter().collect())
+    }
+
+    /// Adds or updates an enrolled netns.
+    pub fn enroll(&self, netns_cookie: u64, flags: u32) -> Result<(), KernelError> {
+        lock(&self.enrolled)
+            .insert(netns_cookie, Enrollment { flags, _pad: 0 }, 0)
+            .map_err(KernelError::map(ENROLLED))
+    }
+
+    /// Removes an enrolled netns; removing one that is not there is fine.
+    pub fn unenroll(&self, netns_cookie: u64) -> Result<(), KernelError> {
+        match lock(&self.enrolled).remove(&netns_cookie) {
+            Err(e) if !not_found(&e) => Err(KernelError::map(ENROLLED)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every enrolled netns cookie with its flags, sorted by cookie.
+    pub fn enrolled(&self) -> Result<Vec<(u64, u32)>, KernelError> {
+        let map = lock(&self.enrolled);
+        let mut all = map
+            .iter()
+            .map(|r| r.map(|(cookie, e)| (cookie, e.flags)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(KernelError::map(ENROLLED))?;
+        all.sort_unstable();
+        Ok(all)
+    }
+
+    /// Looks up and deletes one flow's original destination.
+    pub fn take_orig_dst(&self, key: &FlowKey) -> Result<Option<OrigDst>, KernelError> {
+        let mut map = lock(&self.orig_dst);
+        let orig = match map.get(key, 0) {
+            Ok(orig) => orig,
+            Err(e) if not_found(&e) => return Ok(None),
+            Err(e) => return Err(KernelError::map(ORIG_DST)(e)),
+        };
+        match map.remove(key) {
+            Err(e) if !not_found(&e) => Err(KernelError::map(ORIG_DST)(e)),
+            _ => Ok(Some(orig)),
+        }
+    }
+
+    /// Every counter summed over CPUs.
+    pub fn stats(&self) -> Result<Vec<(Stat, u64)>, KernelError> {
+        let map = lock(&self.stats);
+        Stat::ALL
+            .iter()
+            .map(|&stat| {
+                let per_cpu = map
+                    .get(&(stat as u32), 0)
+                    .map_err(KernelError::map(STATS))?;
+                Ok((stat, per_cpu.iter().sum()))
+            })
+            .collect()
+    }
+}
