@@ -1,4 +1,40 @@
 //! Cluster config: manifests (a folder, or the Kubernetes API) compiled into
 //! one immutable [`snapshot::Snapshot`].
+//!
+//! Flow for a folder: [`store`] reads the files, [`parse`] and [`kinds`]
+//! turn documents into checked [`object::Object`]s, [`watch`] keeps the last
+//! good version of each, [`allocate`] gives ServiceEntry hosts addresses,
+//! [`compile`] builds the snapshot, [`status`] writes what `get` shows.
 
+pub mod allocate;
+mod atomic;
+pub mod compile;
+pub mod error;
+pub mod kinds;
+pub mod object;
+pub mod parse;
 pub mod snapshot;
+pub mod status;
+pub mod store;
+pub mod watch;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use compile::compile;
+pub use error::ConfigError;
+
+/// The agent's private state folder for a config folder: `<config_dir>/.egret`
+/// (a dot entry, so the loader never reads it).
+pub fn state_dir(config_dir: &Path) -> PathBuf {
+    config_dir.join(".egret")
+}
+
+/// Loads and compiles `config_dir`, then watches it (inotify, debounced) and
+/// publishes a new snapshot, generation + 1, on every change.
+pub async fn start(
+    config_dir: PathBuf,
+    state_dir: PathBuf,
+) -> Result<tokio::sync::watch::Receiver<Arc<snapshot::Snapshot>>, ConfigError> {
+    watch::spawn(config_dir, state_dir)
+}

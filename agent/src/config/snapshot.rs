@@ -137,6 +137,9 @@ pub struct Snapshot {
     pub by_vip: HashMap<IpAddr, Arc<Service>>,
     /// Lowercase host -> services (several ServiceEntries may name a host).
     pub by_host: HashMap<String, Vec<Arc<Service>>>,
+    /// CIDR entries of `spec.addresses` (kept for range matching; only single
+    /// IPs become VIPs).
+    pub address_ranges: Vec<(ipnet::IpNet, Arc<Service>)>,
 }
 
 impl Snapshot {

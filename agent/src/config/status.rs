@@ -1,0 +1,249 @@
+//! Object status in `<state_dir>/status/<kind>.<ns>.<name>.yaml`: ServiceEntry
+//! addresses and `istio.io/WaypointBound`, Gateway `Accepted`/`Programmed`.
+//! `egret get -o yaml` merges these into what the user applied.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::allocate::{Addresses, AllocKey};
+use super::atomic;
+use super::error::ConfigError;
+use super::kinds::Spec;
+use super::object::{Object, ObjectKey};
+use super::snapshot::{Snapshot, WaypointBinding};
+
+/// One `status.addresses[]` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressStatus {
+    /// The host the address is for.
+    pub host: String,
+    /// The address.
+    pub value: String,
+}
+
+/// One `status.conditions[]` entry (Kubernetes field order).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// When `status` last changed (RFC 3339).
+    pub last_transition_time: String,
+    /// Human-readable detail.
+    pub message: String,
+    /// Machine-readable reason.
+    pub reason: String,
+    /// `"True"` or `"False"`.
+    pub status: String,
+    /// Condition type.
+    #[serde(rename = "type")]
+    pub type_: String,
+}
+
+/// An object's `status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// Auto-allocated addresses (ServiceEntry).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<AddressStatus>,
+    /// Conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// ServiceEntry condition type for waypoint binding.
+pub const WAYPOINT_BOUND: &str = "istio.io/WaypointBound";
+
+fn condition(type_: &str, ok: bool, reason: &str, message: String, now: &str) -> Condition {
+    Condition {
+        last_transition_time: now.to_string(),
+        message,
+        reason: reason.to_string(),
+        status: if ok { "True" } else { "False" }.to_string(),
+        type_: type_.to_string(),
+    }
+}
+
+/// The status of every ServiceEntry and Gateway, by status file name.
+pub fn render<'a>(
+    objects: impl IntoIterator<Item = &'a Object>,
+    snapshot: &Snapshot,
+    addresses: &HashMap<AllocKey, Addresses>,
+    now: &str,
+) -> BTreeMap<String, Status> {
+    let bindings: HashMap<(&str, &str), &WaypointBinding> = snapshot
+        .services
+        .iter()
+        .map(|s| ((s.namespace.as_str(), s.name.as_str()), &s.waypoint))
+        .collect();
+    let mut out = BTreeMap::new();
+    for o in objects {
+        let status = match &o.spec {
+            Spec::ServiceEntry(se) => {
+                let mut status = Status::default();
+                for host in &se.hosts {
+                    let key = AllocKey {
+                        namespace: o.namespace().to_string(),
+                        name: o.name().to_string(),
+                        host: host.to_ascii_lowercase(),
+                    };
+                    if let Some(a) = addresses.get(&key) {
+                        for value in [a.ipv4.to_string(), a.ipv6.to_string()] {
+                            status.addresses.push(AddressStatus {
+                                host: host.clone(),
+                                value,
+                            });
+                        }
+                    }
+                }
+                let binding = bindings
+                    .get(&(o.namespace(), o.name()))
+                    .copied()
+                    .unwrap_or(&WaypointBinding::None);
+                status.conditions.push(match binding {
+                    WaypointBinding::Bound(r) => condition(
+                        WAYPOINT_BOUND,
+                        true,
+                        "WaypointAccepted",
+                        format!("Successfully attached to waypoint {r}"),
+                        now,
+                    ),
+                    WaypointBinding::Missing(r) => condition(
+                        WAYPOINT_BOUND,
+                        false,
+                        "WaypointNotFound",
+                        format!("waypoint {r} not found"),
+                        now,
+                    ),
+                    WaypointBinding::None => condition(
+                        WAYPOINT_BOUND,
+                        false,
+                        "NotBound",
+                        "not bound to a waypoint".to_string(),
+                        now,
+                    ),
+                });
+                status
+            }
+            Spec::Gateway(gw) => {
+                let ok = gw.is_waypoint();
+                let (accepted, programmed) = if ok {
+                    (
+                        ("Accepted", "Resource accepted".to_string()),
+                        (
+                            "Programmed",
+                            "Resource programmed, served by egret".to_string(),
+                        ),
+                    )
+                } else {
+                    let msg = format!(
+                        "gateway class \"{}\" is not handled by egret",
+                        gw.gateway_class_name
+                    );
+                    (("Pending", msg.clone()), ("Pending", msg))
+                };
+                Status {
+                    addresses: Vec::new(),
+                    conditions: vec![
+                        condition("Accepted", ok, accepted.0, accepted.1, now),
+                        condition("Programmed", ok, programmed.0, programmed.1, now),
+                    ],
+                }
+            }
+            Spec::Namespace(_) => continue,
+        };
+        out.insert(o.key().file_name(), status);
+    }
+    out
+}
+
+/// The status folder under the agent's state folder.
+pub fn status_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("status")
+}
+
+/// Reads an object's status file, if any (for `get -o yaml`).
+pub fn read(state_dir: &Path, key: &ObjectKey) -> Option<Status> {
+    let text = std::fs::read_to_string(status_dir(state_dir).join(key.file_name())).ok()?;
+    serde_yaml::from_str(&text).ok()
+}
+
+/// Writes the rendered statuses: a condition whose status did not change
+/// keeps its old `lastTransitionTime`; unchanged files are not rewritten;
+/// files of objects that are gone are removed.
+pub fn write(state_dir: &Path, rendered: BTreeMap<String, Status>) -> Result<(), ConfigError> {
+    let dir = status_dir(state_dir);
+    std::fs::create_dir_all(&dir).map_err(|e| ConfigError::io(&dir, e))?;
+    for (name, mut status) in rendered.iter().map(|(n, s)| (n, s.clone())) {
+        let path = dir.join(name);
+        if let Some(old) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_yaml::from_str::<Status>(&t).ok())
+        {
+            for c in &mut status.conditions {
+                if let Some(prev) = old
+                    .conditions
+                    .iter()
+                    .find(|p| p.type_ == c.type_ && p.status == c.status)
+                {
+                    c.last_transition_time = prev.last_transition_time.clone();
+                }
+            }
+        }
+        let text = serde_yaml::to_string(&status).map_err(|e| ConfigError::State {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        atomic::write_if_changed(&path, text.as_bytes())?;
+    }
+    let entries = std::fs::read_dir(&dir).map_err(|e| ConfigError::io(&dir, e))?;
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".yaml") && !name.starts_with('.') && !rendered.contains_key(&name) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// `now` as Kubernetes writes times: `2025-02-20T16:52:48Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rfc3339_dates() {
+        let cases = [
+            (0, "1970-01-01T00:00:00Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (1_740_070_368, "2025-02-20T16:52:48Z"),
+            (4_107_542_399, "2100-02-28T23:59:59Z"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(secs)), want);
+        }
+    }
+}
