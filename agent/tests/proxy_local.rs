@@ -381,12 +381,20 @@ async fn http_through_waypoint_keeps_alive_and_logs_like_ztunnel() {
         "upstream connection reused"
     );
     assert!(text(second).await.starts_with("GET /headers\n"));
+    sender.ready().await.unwrap();
+    let third = sender.send_request(get("/headers")).await.unwrap();
+    assert_eq!(
+        third.headers()["x-upstream-conn"],
+        first_conn,
+        "still reused"
+    );
+    text(third).await;
 
     drop(sender);
     finish(task).await;
 
     let requests = request_lines(src);
-    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert_eq!(requests.len(), 3, "{requests:#?}");
     let peers = format!(
         "src.addr={src} src.workload=\"productpage-v1-7654b4b6d5-7c4l5\" src.namespace=\"bookinfo\" \
          src.identity=\"spiffe://cluster.local/ns/bookinfo/sa/bookinfo-productpage\" \
