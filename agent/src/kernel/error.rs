@@ -17,7 +17,7 @@ pub enum KernelError {
         source: std::io::Error,
     },
     /// The kernel refused the object's maps or BTF.
-    #[error("loading the eBPF object failed (egret needs root or CAP_BPF + CAP_NET_ADMIN + CAP_SYS_ADMIN): {0}")]
+    #[error("loading the eBPF object failed (egret needs root or CAP_BPF + CAP_NET_ADMIN + CAP_SYS_ADMIN): {}", chain(.0.as_ref()))]
     Load(#[source] Box<aya::EbpfError>),
     /// The object lacks a program or map this agent expects (wrong build).
     #[error(
@@ -30,7 +30,7 @@ pub enum KernelError {
         name: &'static str,
     },
     /// The verifier rejected a program, or attaching it failed.
-    #[error("eBPF program {name}: {source}")]
+    #[error("eBPF program {name}: {}", chain(source.as_ref()))]
     Program {
         /// The program's function name.
         name: &'static str,
@@ -39,7 +39,7 @@ pub enum KernelError {
         source: Box<aya::programs::ProgramError>,
     },
     /// A map could not be opened or an operation on it failed.
-    #[error("eBPF map {name}: {source}")]
+    #[error("eBPF map {name}: {}", chain(source.as_ref()))]
     Map {
         /// The map's name.
         name: &'static str,
@@ -78,4 +78,20 @@ impl KernelError {
             source: Box::new(source),
         }
     }
+}
+
+/// An error and its causes on one line: aya's errors keep the OS error
+/// (EPERM, EINVAL, …) in their source, which is what a user needs to see.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }

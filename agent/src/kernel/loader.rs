@@ -22,6 +22,8 @@ const SOCK_ADDR_PROGRAMS: [&str; 6] = [
 ];
 /// Files each captured TCP flow's original destination under its flow key.
 const SOCK_OPS_PROGRAM: &str = "egret_sockops";
+/// See the attach loop: with bpf_link this is multi-attach.
+const ATTACH_MODE: CgroupAttachMode = CgroupAttachMode::Single;
 /// aya-log's level switch in the object; records above it are not even
 /// formatted in the kernel.
 const LOG_LEVEL_GLOBAL: &str = "AYA_LOG_LEVEL";
@@ -54,14 +56,18 @@ pub fn load_and_attach(object: Option<&Path>) -> Result<Ebpf, KernelError> {
         what: format!("opening the cgroup v2 root {}", root.display()),
         source,
     })?;
-    // AllowMultiple: other agents (and tests) attach their own copies at the
-    // same root; each acts only for the namespaces in its own ENROLLED map.
+    // Other agents (and tests) attach their own copies at the same root; each
+    // acts only for the namespaces in its own ENROLLED map. aya attaches with
+    // a bpf_link (kernel 5.7+), which the kernel always treats as
+    // multi-attach and which rejects the BPF_F_ALLOW_MULTI flag that
+    // `AllowMultiple` would pass (EINVAL), so `Single` (flags 0) is the
+    // multi-attach mode here.
     for name in SOCK_ADDR_PROGRAMS {
         let prog: &mut CgroupSockAddr = program(&mut ebpf, name)?
             .try_into()
             .map_err(KernelError::program(name))?;
         prog.load().map_err(KernelError::program(name))?;
-        prog.attach(&cgroup, CgroupAttachMode::AllowMultiple)
+        prog.attach(&cgroup, ATTACH_MODE)
             .map_err(KernelError::program(name))?;
     }
     let prog: &mut SockOps = program(&mut ebpf, SOCK_OPS_PROGRAM)?
@@ -69,7 +75,7 @@ pub fn load_and_attach(object: Option<&Path>) -> Result<Ebpf, KernelError> {
         .map_err(KernelError::program(SOCK_OPS_PROGRAM))?;
     prog.load()
         .map_err(KernelError::program(SOCK_OPS_PROGRAM))?;
-    prog.attach(&cgroup, CgroupAttachMode::AllowMultiple)
+    prog.attach(&cgroup, ATTACH_MODE)
         .map_err(KernelError::program(SOCK_OPS_PROGRAM))?;
     Ok(ebpf)
 }
