@@ -14,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, U
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use egret::kernel::{netns_cookie_of, Kernel};
@@ -86,8 +87,37 @@ fn ip(args: &[&str]) {
     assert!(status.success(), "ip {} failed: {status}", args.join(" "));
 }
 
+/// Keeps every `log` record so the test can see the programs' aya-log lines.
+struct Recorder(Mutex<Vec<String>>);
+
+impl log::Log for Recorder {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        self.0.lock().unwrap().push(record.args().to_string());
+    }
+    fn flush(&self) {}
+}
+
+static RECORDER: Recorder = Recorder(Mutex::new(Vec::new()));
+
+/// Whether some recorded log line contains `needle`.
+fn logged(needle: &str) -> bool {
+    RECORDER
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains(needle))
+}
+
 /// Loads the programs or fails the test with what to do.
 fn load_kernel() -> Kernel {
+    // Both tests install it; only the first call succeeds, which is fine.
+    let _ = log::set_logger(&RECORDER);
+    // The programs format only the levels enabled when they are loaded.
+    log::set_max_level(log::LevelFilter::Debug);
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     assert_eq!(
