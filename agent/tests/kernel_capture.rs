@@ -235,6 +235,12 @@ fn tcp_connects_to_services_reach_the_outbound_listener() {
         None,
         "take deletes the entry"
     );
+    kernel.flush_logs();
+    assert!(
+        logged("connect to ::ffff:240.240.0.2:80 -> agent"),
+        "the redirect's debug line reaches the log facade: {:?}",
+        RECORDER.0.lock().unwrap()
+    );
 
     // A namespace that is not enrolled is untouched.
     assert_unreachable(
