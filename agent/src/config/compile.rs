@@ -202,3 +202,212 @@ fn index(snapshot: &mut Snapshot, service: &Arc<Service>) {
         .or_default()
         .push(service.clone());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::allocate::Allocator;
+    use crate::config::fixtures::{
+        objects, service_entry, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY,
+    };
+
+    fn build(texts: &[&str]) -> Snapshot {
+        let all: Vec<Object> = texts.iter().flat_map(|t| objects(t)).collect();
+        let mut alloc = Allocator::in_memory();
+        alloc.reconcile(&wanted_addresses(&all)).unwrap();
+        compile(&all, alloc.assigned())
+    }
+
+    fn waypoint(ns: &str, name: &str) -> WaypointRef {
+        WaypointRef {
+            namespace: ns.into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn walkthrough_step3() {
+        let s = build(&[EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY]);
+        assert!(s.is_ambient("istio-egress"));
+        assert!(s
+            .waypoints
+            .contains_key(&waypoint("istio-egress", "egress-waypoint")));
+        assert_eq!(
+            s.waypoints[&waypoint("istio-egress", "egress-waypoint")].service_account,
+            "egress-waypoint"
+        );
+        let svc = s
+            .service_for_vip("240.240.0.2".parse().unwrap())
+            .expect("v4 VIP");
+        assert_eq!(svc.host, "httpbin.org");
+        assert_eq!(
+            svc.waypoint,
+            WaypointBinding::Bound(waypoint("istio-egress", "egress-waypoint"))
+        );
+        assert!(s.service_for_vip("2001:2::2".parse().unwrap()).is_some());
+        let (v4, v6) = s.dns_lookup("HTTPBIN.org.").unwrap();
+        assert_eq!(v4, ["240.240.0.2".parse::<std::net::Ipv4Addr>().unwrap()]);
+        assert_eq!(v6, ["2001:2::2".parse::<std::net::Ipv6Addr>().unwrap()]);
+    }
+
+    #[test]
+    fn waypoint_binding_rules() {
+        let unlabelled_ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: istio-egress}\n";
+        let se_label = "    istio.io/use-waypoint: egress-waypoint\n";
+        let se_none = "    istio.io/use-waypoint: none\n";
+        let se_other_ns = "    istio.io/use-waypoint: egress-waypoint\n    istio.io/use-waypoint-namespace: elsewhere\n";
+        let spec = "  hosts: [a.com]\n  resolution: DNS\n";
+        let bound = WaypointBinding::Bound(waypoint("istio-egress", "egress-waypoint"));
+        let missing = WaypointBinding::Missing(waypoint("istio-egress", "egress-waypoint"));
+        let other_class = GATEWAY.replace("istio-waypoint", "istio");
+        let cases: Vec<(&str, Vec<String>, WaypointBinding)> = vec![
+            (
+                "SE label + gateway",
+                vec![
+                    unlabelled_ns.into(),
+                    GATEWAY.into(),
+                    service_entry("istio-egress", "a", se_label, spec),
+                ],
+                bound.clone(),
+            ),
+            (
+                "namespace label (4c re-apply)",
+                vec![
+                    EGRESS_NAMESPACE.into(),
+                    GATEWAY.into(),
+                    service_entry("istio-egress", "a", "", spec),
+                ],
+                bound.clone(),
+            ),
+            (
+                "no labels",
+                vec![
+                    unlabelled_ns.into(),
+                    GATEWAY.into(),
+                    service_entry("istio-egress", "a", "", spec),
+                ],
+                WaypointBinding::None,
+            ),
+            (
+                "SE none overrides namespace",
+                vec![
+                    EGRESS_NAMESPACE.into(),
+                    GATEWAY.into(),
+                    service_entry("istio-egress", "a", se_none, spec),
+                ],
+                WaypointBinding::None,
+            ),
+            (
+                "gateway missing",
+                vec![
+                    EGRESS_NAMESPACE.into(),
+                    service_entry("istio-egress", "a", "", spec),
+                ],
+                missing.clone(),
+            ),
+            (
+                "gateway of another class",
+                vec![
+                    EGRESS_NAMESPACE.into(),
+                    other_class,
+                    service_entry("istio-egress", "a", "", spec),
+                ],
+                missing,
+            ),
+            (
+                "waypoint namespace label",
+                vec![
+                    GATEWAY.into(),
+                    service_entry("istio-egress", "a", se_other_ns, spec),
+                ],
+                WaypointBinding::Missing(waypoint("elsewhere", "egress-waypoint")),
+            ),
+        ];
+        for (name, texts, want) in cases {
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let s = build(&texts);
+            assert_eq!(s.services[0].waypoint, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn vip_rules() {
+        let v4 = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let cases: Vec<(&str, String, Vec<IpAddr>)> = vec![
+            (
+                "DNS auto-allocates",
+                service_entry("n", "a", "", "  hosts: [a.com]\n  resolution: DNS\n"),
+                vec![v4("240.240.0.2"), v4("2001:2::2")],
+            ),
+            (
+                "NONE does not",
+                service_entry("n", "a", "", "  hosts: [a.com]\n  resolution: NONE\n"),
+                vec![],
+            ),
+            (
+                "unset resolution is NONE",
+                service_entry("n", "a", "", "  hosts: [a.com]\n"),
+                vec![],
+            ),
+            (
+                "label false",
+                service_entry(
+                    "n",
+                    "a",
+                    "    networking.istio.io/enable-autoallocate-ip: \"false\"\n",
+                    "  hosts: [a.com]\n  resolution: DNS\n",
+                ),
+                vec![],
+            ),
+            (
+                "wildcard NONE",
+                service_entry("n", "a", "", "  hosts: ['*.a.com']\n  resolution: NONE\n"),
+                vec![],
+            ),
+            (
+                "wildcard DYNAMIC_DNS",
+                service_entry(
+                    "n",
+                    "a",
+                    "",
+                    "  hosts: ['*.a.com']\n  resolution: DYNAMIC_DNS\n",
+                ),
+                vec![v4("240.240.0.2"), v4("2001:2::2")],
+            ),
+            (
+                "spec.addresses: IPs only",
+                service_entry(
+                    "n",
+                    "a",
+                    "",
+                    "  hosts: [a.com]\n  addresses: [10.1.2.3, 10.9.0.0/16]\n  resolution: DNS\n",
+                ),
+                vec![v4("10.1.2.3")],
+            ),
+        ];
+        for (name, text, want) in cases {
+            let s = build(&[&text]);
+            assert_eq!(s.services[0].vips, want, "{name}");
+            for ip in &want {
+                assert!(s.by_vip.contains_key(ip), "{name}: {ip} indexed");
+            }
+        }
+        let s = build(&[&service_entry(
+            "n",
+            "a",
+            "",
+            "  hosts: [a.com]\n  addresses: [10.9.0.0/16]\n  resolution: DNS\n",
+        )]);
+        assert_eq!(s.address_ranges.len(), 1);
+    }
+
+    #[test]
+    fn one_service_per_host_and_shared_hosts() {
+        let two = service_entry("n", "a", "", "  hosts: [a.com, B.com]\n  resolution: DNS\n");
+        let other = service_entry("m", "b", "", "  hosts: [b.com]\n  resolution: DNS\n");
+        let s = build(&[&two, &other]);
+        assert_eq!(s.services.len(), 3);
+        assert_eq!(s.by_host["b.com"].len(), 2);
+        assert_eq!(s.by_vip.len(), 6);
+    }
+}

@@ -247,3 +247,90 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod render_tests {
+    use super::*;
+    use crate::config::allocate::Allocator;
+    use crate::config::compile::{compile, wanted_addresses};
+    use crate::config::fixtures::{objects, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY};
+
+    fn rendered(text: &str, now: &str) -> BTreeMap<String, Status> {
+        let all = objects(text);
+        let mut alloc = Allocator::in_memory();
+        alloc.reconcile(&wanted_addresses(&all)).unwrap();
+        let snapshot = compile(&all, alloc.assigned());
+        render(&all, &snapshot, alloc.assigned(), now)
+    }
+
+    #[test]
+    fn walkthrough_service_entry_status() {
+        let r = rendered(
+            &format!("{EGRESS_NAMESPACE}---\n{GATEWAY}---\n{SERVICE_ENTRY}"),
+            "T0",
+        );
+        let yaml = serde_yaml::to_string(&r["serviceentry.istio-egress.httpbin.org.yaml"]).unwrap();
+        assert_eq!(
+            yaml,
+            "addresses:\n- host: httpbin.org\n  value: 240.240.0.2\n- host: httpbin.org\n  value: 2001:2::2\nconditions:\n- lastTransitionTime: T0\n  message: Successfully attached to waypoint istio-egress/egress-waypoint\n  reason: WaypointAccepted\n  status: 'True'\n  type: istio.io/WaypointBound\n"
+        );
+        let gw = &r["gateway.istio-egress.egress-waypoint.yaml"];
+        let summary: Vec<(&str, &str)> = gw
+            .conditions
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str()))
+            .collect();
+        assert_eq!(summary, [("Accepted", "True"), ("Programmed", "True")]);
+        assert!(!r.contains_key("namespace.istio-egress.yaml"));
+    }
+
+    #[test]
+    fn unbound_and_missing_waypoint_conditions() {
+        let missing = rendered(&format!("{EGRESS_NAMESPACE}---\n{SERVICE_ENTRY}"), "T0");
+        let c = &missing["serviceentry.istio-egress.httpbin.org.yaml"].conditions[0];
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "WaypointNotFound")
+        );
+        assert!(c.message.contains("istio-egress/egress-waypoint"));
+        let unbound = rendered(
+            &SERVICE_ENTRY.replace("istio.io/use-waypoint: egress-waypoint", "app: x"),
+            "T0",
+        );
+        let c = &unbound["serviceentry.istio-egress.httpbin.org.yaml"].conditions[0];
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "NotBound")
+        );
+    }
+
+    #[test]
+    fn write_keeps_transition_time_and_removes_stale_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let text = format!("{EGRESS_NAMESPACE}---\n{GATEWAY}---\n{SERVICE_ENTRY}");
+        write(tmp.path(), rendered(&text, "T0")).unwrap();
+        let file = status_dir(tmp.path()).join("serviceentry.istio-egress.httpbin.org.yaml");
+        let first = std::fs::read_to_string(&file).unwrap();
+        write(tmp.path(), rendered(&text, "T1")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            first,
+            "same status keeps T0"
+        );
+        // The waypoint goes away: the condition flips and gets a new time.
+        write(
+            tmp.path(),
+            rendered(&format!("{EGRESS_NAMESPACE}---\n{SERVICE_ENTRY}"), "T2"),
+        )
+        .unwrap();
+        let flipped = read(
+            tmp.path(),
+            &crate::config::object::ObjectKey::new("ServiceEntry", "istio-egress", "httpbin.org"),
+        )
+        .unwrap();
+        assert_eq!(flipped.conditions[0].last_transition_time, "T2");
+        assert!(!status_dir(tmp.path())
+            .join("gateway.istio-egress.egress-waypoint.yaml")
+            .exists());
+    }
+}

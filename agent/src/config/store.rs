@@ -368,3 +368,173 @@ fn list_without(
     }
     serde_yaml::to_string(&value).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::fixtures::{objects, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY};
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn se_key() -> ObjectKey {
+        ObjectKey::new("ServiceEntry", "istio-egress", "httpbin.org")
+    }
+
+    #[test]
+    fn apply_created_unchanged_configured_then_delete() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        let outcomes = |objs: Vec<Object>| -> Vec<String> {
+            store
+                .apply(objs)
+                .unwrap()
+                .iter()
+                .map(|(o, out)| format!("{} {out}", o.kubectl_ref()))
+                .collect()
+        };
+        assert_eq!(
+            outcomes(objects(&format!(
+                "{EGRESS_NAMESPACE}---\n{GATEWAY}---\n{SERVICE_ENTRY}"
+            ))),
+            [
+                "namespace/istio-egress created",
+                "gateway.gateway.networking.k8s.io/egress-waypoint created",
+                "serviceentry.networking.istio.io/httpbin.org created",
+            ]
+        );
+        assert_eq!(
+            files(tmp.path()),
+            [
+                "gateway.istio-egress.egress-waypoint.yaml",
+                "namespace.istio-egress.yaml",
+                "serviceentry.istio-egress.httpbin.org.yaml",
+            ]
+        );
+        assert_eq!(
+            outcomes(objects(SERVICE_ENTRY)),
+            ["serviceentry.networking.istio.io/httpbin.org unchanged"]
+        );
+        let changed = SERVICE_ENTRY.replace("number: 80", "number: 8080");
+        assert_eq!(
+            outcomes(objects(&changed)),
+            ["serviceentry.networking.istio.io/httpbin.org configured"]
+        );
+        assert_eq!(
+            std::fs::read_to_string(
+                tmp.path()
+                    .join("serviceentry.istio-egress.httpbin.org.yaml")
+            )
+            .unwrap(),
+            changed
+        );
+        assert_eq!(store.delete(&se_key()).unwrap(), [se_key()]);
+        let err = store.delete(&se_key()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "Error from server (NotFound): serviceentries.networking.istio.io \"httpbin.org\" not found"
+        );
+        assert!(store.get(&se_key()).is_err());
+    }
+
+    #[test]
+    fn apply_moves_object_out_of_a_hand_written_multi_doc_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let hand = tmp.path().join("mine.yaml");
+        std::fs::write(&hand, format!("# my setup\n{GATEWAY}---\n{SERVICE_ENTRY}")).unwrap();
+        let store = Store::new(tmp.path());
+        let changed = SERVICE_ENTRY.replace("resolution: DNS", "resolution: DNS_ROUND_ROBIN");
+        let out = store.apply(objects(&changed)).unwrap();
+        assert_eq!(out[0].1, Outcome::Configured);
+        let rest = std::fs::read_to_string(&hand).unwrap();
+        assert_eq!(rest, format!("# my setup\n{GATEWAY}"));
+        let loaded = store.load().unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        assert_eq!(loaded.objects.len(), 2);
+        assert_eq!(loaded.objects[&se_key()].object.text, changed);
+        // Deleting the last object of a hand-written file removes the file.
+        store
+            .delete(&ObjectKey::new(
+                "Gateway",
+                "istio-egress",
+                "egress-waypoint",
+            ))
+            .unwrap();
+        assert!(!hand.exists());
+    }
+
+    #[test]
+    fn apply_replaces_the_same_object_in_a_file_of_its_own() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("se.yml"), SERVICE_ENTRY).unwrap();
+        let store = Store::new(tmp.path());
+        store
+            .apply(objects(&SERVICE_ENTRY.replace("number: 80", "number: 81")))
+            .unwrap();
+        assert_eq!(
+            files(tmp.path()),
+            ["serviceentry.istio-egress.httpbin.org.yaml"]
+        );
+    }
+
+    #[test]
+    fn newest_duplicate_wins_with_a_warning() {
+        let tmp = tempfile::tempdir().unwrap();
+        let old = tmp.path().join("b-old.yaml");
+        let new = tmp.path().join("a-new.yaml");
+        std::fs::write(&old, SERVICE_ENTRY).unwrap();
+        std::fs::write(&new, SERVICE_ENTRY.replace("number: 80", "number: 81")).unwrap();
+        let past = SystemTime::now() - std::time::Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+        let loaded = Store::new(tmp.path()).load().unwrap();
+        assert_eq!(loaded.objects[&se_key()].file, new);
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(
+            loaded.warnings[0].contains("a-new.yaml") && loaded.warnings[0].contains("b-old.yaml")
+        );
+    }
+
+    #[test]
+    fn loader_ignores_dot_entries_and_other_extensions() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join(".hidden.yaml"), SERVICE_ENTRY).unwrap();
+        std::fs::write(tmp.path().join("notes.txt"), "not yaml: [").unwrap();
+        std::fs::create_dir(tmp.path().join(".egret")).unwrap();
+        std::fs::write(tmp.path().join("bad.yaml"), "a: [").unwrap();
+        let loaded = Store::new(tmp.path()).load().unwrap();
+        assert!(loaded.objects.is_empty());
+        assert_eq!(loaded.broken_files, [tmp.path().join("bad.yaml")]);
+        assert!(loaded.errors[0]
+            .error
+            .to_string()
+            .contains("bad.yaml: line 1: YAML syntax error"));
+    }
+
+    #[test]
+    fn deleting_a_namespace_deletes_its_objects() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        let other = SERVICE_ENTRY.replace("namespace: istio-egress", "namespace: other");
+        store
+            .apply(objects(&format!(
+                "{EGRESS_NAMESPACE}---\n{GATEWAY}---\n{SERVICE_ENTRY}---\n{other}"
+            )))
+            .unwrap();
+        let gone = store
+            .delete(&ObjectKey::new("Namespace", "", "istio-egress"))
+            .unwrap();
+        assert_eq!(gone.len(), 3);
+        assert_eq!(files(tmp.path()), ["serviceentry.other.httpbin.org.yaml"]);
+    }
+}

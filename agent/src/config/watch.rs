@@ -212,3 +212,148 @@ fn watch_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::fixtures::{service_entry, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY};
+    use crate::config::snapshot::WaypointBinding;
+
+    fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = tmp.path().to_path_buf();
+        let state = crate::config::state_dir(&config);
+        (tmp, config, state)
+    }
+
+    #[test]
+    fn last_good_version_stays_in_force() {
+        let (_tmp, config, state) = setup();
+        let se_file = config.join("se.yaml");
+        std::fs::write(
+            config.join("base.yaml"),
+            format!("{EGRESS_NAMESPACE}---\n{GATEWAY}"),
+        )
+        .unwrap();
+        std::fs::write(&se_file, SERVICE_ENTRY).unwrap();
+        let mut r = Reconciler::new(&config, &state).unwrap();
+        let first = r.reload().unwrap().unwrap();
+        assert_eq!(first.generation, 1);
+        assert_eq!(first.services[0].ports[0].number, 80);
+        // Nothing changed: no new snapshot.
+        assert!(r.reload().unwrap().is_none());
+
+        // A duplicate port: the last good ServiceEntry stays, nothing else moves.
+        let bad = SERVICE_ENTRY.replace(
+            "  resolution: DNS",
+            "  - name: web\n    number: 80\n  resolution: DNS",
+        );
+        std::fs::write(&se_file, &bad).unwrap();
+        assert!(r.reload().unwrap().is_none());
+        // A syntax error in the file: same.
+        std::fs::write(&se_file, "apiVersion: [").unwrap();
+        assert!(r.reload().unwrap().is_none());
+        // A new object that never was valid is simply absent.
+        std::fs::write(
+            config.join("never.yaml"),
+            service_entry("istio-egress", "never", "", "  hosts: ['*']\n"),
+        )
+        .unwrap();
+        assert!(r.reload().unwrap().is_none());
+        assert_eq!(r.objects().count(), 3);
+
+        // A good edit goes through.
+        std::fs::write(
+            &se_file,
+            SERVICE_ENTRY.replace("number: 80", "number: 8080"),
+        )
+        .unwrap();
+        let s = r.reload().unwrap().unwrap();
+        assert_eq!(s.generation, 2);
+        assert_eq!(s.services[0].ports[0].number, 8080);
+        assert_eq!(
+            s.services[0].vips, first.services[0].vips,
+            "addresses stable"
+        );
+
+        // Deleting the file removes the object and releases its addresses.
+        std::fs::remove_file(&se_file).unwrap();
+        let s = r.reload().unwrap().unwrap();
+        assert!(s.services.is_empty());
+        let saved = std::fs::read_to_string(state.join("addresses.json")).unwrap();
+        assert!(!saved.contains("httpbin.org"), "{saved}");
+        assert!(!status::status_dir(&state)
+            .join("serviceentry.istio-egress.httpbin.org.yaml")
+            .exists());
+    }
+
+    #[test]
+    fn addresses_survive_a_restart() {
+        let (_tmp, config, state) = setup();
+        let other = service_entry(
+            "istio-egress",
+            "first",
+            "",
+            "  hosts: [first.com]\n  resolution: DNS\n",
+        );
+        std::fs::write(config.join("a.yaml"), &other).unwrap();
+        std::fs::write(config.join("b.yaml"), SERVICE_ENTRY).unwrap();
+        let before = Reconciler::new(&config, &state)
+            .unwrap()
+            .reload()
+            .unwrap()
+            .unwrap();
+        let after = Reconciler::new(&config, &state)
+            .unwrap()
+            .reload()
+            .unwrap()
+            .unwrap();
+        let vips = |s: &Snapshot| -> Vec<_> { s.services.iter().map(|x| x.vips.clone()).collect() };
+        assert_eq!(vips(&before), vips(&after));
+        assert!(status::read(
+            &state,
+            &ObjectKey::new("ServiceEntry", "istio-egress", "httpbin.org")
+        )
+        .is_some());
+    }
+
+    #[tokio::test]
+    async fn watcher_publishes_changes_within_a_second() {
+        let (_tmp, config, state) = setup();
+        std::fs::write(config.join("ns.yaml"), EGRESS_NAMESPACE).unwrap();
+        let mut rx = crate::config::start(config.clone(), state.clone())
+            .await
+            .unwrap();
+        assert_eq!(rx.borrow().generation, 1);
+        assert!(rx.borrow().services.is_empty());
+        let wait = |rx: &mut watch::Receiver<Arc<Snapshot>>| {
+            let mut rx = rx.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(1), rx.changed())
+                    .await
+                    .expect("a new snapshot within a second")
+                    .unwrap();
+                rx.borrow_and_update().clone()
+            }
+        };
+        rx.borrow_and_update();
+        std::fs::write(config.join("gw.yaml"), GATEWAY).unwrap();
+        let s = wait(&mut rx).await;
+        assert_eq!(s.waypoints.len(), 1);
+        rx.borrow_and_update();
+        std::fs::write(config.join("se.yaml"), SERVICE_ENTRY).unwrap();
+        let s = loop {
+            // An editor-style write may land as two events; wait for the SE.
+            let s = wait(&mut rx).await;
+            rx.borrow_and_update();
+            if !s.services.is_empty() {
+                break s;
+            }
+        };
+        assert!(matches!(s.services[0].waypoint, WaypointBinding::Bound(_)));
+        std::fs::remove_file(config.join("se.yaml")).unwrap();
+        let s = wait(&mut rx).await;
+        assert!(s.services.is_empty());
+        assert!(s.generation >= 4);
+    }
+}

@@ -1,0 +1,28 @@
+//! Shared test helpers: objects from YAML text.
+
+use crate::config::object::{Object, DEFAULT_NAMESPACE};
+use crate::config::parse::parse_text;
+
+/// The walkthrough's Step 2 Gateway.
+pub const GATEWAY: &str = include_str!("step2-gateway.yaml");
+/// The walkthrough's Step 3 ServiceEntry.
+pub const SERVICE_ENTRY: &str = include_str!("step3-serviceentry.yaml");
+/// What `kubectl create namespace istio-egress` + the two `kubectl label ns` make.
+pub const EGRESS_NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: istio-egress\n  labels:\n    istio.io/dataplane-mode: ambient\n    istio.io/use-waypoint: egress-waypoint\n";
+
+/// Every object in `text`, which must all be valid.
+pub fn objects(text: &str) -> Vec<Object> {
+    parse_text(text, "fixture.yaml", DEFAULT_NAMESPACE)
+        .expect("fixture parses")
+        .into_iter()
+        .flat_map(|d| d.objects)
+        .map(|r| r.expect("fixture object is valid"))
+        .collect()
+}
+
+/// A ServiceEntry `name` in `ns` with `labels` (YAML lines) and `spec` (YAML lines).
+pub fn service_entry(ns: &str, name: &str, labels: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n{labels}spec:\n{spec}"
+    )
+}
