@@ -11,6 +11,7 @@ pub mod control;
 pub mod dns;
 pub mod kernel;
 pub mod logging;
+pub mod node;
 pub mod proxy;
 pub mod route;
 pub mod workload;

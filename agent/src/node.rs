@@ -38,7 +38,8 @@ pub struct NodeConfig {
 pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("create state folder {}", cfg.state_dir.display()))?;
-    let kernel = Arc::new(Kernel::load(cfg.bpf_object.as_deref()).context("loading eBPF programs")?);
+    let kernel =
+        Arc::new(Kernel::load(cfg.bpf_object.as_deref()).context("loading eBPF programs")?);
     let snapshots = crate::config::start(cfg.config_dir.clone(), cfg.state_dir.clone())
         .await
         .context("reading the config folder")?;
@@ -68,7 +69,11 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         manager: manager.clone(),
         snapshots: snapshots.clone(),
     });
-    let sync = tokio::spawn(apply_snapshots(snapshots.clone(), kernel.clone(), manager.clone()));
+    let sync = tokio::spawn(apply_snapshots(
+        snapshots.clone(),
+        kernel.clone(),
+        manager.clone(),
+    ));
     let logs = tokio::spawn(forward_kernel_logs(kernel.clone()));
     let socket = cfg.state_dir.join(SOCKET_NAME);
     let control = {
@@ -109,7 +114,9 @@ async fn apply_snapshots(
                 kernel_removed = report.removed,
                 "config in force"
             ),
-            Err(e) => tracing::error!(generation = snapshot.generation, error = %e, "kernel map sync failed"),
+            Err(e) => {
+                tracing::error!(generation = snapshot.generation, error = %e, "kernel map sync failed")
+            }
         }
         let m = manager.clone();
         let s = snapshot.clone();
@@ -123,7 +130,9 @@ async fn apply_snapshots(
 /// Relays the kernel programs' aya-log records into the agent's log.
 async fn forward_kernel_logs(kernel: Arc<Kernel>) {
     let Some(fd) = kernel.log_fd() else { return };
-    let Ok(async_fd) = tokio::io::unix::AsyncFd::new(fd) else {
+    // SAFETY: the fd belongs to the logger inside `kernel`, which this task
+    // keeps alive for as long as the registration exists.
+    let Ok(async_fd) = (unsafe { tokio::io::unix::AsyncFd::register(fd) }) else {
         return;
     };
     loop {
@@ -137,7 +146,10 @@ async fn forward_kernel_logs(kernel: Arc<Kernel>) {
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         return std::future::pending().await;
     };
     tokio::select! {

@@ -43,7 +43,11 @@ impl Node {
     /// waits until the agent serves its control socket.
     pub fn start(opts: NodeOptions) -> anyhow::Result<Node> {
         require_root();
-        let id = format!("egt{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let id = format!(
+            "egt{}x{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
         let node_ns = format!("{id}-node");
         let ext_ns = format!("{id}-ext");
         let config = tempfile::Builder::new().prefix("egret-e2e-").tempdir()?;
@@ -56,16 +60,52 @@ impl Node {
         let guard = NetnsGuard(vec![node_ns.clone(), ext_ns.clone()]);
         must(
             "ip",
-            &["-n", &node_ns, "link", "add", "ext0", "type", "veth", "peer", "name", "eth0", "netns", &ext_ns],
+            &[
+                "-n", &node_ns, "link", "add", "ext0", "type", "veth", "peer", "name", "eth0",
+                "netns", &ext_ns,
+            ],
         )?;
-        must("ip", &["-n", &node_ns, "addr", "add", &format!("{NODE_ADDR}/24"), "dev", "ext0"])?;
+        must(
+            "ip",
+            &[
+                "-n",
+                &node_ns,
+                "addr",
+                "add",
+                &format!("{NODE_ADDR}/24"),
+                "dev",
+                "ext0",
+            ],
+        )?;
         must("ip", &["-n", &node_ns, "link", "set", "ext0", "up"])?;
-        must("ip", &["-n", &ext_ns, "addr", "add", &format!("{EXTERNAL_ADDR}/24"), "dev", "eth0"])?;
+        must(
+            "ip",
+            &[
+                "-n",
+                &ext_ns,
+                "addr",
+                "add",
+                &format!("{EXTERNAL_ADDR}/24"),
+                "dev",
+                "eth0",
+            ],
+        )?;
         must("ip", &["-n", &ext_ns, "link", "set", "eth0", "up"])?;
-        must("ip", &["-n", &ext_ns, "route", "add", "default", "via", NODE_ADDR])?;
+        must(
+            "ip",
+            &["-n", &ext_ns, "route", "add", "default", "via", NODE_ADDR],
+        )?;
 
         let mut httpbin_cmd = in_netns(&ext_ns, "/usr/bin/gunicorn");
-        httpbin_cmd.args(["-b", &format!("{EXTERNAL_ADDR}:80"), "-w", "2", "--access-logfile", "-", "httpbin:app"]);
+        httpbin_cmd.args([
+            "-b",
+            &format!("{EXTERNAL_ADDR}:80"),
+            "-w",
+            "2",
+            "--access-logfile",
+            "-",
+            "httpbin:app",
+        ]);
         let httpbin = Background::spawn("httpbin", httpbin_cmd, &logs.join("httpbin.log"))?;
 
         let mut dns_cmd = in_netns(&node_ns, "dnsmasq");
@@ -108,15 +148,19 @@ impl Node {
             old.stop();
         }
         let mut cmd = in_netns(&self.node_ns, &egret().to_string_lossy());
-        cmd.arg("--config-dir")
-            .arg(self.config.path())
-            .args(["run", "--dns-upstream", NODE_ADDR, "--log", "info,egret=debug"]);
+        cmd.arg("--config-dir").arg(self.config.path()).args([
+            "run",
+            "--dns-upstream",
+            NODE_ADDR,
+            "--log",
+            "info,egret=debug",
+        ]);
         let mut agent = Background::spawn("egret agent", cmd, &self.logs.join("agent.log"))?;
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            agent.check_running().map_err(|e| {
-                anyhow::anyhow!("{e}; agent log:\n{}", self.agent_log())
-            })?;
+            agent
+                .check_running()
+                .map_err(|e| anyhow::anyhow!("{e}; agent log:\n{}", self.agent_log()))?;
             if self.agent_log().contains("egret agent ready") {
                 self.agent = Some(agent);
                 return Ok(());
@@ -135,7 +179,14 @@ impl Node {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             let out = in_netns(&self.node_ns, "curl")
-                .args(["-s", "-o", "/dev/null", "-m", "1", &format!("http://{EXTERNAL_ADDR}/get")])
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-m",
+                    "1",
+                    &format!("http://{EXTERNAL_ADDR}/get"),
+                ])
                 .output()?;
             if out.status.success() {
                 return Ok(());
@@ -187,7 +238,10 @@ impl Node {
     pub fn apply(&self, yaml: &str) -> anyhow::Result<String> {
         let out = self.egret_stdin(&["apply", "-f", "-"], Some(yaml))?;
         if !out.status.success() {
-            bail!("egret apply failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "egret apply failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -264,6 +318,8 @@ impl Drop for NetnsGuard {
 /// mounts the agent needs).
 pub fn in_netns(ns: &str, program: &str) -> Command {
     let mut cmd = Command::new("nsenter");
-    cmd.arg(format!("--net=/run/netns/{ns}")).arg("--").arg(program);
+    cmd.arg(format!("--net=/run/netns/{ns}"))
+        .arg("--")
+        .arg(program);
     cmd
 }

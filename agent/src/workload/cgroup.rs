@@ -14,8 +14,10 @@ impl WorkloadCgroup {
     /// Creates `<root>/egret/<name>`.
     pub fn create(root: &Path, name: &str) -> Result<Self, WorkloadError> {
         let path = root.join("egret").join(name);
-        std::fs::create_dir_all(&path)
-            .map_err(WorkloadError::io(format!("create cgroup {}", path.display())))?;
+        std::fs::create_dir_all(&path).map_err(WorkloadError::io(format!(
+            "create cgroup {}",
+            path.display()
+        )))?;
         Ok(WorkloadCgroup { path })
     }
 

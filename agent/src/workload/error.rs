@@ -16,6 +16,8 @@ pub enum WorkloadError {
         #[source]
         source: io::Error,
     },
+    #[error("kernel: {0}")]
+    Kernel(#[from] crate::kernel::KernelError),
     #[error("pod network {cidr} has no free address left")]
     AddressesExhausted { cidr: String },
 }

@@ -29,8 +29,9 @@ pub fn bind_in(path: &Path) -> Result<NetnsSockets, WorkloadError> {
         let v4 = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let v6 = |port| SocketAddr::from((Ipv6Addr::LOCALHOST, port));
         let outbound4 = tcp(v4(OUTBOUND_PORT))?;
-        let netns_cookie = netns_cookie_of(outbound4.as_fd())
-            .map_err(WorkloadError::io("read the namespace cookie (SO_NETNS_COOKIE)"))?;
+        let netns_cookie = netns_cookie_of(outbound4.as_fd()).map_err(WorkloadError::io(
+            "read the namespace cookie (SO_NETNS_COOKIE)",
+        ))?;
         let mut sockets = NetnsSockets {
             netns_cookie,
             outbound: vec![outbound4],

@@ -145,10 +145,12 @@ impl WorkloadManager {
         let sockets = bind_in(&netns.path())?;
         let cgroup = WorkloadCgroup::create(&self.cgroup_root, &netns.name)?;
         let dir = self.state_dir.join("workloads").join(id.to_string());
-        std::fs::create_dir_all(&dir).map_err(WorkloadError::io(format!("create {}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(WorkloadError::io(format!("create {}", dir.display())))?;
         let resolv_conf = dir.join("resolv.conf");
-        std::fs::write(&resolv_conf, resolv_conf_text(&self.nameservers))
-            .map_err(WorkloadError::io(format!("write {}", resolv_conf.display())))?;
+        std::fs::write(&resolv_conf, resolv_conf_text(&self.nameservers)).map_err(
+            WorkloadError::io(format!("write {}", resolv_conf.display())),
+        )?;
         let info = Arc::new(WorkloadInfo {
             name: name.to_string(),
             namespace: namespace.to_string(),
@@ -158,7 +160,9 @@ impl WorkloadManager {
         });
         let enrolled = self.services.snapshots.borrow().is_ambient(namespace);
         if enrolled {
-            self.services.kernel.enroll(info.netns_cookie, ENROLL_SERVICES | ENROLL_DNS)?;
+            self.services
+                .kernel
+                .enroll(info.netns_cookie, ENROLL_SERVICES | ENROLL_DNS)?;
         }
         let tasks = match self.spawn_listeners(&info, sockets) {
             Ok(t) => t,
@@ -267,7 +271,9 @@ impl WorkloadManager {
             }
             let cookie = running.info.netns_cookie;
             let result = if want {
-                self.services.kernel.enroll(cookie, ENROLL_SERVICES | ENROLL_DNS)
+                self.services
+                    .kernel
+                    .enroll(cookie, ENROLL_SERVICES | ENROLL_DNS)
             } else {
                 self.services.kernel.unenroll(cookie)
             };
@@ -369,6 +375,12 @@ async fn accept_outbound(
         let ip = canonical(IpAddr::from(orig.addr));
         let orig_dst = SocketAddr::new(ip, orig.port);
         let src = SocketAddr::new(info.ip, peer.port());
-        tokio::spawn(handle_outbound(proxy.clone(), stream, info.clone(), src, orig_dst));
+        tokio::spawn(handle_outbound(
+            proxy.clone(),
+            stream,
+            info.clone(),
+            src,
+            orig_dst,
+        ));
     }
 }

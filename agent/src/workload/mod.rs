@@ -5,5 +5,10 @@ pub mod cgroup;
 pub mod error;
 pub mod identity;
 mod ipcmd;
+pub mod listeners;
+pub mod manager;
 pub mod netns;
 pub mod podnet;
+
+pub use error::WorkloadError;
+pub use manager::{CreatedWorkload, Services, WorkloadManager, WorkloadSummary};
