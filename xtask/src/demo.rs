@@ -29,24 +29,62 @@ pub fn run() -> anyhow::Result<()> {
     banner("Step 2: the egress waypoint");
     for args in [
         &["create", "namespace", "istio-egress"][..],
-        &["label", "ns", "istio-egress", "istio.io/dataplane-mode=ambient"],
-        &["label", "ns", "istio-egress", "istio.io/use-waypoint=egress-waypoint"],
+        &[
+            "label",
+            "ns",
+            "istio-egress",
+            "istio.io/dataplane-mode=ambient",
+        ],
+        &[
+            "label",
+            "ns",
+            "istio-egress",
+            "istio.io/use-waypoint=egress-waypoint",
+        ],
     ] {
         show(&node, args)?;
     }
     show_apply(&node, GATEWAY)?;
-    show(&node, &["get", "gateway", "egress-waypoint", "-n", "istio-egress", "-o", "yaml"])?;
+    show(
+        &node,
+        &[
+            "get",
+            "gateway",
+            "egress-waypoint",
+            "-n",
+            "istio-egress",
+            "-o",
+            "yaml",
+        ],
+    )?;
 
     banner("Step 3: route httpbin.org through the waypoint");
     show_apply(&node, SERVICE_ENTRY)?;
     std::thread::sleep(std::time::Duration::from_millis(300));
-    show(&node, &["get", "serviceentry", "httpbin.org", "-n", "istio-egress", "-o", "yaml"])?;
+    show(
+        &node,
+        &[
+            "get",
+            "serviceentry",
+            "httpbin.org",
+            "-n",
+            "istio-egress",
+            "-o",
+            "yaml",
+        ],
+    )?;
     let curl = ["curl", "-sik", "httpbin.org/get"];
-    println!("$ egret exec -n bookinfo --service-account bookinfo-productpage -- {}", curl.join(" "));
+    println!(
+        "$ egret exec -n bookinfo --service-account bookinfo-productpage -- {}",
+        curl.join(" ")
+    );
     let out = node.exec("bookinfo", "bookinfo-productpage", &curl)?;
     print_output(&out);
     if !String::from_utf8_lossy(&out.stdout).contains("server: istio-envoy") {
-        bail!("the request did not go through the waypoint; agent log:\n{}", node.agent_log());
+        bail!(
+            "the request did not go through the waypoint; agent log:\n{}",
+            node.agent_log()
+        );
     }
 
     banner("The agent's access log for that request");

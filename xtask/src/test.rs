@@ -10,14 +10,30 @@ pub fn run() -> anyhow::Result<()> {
     ensure_packages(PACKAGES)?;
     crate::build_ebpf::run()?;
     cargo(&["fmt", "--all", "--", "--check"], &[])?;
-    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
+    cargo(
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
     cargo(&["build", "-p", "egret"], &[])?;
     let egret = workspace_root().join("target/debug/egret");
     let egret = egret.to_string_lossy();
     // Two threads: each end-to-end test runs a whole node (agent, dnsmasq,
     // httpbin), and the machine has two cores.
     cargo(
-        &["test", "--workspace", "--all-targets", "--", "--test-threads=2"],
+        &[
+            "test",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "--test-threads=2",
+        ],
         &[("EGRET_BIN", &egret)],
     )
 }

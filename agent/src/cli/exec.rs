@@ -19,7 +19,11 @@ pub struct ExecArgs {
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
     /// Service account the workload runs as (its SPIFFE identity).
-    #[arg(long = "service-account", visible_alias = "sa", default_value = "default")]
+    #[arg(
+        long = "service-account",
+        visible_alias = "sa",
+        default_value = "default"
+    )]
     pub service_account: String,
     /// Workload name shown in access logs (default: `<service account>-<id>`).
     #[arg(long)]
@@ -80,7 +84,8 @@ struct Entry {
 
 impl Entry {
     fn open(netns: &Path, cgroup: &Path, resolv_conf: &Path) -> anyhow::Result<Self> {
-        let cstr = |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).context("path with NUL");
+        let cstr =
+            |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).context("path with NUL");
         Ok(Entry {
             netns: File::open(netns).with_context(|| format!("open {}", netns.display()))?,
             cgroup_procs: OpenOptions::new()
@@ -106,7 +111,9 @@ impl Entry {
         };
         // SAFETY: raw syscalls on fds and C strings owned by `self`.
         unsafe {
-            check(libc::write(self.cgroup_procs.as_raw_fd(), b"0".as_ptr().cast(), 1) as libc::c_int)?;
+            check(
+                libc::write(self.cgroup_procs.as_raw_fd(), b"0".as_ptr().cast(), 1) as libc::c_int,
+            )?;
             check(libc::setns(self.netns.as_raw_fd(), libc::CLONE_NEWNET))?;
             check(libc::unshare(libc::CLONE_NEWNS))?;
             check(libc::mount(

@@ -51,7 +51,8 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
     };
     crate::logging::init(format, &args.log)?;
     let dns_upstreams = if args.dns_upstream.is_empty() {
-        crate::dns::system_upstreams().context("reading the host's resolvers; pass --dns-upstream")?
+        crate::dns::system_upstreams()
+            .context("reading the host's resolvers; pass --dns-upstream")?
     } else {
         args.dns_upstream
     };
@@ -87,7 +88,10 @@ mod tests {
 
     #[test]
     fn dns_addresses_default_to_port_53() {
-        assert_eq!(parse_dns_addr("10.0.0.2").unwrap().to_string(), "10.0.0.2:53");
+        assert_eq!(
+            parse_dns_addr("10.0.0.2").unwrap().to_string(),
+            "10.0.0.2:53"
+        );
         assert_eq!(parse_dns_addr("10.0.0.2:5353").unwrap().port(), 5353);
         assert_eq!(parse_dns_addr("::1").unwrap().to_string(), "[::1]:53");
         assert!(parse_dns_addr("resolver").is_err());
