@@ -1,0 +1,115 @@
+//! Istio's policy string values: `abc` exact, `abc*` prefix, `*abc` suffix,
+//! `*` present and non-empty. Parsed once; matching never allocates.
+
+/// One compiled string value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StrMatch {
+    /// The whole value.
+    Exact(Box<str>),
+    /// `abc*`.
+    Prefix(Box<str>),
+    /// `*abc`.
+    Suffix(Box<str>),
+    /// `*`: any non-empty value.
+    Presence,
+}
+
+impl StrMatch {
+    /// Parses a value the way Istio does: `*` first, then a leading `*`
+    /// (suffix), then a trailing `*` (prefix); any other `*` is literal.
+    pub fn parse(value: &str) -> Self {
+        if value == "*" {
+            StrMatch::Presence
+        } else if let Some(rest) = value.strip_prefix('*') {
+            StrMatch::Suffix(rest.into())
+        } else if let Some(rest) = value.strip_suffix('*') {
+            StrMatch::Prefix(rest.into())
+        } else {
+            StrMatch::Exact(value.into())
+        }
+    }
+
+    /// Like [`StrMatch::parse`], for values compared case-insensitively (hosts).
+    pub fn parse_ignore_case(value: &str) -> Self {
+        Self::parse(&value.to_ascii_lowercase())
+    }
+
+    /// Whether `value` matches, byte for byte.
+    pub fn matches(&self, value: &[u8]) -> bool {
+        match self {
+            StrMatch::Exact(e) => value == e.as_bytes(),
+            StrMatch::Prefix(p) => value.starts_with(p.as_bytes()),
+            StrMatch::Suffix(s) => value.ends_with(s.as_bytes()),
+            StrMatch::Presence => !value.is_empty(),
+        }
+    }
+
+    /// Whether `value` matches ignoring ASCII case; the pattern is already lowercase.
+    pub fn matches_ignore_case(&self, value: &[u8]) -> bool {
+        match self {
+            StrMatch::Exact(e) => value.eq_ignore_ascii_case(e.as_bytes()),
+            StrMatch::Prefix(p) => {
+                value.len() >= p.len() && value[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+            }
+            StrMatch::Suffix(s) => {
+                value.len() >= s.len()
+                    && value[value.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+            }
+            StrMatch::Presence => !value.is_empty(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StrMatch;
+
+    #[test]
+    fn string_forms() {
+        // (pattern, value, expected) — ztunnel's and Istio's string tables.
+        let table = [
+            ("foo", "foo", true),
+            ("foo", "not", false),
+            ("foo", "", false),
+            ("foo*", "foobar", true),
+            ("foo*", "foo", true),
+            ("foo*", "notfoo", false),
+            ("foo*", "", false),
+            ("*foo", "barfoo", true),
+            ("*foo", "foonot", false),
+            ("*foo", "", false),
+            ("*", "foo", true),
+            ("*", "", false),
+            ("a*b", "a*b", true),
+            ("a*b", "axb", false),
+            ("*foo*", "xfoo*", true),
+            ("*foo*", "xfoox", false),
+        ];
+        for (pattern, value, want) in table {
+            assert_eq!(
+                StrMatch::parse(pattern).matches(value.as_bytes()),
+                want,
+                "{pattern:?} vs {value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ignore_case() {
+        let table = [
+            ("Example.COM", "example.com", true),
+            ("example.com", "EXAMPLE.com", true),
+            ("*.Example.com", "api.EXAMPLE.COM", true),
+            ("example.*", "EXAMPLE.org", true),
+            ("example.com", "example.com:80", false),
+            ("example.com:*", "example.com:8080", true),
+        ];
+        for (pattern, value, want) in table {
+            assert_eq!(
+                StrMatch::parse_ignore_case(pattern).matches_ignore_case(value.as_bytes()),
+                want,
+                "{pattern:?} vs {value:?}"
+            );
+        }
+    }
+}
