@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod dns;
+pub mod identity;
 pub mod kernel;
 pub mod logging;
 pub mod node;

@@ -1,0 +1,175 @@
+//! The identity store: hands out a current certificate for an identity and
+//! the current trust bundle, whichever source they come from. Certificates
+//! are renewed lazily, at half-life, when a handshake asks for one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use rustls::RootCertStore;
+
+use super::ca::{LocalCa, LEAF_LIFETIME};
+use super::credential::Credential;
+use super::error::IdentityError;
+use super::files::{CertFiles, LoadedFiles};
+use super::spiffe::Identity;
+
+/// How often the files are checked for a change, at most.
+const FILE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where certificates come from.
+#[derive(Debug)]
+pub enum CertSource {
+    /// Issued on demand by this host's CA, for any identity.
+    LocalCa(Box<LocalCa>),
+    /// One certificate from files, for the identity it holds.
+    Files(CertFiles),
+}
+
+/// The current trust bundle; `generation` changes whenever it does.
+#[derive(Clone, Debug)]
+pub struct Bundle {
+    /// Increases with every reload of the bundle.
+    pub generation: u64,
+    /// The roots.
+    pub roots: Arc<RootCertStore>,
+}
+
+/// Certificates and trust bundle of one agent or waypoint.
+#[derive(Debug)]
+pub struct IdentityStore {
+    trust_domain: String,
+    source: CertSource,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    leaves: HashMap<Identity, Arc<Credential>>,
+    bundle: Bundle,
+    /// What the files held when last read, and when they were last checked.
+    files: Option<(LoadedFiles, Instant)>,
+}
+
+impl IdentityStore {
+    /// A store over `source` for identities of `trust_domain`.
+    pub fn new(trust_domain: &str, source: CertSource) -> Result<Self, IdentityError> {
+        let (roots, files) = match &source {
+            CertSource::LocalCa(ca) => (vec![ca.root().clone()], None),
+            CertSource::Files(f) => {
+                let loaded = f.load()?;
+                (loaded.roots.clone(), Some((loaded, Instant::now())))
+            }
+        };
+        let bundle = Bundle {
+            generation: 1,
+            roots: Arc::new(root_store(&roots, &source)?),
+        };
+        Ok(IdentityStore {
+            trust_domain: trust_domain.to_string(),
+            source,
+            state: Mutex::new(State {
+                leaves: HashMap::new(),
+                bundle,
+                files,
+            }),
+        })
+    }
+
+    /// The trust domain peers must belong to.
+    pub fn trust_domain(&self) -> &str {
+        &self.trust_domain
+    }
+
+    /// A certificate for `identity`, valid for at least half its lifetime.
+    pub fn credential(&self, identity: &Identity) -> Result<Arc<Credential>, IdentityError> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match &self.source {
+            CertSource::LocalCa(ca) => {
+                let now = SystemTime::now();
+                if let Some(c) = state.leaves.get(identity) {
+                    if !c.needs_refresh(now) {
+                        return Ok(c.clone());
+                    }
+                }
+                let fresh = Arc::new(ca.issue(identity, LEAF_LIFETIME)?);
+                tracing::debug!(%identity, "issued a workload certificate");
+                state.leaves.insert(identity.clone(), fresh.clone());
+                Ok(fresh)
+            }
+            CertSource::Files(files) => {
+                self.reload_files(files, &mut state);
+                let (loaded, _) = state.files.as_ref().expect("files are loaded at start");
+                if &loaded.credential.identity != identity {
+                    return Err(IdentityError::WrongIdentity {
+                        path: files.cert_chain.clone(),
+                        want: identity.clone(),
+                        have: loaded.credential.identity.to_string(),
+                    });
+                }
+                Ok(Arc::new(loaded.credential.clone()))
+            }
+        }
+    }
+
+    /// The current trust bundle.
+    pub fn bundle(&self) -> Bundle {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let CertSource::Files(files) = &self.source {
+            self.reload_files(files, &mut state);
+        }
+        state.bundle.clone()
+    }
+
+    /// Re-reads the files when they changed; a bad rotation keeps the last
+    /// good set in force (and says so).
+    fn reload_files(&self, files: &CertFiles, state: &mut State) {
+        let Some((loaded, checked)) = state.files.as_mut() else {
+            return;
+        };
+        if checked.elapsed() < FILE_CHECK_INTERVAL {
+            return;
+        }
+        *checked = Instant::now();
+        if files.stamp() == loaded.stamp {
+            return;
+        }
+        match files
+            .load()
+            .and_then(|l| root_store(&l.roots, &self.source).map(|r| (l, r)))
+        {
+            Ok((fresh, roots)) => {
+                tracing::info!(identity = %fresh.credential.identity, cert = %files.cert_chain.display(), "certificate files reloaded");
+                *loaded = fresh;
+                state.bundle = Bundle {
+                    generation: state.bundle.generation + 1,
+                    roots: Arc::new(roots),
+                };
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "certificate files changed but cannot be used; keeping the previous ones");
+                loaded.stamp = files.stamp();
+            }
+        }
+    }
+}
+
+fn root_store(
+    roots: &[rustls::pki_types::CertificateDer<'static>],
+    source: &CertSource,
+) -> Result<RootCertStore, IdentityError> {
+    let mut store = RootCertStore::empty();
+    for root in roots {
+        store.add(root.clone()).map_err(|source_err| {
+            let what = match source {
+                CertSource::LocalCa(ca) => format!("local CA root in {}", ca.dir().display()),
+                CertSource::Files(f) => format!("CA bundle {}", f.ca_bundle.display()),
+            };
+            IdentityError::Tls {
+                what,
+                source: source_err,
+            }
+        })?;
+    }
+    Ok(store)
+}
