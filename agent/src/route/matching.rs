@@ -1,0 +1,176 @@
+//! HTTP match conditions of a route and the request view they are checked on.
+//! Entries in `match` OR; fields inside one entry AND.
+
+use http::header::HeaderName;
+use http::HeaderMap;
+use regex::Regex;
+
+/// What route matching looks at; borrowed from the proxy's request, no copies.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpRequestView<'a> {
+    /// Request method.
+    pub method: &'a str,
+    /// Path with the query string, as sent.
+    pub path_and_query: &'a str,
+    /// `:authority` / `Host` as sent, including any port.
+    pub authority: &'a str,
+    /// `http` or `https`.
+    pub scheme: &'a str,
+    /// Destination port the client dialled.
+    pub port: u16,
+    /// Request headers.
+    pub headers: &'a HeaderMap,
+    /// Namespace of the verified peer identity, if any.
+    pub source_namespace: Option<&'a str>,
+}
+
+impl<'a> HttpRequestView<'a> {
+    /// The path without the query string.
+    pub fn path(&self) -> &'a str {
+        self.path_and_query
+            .split_once('?')
+            .map_or(self.path_and_query, |(p, _)| p)
+    }
+
+    fn query(&self) -> &'a str {
+        self.path_and_query.split_once('?').map_or("", |(_, q)| q)
+    }
+}
+
+/// An Istio `StringMatch`, compiled. Regexes are anchored (Envoy full-matches).
+#[derive(Clone, Debug)]
+pub enum StrMatch {
+    /// Equal.
+    Exact(String),
+    /// Starts with.
+    Prefix(String),
+    /// Full regex match.
+    Regex(Regex),
+    /// Present, any value (`{}`, empty exact/prefix, or regex `*`).
+    Present,
+}
+
+impl StrMatch {
+    /// Whether `value` matches.
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            StrMatch::Exact(e) => value == e,
+            StrMatch::Prefix(p) => value.starts_with(p.as_str()),
+            StrMatch::Regex(r) => r.is_match(value),
+            StrMatch::Present => true,
+        }
+    }
+}
+
+/// `match[].uri`.
+#[derive(Clone, Debug)]
+pub enum UriMatch {
+    /// Whole path.
+    Exact(String),
+    /// Path prefix.
+    Prefix(String),
+    /// Full regex on the path (`ignoreUriCase` does not apply, as in Envoy).
+    Regex(Regex),
+}
+
+/// One compiled `match[]` entry.
+#[derive(Clone, Debug, Default)]
+pub struct CompiledMatch {
+    pub(crate) uri: Option<UriMatch>,
+    pub(crate) ignore_uri_case: bool,
+    pub(crate) scheme: Option<StrMatch>,
+    pub(crate) method: Option<StrMatch>,
+    pub(crate) authority: Option<StrMatch>,
+    pub(crate) headers: Vec<(HeaderName, StrMatch)>,
+    pub(crate) without_headers: Vec<(HeaderName, StrMatch)>,
+    pub(crate) query_params: Vec<(String, StrMatch)>,
+    pub(crate) port: Option<u16>,
+    pub(crate) source_namespace: Option<String>,
+}
+
+impl CompiledMatch {
+    /// If the entry matches, the length of the path prefix it matched (what
+    /// `rewrite.uri` replaces): the prefix for prefix matches, the whole path for
+    /// exact and regex matches, `/` when the entry has no `uri`.
+    pub fn matches(&self, req: &HttpRequestView<'_>) -> Option<usize> {
+        let path = req.path();
+        let matched = match &self.uri {
+            None => 1,
+            Some(UriMatch::Exact(e)) => {
+                let ok = if self.ignore_uri_case {
+                    path.eq_ignore_ascii_case(e)
+                } else {
+                    path == e
+                };
+                if !ok {
+                    return None;
+                }
+                path.len()
+            }
+            Some(UriMatch::Prefix(p)) => {
+                let ok = path.len() >= p.len()
+                    && if self.ignore_uri_case {
+                        path.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+                    } else {
+                        path.starts_with(p.as_str())
+                    };
+                if !ok {
+                    return None;
+                }
+                p.len()
+            }
+            Some(UriMatch::Regex(r)) => {
+                if !r.is_match(path) {
+                    return None;
+                }
+                path.len()
+            }
+        };
+        let field = |m: &Option<StrMatch>, v: &str| m.as_ref().is_none_or(|m| m.matches(v));
+        let ok = field(&self.scheme, req.scheme)
+            && field(&self.method, req.method)
+            && field(&self.authority, req.authority)
+            && self.port.is_none_or(|p| p == req.port)
+            && self
+                .source_namespace
+                .as_ref()
+                .is_none_or(|ns| req.source_namespace == Some(ns.as_str()))
+            && self
+                .headers
+                .iter()
+                .all(|(n, m)| header(req.headers, n).is_some_and(|v| m.matches(v)))
+            && self
+                .without_headers
+                .iter()
+                .all(|(n, m)| !without_header_hit(req.headers, n, m))
+            && self
+                .query_params
+                .iter()
+                .all(|(n, m)| query_param(req.query(), n).is_some_and(|v| m.matches(v)));
+        ok.then_some(matched)
+    }
+}
+
+/// The header's value; non-UTF-8 values never match a string condition.
+fn header<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h str> {
+    headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"))
+}
+
+/// `withoutHeaders` inverts the match; a missing header counts as an empty value,
+/// except for "present" conditions (Envoy's treat_missing_header_as_empty).
+fn without_header_hit(headers: &HeaderMap, name: &HeaderName, m: &StrMatch) -> bool {
+    match (header(headers, name), m) {
+        (None, StrMatch::Present) => false,
+        (None, m) => m.matches(""),
+        (Some(v), m) => m.matches(v),
+    }
+}
+
+/// First value of query parameter `name` (a parameter without `=` has an empty value).
+fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query
+        .split('&')
+        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
