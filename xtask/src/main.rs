@@ -27,8 +27,8 @@ enum Task {
     Test,
     /// Run the walkthrough on a built-in example.
     Demo,
-    /// Run the benchmarks.
-    Bench,
+    /// Run the benchmarks (egret next to iptables, nginx, haproxy).
+    Bench(bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,6 +38,6 @@ fn main() -> anyhow::Result<()> {
         }),
         Task::Test => test::run(),
         Task::Demo => demo::run(),
-        Task::Bench => bench::run(),
+        Task::Bench(args) => bench::run(args),
     }
 }
