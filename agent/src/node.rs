@@ -45,11 +45,20 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         .context("reading the config folder")?;
     let resolver = Arc::new(Resolver::new(cfg.dns_upstreams.clone()).context("DNS resolver")?);
     let dns = DnsProxy::new(snapshots.clone(), cfg.dns_upstreams.clone());
+    let identities = crate::waypoint::local_identities(&cfg.state_dir, &cfg.trust_domain)?;
     let proxy = Arc::new(ProxyContext {
         snapshots: snapshots.clone(),
         resolver: Arc::new(UpstreamResolver(resolver)),
         trust_domain: cfg.trust_domain.clone(),
+        hbone: Some(Arc::new(crate::hbone::HboneClient::new(identities.clone()))),
     });
+    // Waypoints whose Gateway address is this node's are served here.
+    let hbone_server = crate::waypoint::spawn_hbone(
+        proxy.clone(),
+        identities,
+        crate::hbone::Scope::ByAddress,
+        crate::waypoint::DEFAULT_HBONE_LISTEN,
+    );
     let podnet = PodNetwork::setup(&cfg.bridge, cfg.pod_cidr).context("pod network")?;
     let cgroup_root = crate::kernel::cgroup2_root().context("finding the cgroup v2 mount")?;
     let manager = Arc::new(WorkloadManager::new(
@@ -92,6 +101,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     sync.abort();
     logs.abort();
+    hbone_server.abort();
     let _ = std::fs::remove_file(&socket);
     let m = manager.clone();
     tokio::task::spawn_blocking(move || m.shutdown()).await?;
@@ -220,7 +230,7 @@ impl ControlHandler for Agent {
 }
 
 /// The waypoint resolves upstream names through the agent's DNS resolver.
-struct UpstreamResolver(Arc<Resolver>);
+pub struct UpstreamResolver(pub Arc<Resolver>);
 
 impl ResolveHost for UpstreamResolver {
     fn resolve<'a>(

@@ -251,6 +251,7 @@ fn context(spec: ServiceSpec) -> Arc<ProxyContext> {
         Waypoint {
             reference: waypoint_ref(),
             service_account: "egress-waypoint".into(),
+            address: None,
         },
     );
     snapshot.services.push(service.clone());
@@ -265,6 +266,7 @@ fn context(spec: ServiceSpec) -> Arc<ProxyContext> {
         snapshots: rx,
         resolver: Arc::new(FakeResolver),
         trust_domain: "cluster.local".into(),
+        hbone: None,
     })
 }
 

@@ -1,4 +1,4 @@
-//! Command line: `egret run | exec | apply | get | delete | create | label | status`.
+//! Command line: `egret run | exec | apply | get | delete | create | label | status | waypoint`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,6 +13,7 @@ pub mod get;
 pub mod label;
 pub mod run;
 pub mod status;
+pub mod waypoint;
 
 /// Where the manifests live when `--config-dir` is not given.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/egret/config";
@@ -48,6 +49,8 @@ pub enum Command {
     Label(label::LabelArgs),
     /// What the running agent has in force: config, kernel maps, workloads.
     Status(status::StatusArgs),
+    /// Run a standalone waypoint: HBONE server and L7 pipeline, no eBPF.
+    Waypoint(waypoint::WaypointArgs),
 }
 
 /// Private state of the agent serving `config_dir` (ignored as config).
@@ -69,6 +72,7 @@ pub fn main() -> ExitCode {
         Command::Create(a) => create::run(&config_dir, a).map(|()| ExitCode::SUCCESS),
         Command::Label(a) => label::run(&config_dir, a).map(|()| ExitCode::SUCCESS),
         Command::Status(a) => status::run(&config_dir, &state, a).map(|()| ExitCode::SUCCESS),
+        Command::Waypoint(a) => waypoint::run(&config_dir, &state, a).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");

@@ -162,6 +162,7 @@ fn add_waypoint(snapshot: &mut Snapshot, o: &Object, gw: &Gateway) {
         Waypoint {
             reference,
             service_account: o.name().to_string(),
+            address: gw.ip_address().map(canonical),
         },
     );
 }

@@ -37,6 +37,10 @@ pub struct Waypoint {
     /// SPIFFE identity the waypoint presents: its namespace and the service
     /// account named after the Gateway (as Istio deploys it).
     pub service_account: String,
+    /// Gateway `spec.addresses` IP: the waypoint runs elsewhere (another
+    /// node, or `egret waypoint`) and is reached over HBONE at this address,
+    /// port 15008. `None`: this agent serves it.
+    pub address: Option<IpAddr>,
 }
 
 /// Application protocol of a service port (ServiceEntry `ports[].protocol`).

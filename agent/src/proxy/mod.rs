@@ -46,4 +46,7 @@ pub struct ProxyContext {
     pub resolver: Arc<dyn ResolveHost>,
     /// Trust domain of the SPIFFE identities in access log lines.
     pub trust_domain: String,
+    /// Tunnels to remote waypoints (Gateways with `spec.addresses`); `None`
+    /// where there is no identity to present (such services are refused).
+    pub hbone: Option<Arc<crate::hbone::HboneClient>>,
 }

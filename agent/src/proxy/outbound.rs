@@ -117,6 +117,10 @@ pub async fn handle_outbound(
             tracing::debug!(error = %e, "connection refused");
             ConnectionOutcome::refused(e.flag(), &e)
         }
+        // A remote waypoint does the L4/L7 work; this agent only tunnels.
+        Ok(_) if crate::hbone::tunnel::remote_waypoint(&conn).is_some() => {
+            crate::hbone::tunnel::forward(&ctx, &conn, downstream).await
+        }
         Ok(Route::Tcp(target)) => {
             tcp::proxy(ctx.resolver.as_ref(), &conn, &target, downstream).await
         }

@@ -19,7 +19,9 @@ pub struct Gateway {
     /// `spec.listeners`.
     #[serde(default)]
     pub listeners: Vec<Listener>,
-    /// `spec.addresses`, accepted and unused.
+    /// `spec.addresses`: an `IPAddress` entry makes the waypoint remote
+    /// (reached over HBONE at that address); other types are accepted and
+    /// unused.
     #[serde(default)]
     pub addresses: Vec<Value>,
     /// `spec.infrastructure`, accepted and unused.
@@ -60,6 +62,16 @@ impl Gateway {
     pub fn is_waypoint(&self) -> bool {
         self.gateway_class_name == WAYPOINT_CLASS
     }
+
+    /// The first `spec.addresses` entry of type `IPAddress` (the Gateway
+    /// API default type), when there is one.
+    pub fn ip_address(&self) -> Option<std::net::IpAddr> {
+        self.addresses.iter().find_map(|a| {
+            let kind = a.get("type").and_then(Value::as_str).unwrap_or("IPAddress");
+            let value = a.get("value").and_then(Value::as_str)?;
+            (kind == "IPAddress").then(|| value.parse().ok()).flatten()
+        })
+    }
 }
 
 impl Kind for Gateway {
@@ -92,6 +104,16 @@ impl Kind for Gateway {
                 errors.push(FieldError::new(
                     format!("spec.listeners[{i}].port"),
                     format!("port {} out of range 1-65535", l.port),
+                ));
+            }
+        }
+        for (i, a) in gw.addresses.iter().enumerate() {
+            let kind = a.get("type").and_then(Value::as_str).unwrap_or("IPAddress");
+            let value = a.get("value").and_then(Value::as_str).unwrap_or_default();
+            if kind == "IPAddress" && value.parse::<std::net::IpAddr>().is_err() {
+                errors.push(FieldError::new(
+                    format!("spec.addresses[{i}].value"),
+                    format!("\"{value}\" is not an IP address"),
                 ));
             }
         }

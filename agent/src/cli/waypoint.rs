@@ -1,0 +1,128 @@
+//! `egret waypoint`: a standalone waypoint (HBONE server + L7 pipeline, no
+//! eBPF), for a Gateway's own Deployment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+use crate::config::snapshot::WaypointRef;
+use crate::identity::CertFiles;
+use crate::logging::LogFormat;
+use crate::waypoint::{run as run_waypoint, WaypointConfig, DEFAULT_HBONE_LISTEN};
+
+/// Arguments of `egret waypoint`.
+#[derive(Debug, clap::Args)]
+pub struct WaypointArgs {
+    /// The Gateway this waypoint is, `NAMESPACE/NAME`; it presents
+    /// `spiffe://<td>/ns/NAMESPACE/sa/NAME` and serves the services bound to it.
+    #[arg(long, value_parser = parse_ref)]
+    pub name: WaypointRef,
+    /// HBONE listen address.
+    #[arg(long, default_value_t = DEFAULT_HBONE_LISTEN)]
+    pub listen: SocketAddr,
+    /// DNS server for upstream names (`ip` or `ip:port`; repeatable).
+    /// Default: the host's resolvers.
+    #[arg(long = "dns-upstream", value_parser = parse_dns_addr)]
+    pub dns_upstream: Vec<SocketAddr>,
+    /// SPIFFE trust domain of peers and of the waypoint.
+    #[arg(long, default_value = "cluster.local", env = "EGRET_TRUST_DOMAIN")]
+    pub trust_domain: String,
+    /// PEM certificate chain to present (with --key and --ca-bundle; re-read
+    /// when changed). Default: a certificate from the local CA.
+    #[arg(long, requires_all = ["key", "ca_bundle"])]
+    pub cert_chain: Option<PathBuf>,
+    /// PEM private key of --cert-chain.
+    #[arg(long, requires_all = ["cert_chain", "ca_bundle"])]
+    pub key: Option<PathBuf>,
+    /// PEM roots that peers' certificates must chain to.
+    #[arg(long, requires_all = ["cert_chain", "key"])]
+    pub ca_bundle: Option<PathBuf>,
+    /// Folder of the local CA to issue from (e.g. a copy of a node agent's
+    /// `<config>/.egret/ca`). Default: `<config>/.egret/ca`.
+    #[arg(long, conflicts_with = "cert_chain")]
+    pub ca_dir: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: super::run::Format,
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, default_value = "info", env = "EGRET_LOG")]
+    pub log: String,
+}
+
+/// `NAMESPACE/NAME`.
+fn parse_ref(text: &str) -> Result<WaypointRef, String> {
+    match text.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok(WaypointRef {
+                namespace: ns.to_string(),
+                name: name.to_string(),
+            })
+        }
+        _ => Err(format!("`{text}` is not NAMESPACE/NAME")),
+    }
+}
+
+/// `1.2.3.4`, `1.2.3.4:5353`, `::1` or `[::1]:53` (as `egret run` takes them).
+fn parse_dns_addr(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| format!("`{text}` is not an address (ip or ip:port)"))
+}
+
+/// Starts the waypoint on `config_dir`.
+pub fn run(config_dir: &Path, state_dir: &Path, args: WaypointArgs) -> anyhow::Result<()> {
+    let format = match args.log_format {
+        super::run::Format::Text => LogFormat::Text,
+        super::run::Format::Json => LogFormat::Json,
+    };
+    crate::logging::init(format, &args.log)?;
+    let dns_upstreams = if args.dns_upstream.is_empty() {
+        crate::dns::system_upstreams()
+            .context("reading the host's resolvers; pass --dns-upstream")?
+    } else {
+        args.dns_upstream
+    };
+    let cert_files = match (args.cert_chain, args.key, args.ca_bundle) {
+        (Some(cert_chain), Some(key), Some(ca_bundle)) => Some(CertFiles {
+            cert_chain,
+            key,
+            ca_bundle,
+        }),
+        (None, None, None) => None,
+        _ => bail!("--cert-chain, --key and --ca-bundle go together"),
+    };
+    let cfg = WaypointConfig {
+        config_dir: config_dir.to_path_buf(),
+        state_dir: state_dir.to_path_buf(),
+        name: args.name,
+        listen: args.listen,
+        dns_upstreams,
+        trust_domain: args.trust_domain,
+        cert_files,
+        ca_dir: args.ca_dir,
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?
+        .block_on(run_waypoint(cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ref;
+
+    #[test]
+    fn names_are_namespace_slash_name() {
+        let r = parse_ref("istio-egress/egress-waypoint").unwrap();
+        assert_eq!(r.namespace, "istio-egress");
+        assert_eq!(r.name, "egress-waypoint");
+        for bad in ["egress-waypoint", "/x", "x/", "a/b/c"] {
+            assert!(parse_ref(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! HBONE in-process on loopback: the real client (pool, mTLS, CONNECT) to
+//! the real server (TLS, h2, CONNECT handling) to small upstreams. Covers
+//! the CONNECT answers (400 / 401 / 503 / 200), L4 and L7 through a tunnel,
+//! and pooling. No traffic off 127.0.0.1.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use egret::config::snapshot::{
+    Protocol, Resolution, Service, ServicePort, Snapshot, Waypoint, WaypointBinding, WaypointRef,
+};
+use egret::hbone::pool::PoolKey;
+use egret::hbone::server::{bind, HboneServer, Scope};
+use egret::hbone::{request, AuthorizeTunnel, HboneClient, HboneError, Inbound};
+use egret::identity::{CertSource, Identity, IdentityStore, LocalCa, ServerTls};
+use egret::proxy::context::ConnectionContext;
+use egret::proxy::{ProxyContext, ResolveHost};
+use egret::workload::identity::WorkloadInfo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+const TCP_VIP: &str = "240.240.0.9";
+const HTTP_VIP: &str = "240.240.0.10";
+const DEAD_VIP: &str = "240.240.0.11";
+const UNBOUND_VIP: &str = "240.240.0.12";
+const LIMIT: Duration = Duration::from_secs(20);
+
+struct NoDns;
+
+impl ResolveHost for NoDns {
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>> {
+        Box::pin(async move { Err(io::Error::other(format!("no DNS in this test: {host}"))) })
+    }
+}
+
+fn waypoint_ref() -> WaypointRef {
+    WaypointRef {
+        namespace: "istio-egress".into(),
+        name: "egress-waypoint".into(),
+    }
+}
+
+fn waypoint_id() -> Identity {
+    Identity {
+        trust_domain: "cluster.local".into(),
+        namespace: "istio-egress".into(),
+        service_account: "egress-waypoint".into(),
+    }
+}
+
+fn workload() -> WorkloadInfo {
+    WorkloadInfo {
+        name: "productpage-v1".into(),
+        namespace: "bookinfo".into(),
+        service_account: "bookinfo-productpage".into(),
+        ip: "127.0.0.1".parse().unwrap(),
+        netns_cookie: 0,
+    }
+}
+
+fn service(host: &str, vip: &str, protocol: Protocol, port: u16, bound: bool) -> Arc<Service> {
+    Arc::new(Service {
+        namespace: "istio-egress".into(),
+        name: host.into(),
+        host: host.into(),
+        vips: vec![vip.parse().unwrap()],
+        ports: vec![ServicePort {
+            number: 80,
+            name: "p".into(),
+            protocol,
+            target_port: Some(port),
+        }],
+        resolution: Resolution::Static,
+        endpoints: vec![egret::config::snapshot::Endpoint {
+            address: "127.0.0.1".into(),
+            ports: HashMap::new(),
+        }],
+        waypoint: if bound {
+            WaypointBinding::Bound(waypoint_ref())
+        } else {
+            WaypointBinding::None
+        },
+    })
+}
+
+fn snapshot(services: Vec<Arc<Service>>) -> Snapshot {
+    let mut s = Snapshot::default();
+    s.waypoints.insert(
+        waypoint_ref(),
+        Waypoint {
+            reference: waypoint_ref(),
+            service_account: "egress-waypoint".into(),
+            address: Some("127.0.0.1".parse().unwrap()),
+        },
+    );
+    for svc in services {
+        for vip in &svc.vips {
+            s.by_vip.insert(*vip, svc.clone());
+        }
+        s.by_host.insert(svc.host.clone(), vec![svc.clone()]);
+        s.services.push(svc);
+    }
+    s
+}
+
+/// Echoes every byte back.
+async fn echo_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    port
+}
+
+/// Answers every HTTP/1.1 request head with `200 ok`.
+async fn http_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while let Ok(n) = s.read(&mut chunk).await {
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        buf.clear();
+                        let reply = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if s.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A port nothing listens on.
+async fn dead_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
+}
+
+struct DenyAll;
+
+impl AuthorizeTunnel for DenyAll {
+    fn check(&self, conn: &ConnectionContext) -> Result<(), String> {
+        Err(format!("{} may not", conn.src_identity))
+    }
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    client: HboneClient,
+    server: SocketAddr,
+}
+
+async fn setup(authorizer: Option<Arc<dyn AuthorizeTunnel>>) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = LocalCa::load_or_create(dir.path()).unwrap();
+    let store =
+        Arc::new(IdentityStore::new("cluster.local", CertSource::LocalCa(Box::new(ca))).unwrap());
+    let dead = dead_port().await;
+    let snap = snapshot(vec![
+        service(
+            "echo.test",
+            TCP_VIP,
+            Protocol::Tcp,
+            echo_server().await,
+            true,
+        ),
+        service(
+            "web.test",
+            HTTP_VIP,
+            Protocol::Http,
+            http_server().await,
+            true,
+        ),
+        service("dead.test", DEAD_VIP, Protocol::Tcp, dead, true),
+        service("unbound.test", UNBOUND_VIP, Protocol::Tcp, dead, false),
+    ]);
+    let (tx, rx) = watch::channel(Arc::new(snap));
+    drop(tx);
+    let proxy = Arc::new(ProxyContext {
+        snapshots: rx,
+        resolver: Arc::new(NoDns),
+        trust_domain: "cluster.local".into(),
+        hbone: None,
+    });
+    let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let server_addr = listener.local_addr().unwrap();
+    let server = Arc::new(HboneServer {
+        inbound: Arc::new(Inbound { proxy, authorizer }),
+        tls: Arc::new(ServerTls::new(store.clone())),
+        scope: Scope::Waypoint(waypoint_ref()),
+    });
+    tokio::spawn(server.run(listener));
+    Setup {
+        _dir: dir,
+        client: HboneClient::new(store),
+        server: server_addr,
+    }
+}
+
+impl Setup {
+    fn key(&self) -> PoolKey {
+        PoolKey {
+            src: workload().identity("cluster.local"),
+            dst: waypoint_id(),
+            addr: self.server,
+        }
+    }
+
+    async fn open(&self, vip: &str) -> Result<egret::hbone::stream::H2Stream, HboneError> {
+        let target = SocketAddr::new(vip.parse().unwrap(), 80);
+        let req = request::build(
+            target,
+            "127.0.0.1:40000".parse().unwrap(),
+            None,
+            &workload(),
+        );
+        tokio::time::timeout(LIMIT, self.client.open(&self.key(), req))
+            .await
+            .expect("no answer in time")
+    }
+}
+
+fn status(r: Result<egret::hbone::stream::H2Stream, HboneError>) -> u16 {
+    match r {
+        Err(HboneError::Refused { status, .. }) => status.as_u16(),
+        Err(e) => panic!("not an HTTP refusal: {e}"),
+        Ok(_) => 200,
+    }
+}
+
+#[tokio::test]
+async fn tcp_through_the_tunnel_and_streams_share_a_connection() {
+    let s = setup(None).await;
+    let mut a = s.open(TCP_VIP).await.unwrap();
+    let mut b = s.open(TCP_VIP).await.unwrap();
+    for (stream, msg) in [(&mut a, &b"ping-a"[..]), (&mut b, &b"ping-b"[..])] {
+        stream.write_all(msg).await.unwrap();
+        let mut got = vec![0u8; msg.len()];
+        tokio::time::timeout(LIMIT, stream.read_exact(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, msg);
+    }
+    assert_eq!(s.client.pool().connections(&s.key()), 1);
+    // Half-close travels as END_STREAM: the echo ends, so does the stream.
+    a.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(LIMIT, a.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rest.is_empty());
+}
+
+#[tokio::test]
+async fn http_through_the_tunnel_runs_the_l7_pipeline() {
+    let s = setup(None).await;
+    let mut t = s.open(HTTP_VIP).await.unwrap();
+    t.write_all(b"GET /get HTTP/1.1\r\nhost: web.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut got = String::new();
+    while !got.contains("\r\n\r\nok") {
+        let n = tokio::time::timeout(LIMIT, t.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "tunnel closed early: {got}");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(got.starts_with("HTTP/1.1 200 OK"), "{got}");
+    // Added by the waypoint's pipeline, not by the upstream.
+    assert!(got.contains("server: istio-envoy"), "{got}");
+}
+
+#[tokio::test]
+async fn upstream_failure_is_503() {
+    let s = setup(None).await;
+    assert_eq!(status(s.open(DEAD_VIP).await), 503);
+}
+
+#[tokio::test]
+async fn a_target_this_waypoint_does_not_serve_is_400() {
+    let s = setup(None).await;
+    assert_eq!(status(s.open(UNBOUND_VIP).await), 400);
+    assert_eq!(status(s.open("192.0.2.99").await), 400);
+}
+
+#[tokio::test]
+async fn rbac_deny_is_401() {
+    let s = setup(Some(Arc::new(DenyAll))).await;
+    assert_eq!(status(s.open(TCP_VIP).await), 401);
+}
+
+/// Raw h2 over the client's TLS: requests the client itself never sends.
+async fn raw(s: &Setup, req: http::Request<()>) -> u16 {
+    let store = s.client_store();
+    let config = egret::identity::client_config(
+        &store,
+        &workload().identity("cluster.local"),
+        vec![waypoint_id()],
+    )
+    .unwrap();
+    let tcp = tokio::net::TcpStream::connect(s.server).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(
+            rustls::pki_types::ServerName::IpAddress(s.server.ip().into()),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let (mut sender, conn) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(conn);
+    let (resp, _send) = sender.send_request(req, false).unwrap();
+    tokio::time::timeout(LIMIT, resp)
+        .await
+        .unwrap()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+impl Setup {
+    fn client_store(&self) -> Arc<IdentityStore> {
+        self.client.store().clone()
+    }
+}
+
+#[tokio::test]
+async fn bad_method_is_400() {
+    let s = setup(None).await;
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("https://{TCP_VIP}:80/"))
+        .body(())
+        .unwrap();
+    assert_eq!(raw(&s, req).await, 400);
+}
+
+#[tokio::test]
+async fn bad_authority_is_400() {
+    let s = setup(None).await;
+    let req = http::Request::builder()
+        .method("CONNECT")
+        .uri("echo.test:80")
+        .body(())
+        .unwrap();
+    assert_eq!(raw(&s, req).await, 400);
+}
