@@ -1,6 +1,7 @@
-//! A sealed namespace for the capture cases: `lo`, a `dummy0` that carries
-//! the route to the (fake) service addresses, and servers on 127.0.0.1
-//! where the capture lands (:15001 TCP accept-only, :15053 UDP echo).
+//! A sealed namespace for the capture cases: only `lo`, which also carries
+//! the routes to the (fake) service and DNS addresses, and servers on
+//! 127.0.0.1 where the capture lands (:15001 TCP accept-only, :15053 UDP
+//! echo). An uncaptured packet to those addresses dies on `lo`.
 
 use std::path::Path;
 
@@ -8,8 +9,7 @@ use egret_e2e::process::Background;
 
 use super::netns::BenchNs;
 
-/// The service address whose connects are captured (never routed anywhere:
-/// dummy0 drops what it is given).
+/// The service address whose connects are captured (routed to `lo` only).
 pub const VIP: [u8; 4] = [240, 240, 9, 1];
 /// `VIP:80` as text.
 pub const VIP_PORT: &str = "240.240.9.1:80";
@@ -36,11 +36,11 @@ impl CaptureNs {
         transparent: bool,
     ) -> anyhow::Result<CaptureNs> {
         let ns = BenchNs::new(tag)?;
-        ns.ip(&["link", "add", "dummy0", "type", "dummy"])?;
-        ns.ip(&["addr", "add", "10.99.0.1/24", "dev", "dummy0"])?;
-        ns.ip(&["link", "set", "dummy0", "up"])?;
+        ns.ip(&["addr", "add", "10.99.0.1/32", "dev", "lo"])?;
         // Without a route, connect() to the VIP fails before iptables sees it.
-        ns.ip(&["route", "add", "240.0.0.0/4", "dev", "dummy0"])?;
+        for net in ["240.0.0.0/4", "10.99.0.0/24"] {
+            ns.ip(&["route", "add", net, "dev", "lo", "src", "10.99.0.1"])?;
+        }
         let life = life_ms.to_string();
         let mut accept = vec!["accept", "--listen", LISTENER, "--duration-ms", &life];
         if transparent {

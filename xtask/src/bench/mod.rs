@@ -29,7 +29,7 @@ mod wrk;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::prereq::{require_root, workspace_root};
+use crate::prereq::require_root;
 use report::Report;
 
 /// Options of `cargo xtask bench`.
@@ -82,7 +82,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let built = tools::prepare()?;
     tools::raise_nofile()?;
-    let out = workspace_root().join("target/bench");
+    let out = tools::target_dir().join("bench");
     let logs = out.join("logs");
     std::fs::create_dir_all(&logs)?;
     let ctx = Ctx {

@@ -56,12 +56,18 @@ pub fn prepare() -> anyhow::Result<Built> {
         &["build", "--release", "-p", "xtask", "--bin", "egret-load"],
         &[],
     )?;
-    let release = workspace_root().join("target/release");
+    let release = target_dir().join("release");
     Ok(Built {
         egret: release.join("egret"),
         bpf_object,
         load: release.join("egret-load"),
     })
+}
+
+/// Cargo's target folder (`$CARGO_TARGET_DIR`, else `target/`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
 }
 
 /// Whether `program` is an executable on PATH (or under /usr/sbin, /sbin).
