@@ -12,8 +12,9 @@
 pub mod bin;
 pub mod node;
 pub mod process;
+pub mod tls;
 
-pub use node::{Node, NodeOptions};
+pub use node::{Node, NodeOptions, TlsHttpbin};
 
 /// The walkthrough's manifests, byte for byte (deploy/examples/walkthrough).
 pub mod manifests {
@@ -22,4 +23,6 @@ pub mod manifests {
     pub const GATEWAY: &str = include_str!("../../deploy/examples/walkthrough/step2-gateway.yaml");
     pub const SERVICE_ENTRY: &str =
         include_str!("../../deploy/examples/walkthrough/step3-serviceentry.yaml");
+    pub const TLS_ORIGINATION: &str =
+        include_str!("../../deploy/examples/walkthrough/step4c-tls-origination.yaml");
 }

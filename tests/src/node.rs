@@ -24,6 +24,23 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 pub struct NodeOptions {
     /// Extra dnsmasq `--address=/name/ip` records besides httpbin.org.
     pub dns_records: Vec<(String, String)>,
+    /// More httpbins behind TLS on the external host (gunicorn `--certfile`).
+    pub tls_httpbins: Vec<TlsHttpbin>,
+    /// `--ca-roots` files the agent trusts besides the system roots.
+    pub ca_roots: Vec<PathBuf>,
+}
+
+/// An httpbin serving HTTPS on `EXTERNAL_ADDR:port`.
+#[derive(Clone, Debug)]
+pub struct TlsHttpbin {
+    /// Port to listen on.
+    pub port: u16,
+    /// Server certificate (PEM).
+    pub cert: PathBuf,
+    /// Its key (PEM).
+    pub key: PathBuf,
+    /// When set, clients must present a certificate signed by this CA.
+    pub client_ca: Option<PathBuf>,
 }
 
 /// A running test node. Dropping it stops everything and deletes the
@@ -36,6 +53,8 @@ pub struct Node {
     agent: Option<Background>,
     dnsmasq: Background,
     httpbin: Background,
+    tls_httpbins: Vec<Background>,
+    ca_roots: Vec<PathBuf>,
 }
 
 impl Node {
@@ -107,6 +126,22 @@ impl Node {
             "httpbin:app",
         ]);
         let httpbin = Background::spawn("httpbin", httpbin_cmd, &logs.join("httpbin.log"))?;
+        let mut tls_httpbins = Vec::new();
+        for t in &opts.tls_httpbins {
+            let mut cmd = in_netns(&ext_ns, "/usr/bin/gunicorn");
+            cmd.args(["-b", &format!("{EXTERNAL_ADDR}:{}", t.port), "-w", "2"])
+                .arg("--certfile")
+                .arg(&t.cert)
+                .arg("--keyfile")
+                .arg(&t.key);
+            if let Some(ca) = &t.client_ca {
+                // 2 = ssl.CERT_REQUIRED.
+                cmd.args(["--cert-reqs", "2", "--ca-certs"]).arg(ca);
+            }
+            cmd.args(["--access-logfile", "-", "httpbin:app"]);
+            let name = format!("httpbin-tls-{}", t.port);
+            tls_httpbins.push(Background::spawn(&name, cmd, &logs.join(format!("{name}.log")))?);
+        }
 
         let mut dns_cmd = in_netns(&node_ns, "dnsmasq");
         dns_cmd.args([
@@ -135,9 +170,14 @@ impl Node {
             agent: None,
             dnsmasq,
             httpbin,
+            tls_httpbins,
+            ca_roots: opts.ca_roots.clone(),
         };
         std::mem::forget(guard);
         node.wait_httpbin()?;
+        for t in &opts.tls_httpbins {
+            node.wait_tls_httpbin(t.port)?;
+        }
         node.start_agent()?;
         Ok(node)
     }
@@ -155,6 +195,9 @@ impl Node {
             "--log",
             "info,egret=debug",
         ]);
+        for ca in &self.ca_roots {
+            cmd.arg("--ca-roots").arg(ca);
+        }
         let mut agent = Background::spawn("egret agent", cmd, &self.logs.join("agent.log"))?;
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -196,6 +239,28 @@ impl Node {
         bail!(
             "httpbin did not come up; log:\n{}",
             std::fs::read_to_string(self.logs.join("httpbin.log")).unwrap_or_default()
+        )
+    }
+
+    /// Waits until `EXTERNAL_ADDR:port` accepts TLS connections (a refused
+    /// client certificate counts: the server is up).
+    fn wait_tls_httpbin(&self, port: u16) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let url = format!("https://{EXTERNAL_ADDR}:{port}/get");
+        while Instant::now() < deadline {
+            let out = in_netns(&self.node_ns, "curl")
+                .args(["-sk", "-o", "/dev/null", "-m", "1", &url])
+                .output()?;
+            // 7: connection refused, 28: timeout; anything else got an answer.
+            if !matches!(out.status.code(), Some(7) | Some(28)) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!(
+            "TLS httpbin on port {port} did not come up; log:\n{}",
+            std::fs::read_to_string(self.logs.join(format!("httpbin-tls-{port}.log")))
+                .unwrap_or_default()
         )
     }
 
@@ -298,6 +363,9 @@ impl Drop for Node {
         self.stop_agent();
         self.dnsmasq.stop();
         self.httpbin.stop();
+        for t in &mut self.tls_httpbins {
+            t.stop();
+        }
         let _ = NetnsGuard(vec![self.node_ns.clone(), self.ext_ns.clone()]);
     }
 }

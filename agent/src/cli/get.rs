@@ -173,6 +173,8 @@ fn table(
     header.extend(match info.kind {
         "ServiceEntry" => &["HOSTS", "LOCATION", "RESOLUTION", "AGE"][..],
         "Gateway" => &["CLASS", "ADDRESS", "PROGRAMMED", "AGE"][..],
+        "DestinationRule" => &["HOST", "AGE"][..],
+        "Secret" => &["TYPE", "DATA", "AGE"][..],
         _ => &["STATUS", "AGE"][..],
     });
     let mut rows = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
@@ -198,6 +200,11 @@ fn table(
                 row.push(programmed);
             }
             Spec::Namespace(_) => row.push("Active".to_string()),
+            Spec::DestinationRule(dr) => row.push(dr.host.clone()),
+            Spec::Secret(secret) => {
+                row.push(secret.type_.clone().unwrap_or_else(|| "Opaque".into()));
+                row.push(secret.values().len().to_string());
+            }
         }
         row.push(age(now.duration_since(s.modified).unwrap_or_default()));
         rows.push(row);

@@ -34,6 +34,11 @@ pub struct RunArgs {
     /// Addresses of `egret exec` workloads (the first is the bridge's).
     #[arg(long, default_value = "10.238.0.0/16")]
     pub pod_cidr: Ipv4Net,
+    /// PEM file of CA certificates trusted for TLS origination in addition
+    /// to the system roots, when a DestinationRule names no
+    /// `caCertificates` (repeatable; comma-separated in the env variable).
+    #[arg(long = "ca-roots", env = "EGRET_CA_ROOTS", value_delimiter = ',')]
+    pub ca_roots: Vec<std::path::PathBuf>,
 }
 
 /// `--log-format`.
@@ -50,6 +55,13 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
         Format::Json => LogFormat::Json,
     };
     crate::logging::init(format, &args.log)?;
+    if !args.ca_roots.is_empty() {
+        let count = crate::proxy::tls::install_extra_roots(&args.ca_roots)?;
+        tracing::info!(
+            certificates = count,
+            "extra CA roots trusted for TLS origination"
+        );
+    }
     let dns_upstreams = if args.dns_upstream.is_empty() {
         crate::dns::system_upstreams()
             .context("reading the host's resolvers; pass --dns-upstream")?

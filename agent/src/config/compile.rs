@@ -104,6 +104,15 @@ pub fn compile<'a>(
             }
             Spec::Gateway(gw) => add_waypoint(&mut snapshot, o, gw),
             Spec::ServiceEntry(_) => {}
+            Spec::DestinationRule(dr) => snapshot
+                .destination_rules
+                .push(Arc::new(dr.compile(o.namespace(), o.name()))),
+            Spec::Secret(secret) => {
+                snapshot.secrets.insert(
+                    (o.namespace().to_string(), o.name().to_string()),
+                    Arc::new(secret.tls()),
+                );
+            }
         }
     }
     for (o, se) in service_entries(&objects) {

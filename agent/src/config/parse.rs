@@ -208,7 +208,7 @@ pub fn parse_object(
     let mut errors = Vec::new();
     for k in map.keys() {
         let name = k.as_str().unwrap_or("?");
-        if !TOP_LEVEL.contains(&name) {
+        if !TOP_LEVEL.contains(&name) && !top_level_content(info).contains(&name) {
             errors.push(invalid(name.to_string(), "unknown field".into()));
         }
     }
@@ -227,7 +227,10 @@ pub fn parse_object(
             .into_iter()
             .map(|(f, r)| invalid(f, r)),
     );
-    let spec_value = map.get("spec").cloned().unwrap_or(Value::Null);
+    let spec_value = match top_level_content(info) {
+        [] => map.get("spec").cloned().unwrap_or(Value::Null),
+        fields => content_spec(map, fields),
+    };
     let spec = match kinds::parse_spec(info.kind, &spec_value, &meta) {
         Some(Ok(spec)) => Some(spec),
         Some(Err(field_errors)) => {
@@ -259,6 +262,26 @@ pub fn parse_object(
         raw: value,
         text,
     })
+}
+
+/// Fields a kind keeps at the object's top level instead of under `spec`
+/// (a core Secret's `data`…); they are handed to the kind as its spec.
+fn top_level_content(info: &KindInfo) -> &'static [&'static str] {
+    match info.kind {
+        "Secret" => kinds::secret::CONTENT_FIELDS,
+        _ => &[],
+    }
+}
+
+/// The mapping of `fields` present in `map`.
+fn content_spec(map: &Mapping, fields: &[&str]) -> Value {
+    let mut spec = Mapping::new();
+    for field in fields {
+        if let Some(v) = map.get(*field) {
+            spec.insert(Value::from(*field), v.clone());
+        }
+    }
+    Value::Mapping(spec)
 }
 
 fn set_namespace(map: &mut Mapping, namespace: &str) {
@@ -397,11 +420,8 @@ pub(crate) mod tests {
             panic!()
         };
         assert_eq!(spec.ports[0].target_port, Some(443));
-        // DestinationRule is not supported yet: named, with the supported list.
-        let err = docs[1].objects[0].as_ref().unwrap_err();
-        let msg = err.errors[0].to_string();
-        assert!(msg.contains("\"DestinationRule\""), "{msg}");
-        assert!(msg.contains("Namespace, Gateway, ServiceEntry"), "{msg}");
+        let dr = docs[1].objects[0].as_ref().unwrap();
+        assert!(matches!(dr.spec, Spec::DestinationRule(_)));
     }
 
     #[test]
@@ -444,7 +464,7 @@ pub(crate) mod tests {
             ("apiVersion: v1\nkind: Namespace\n", "test.yaml: document 1: Namespace: metadata.name not set"),
             ("apiVersion: v1\nkind: Namespace\nmetadata:\n  labels: {a: 1}\n  name: x\n", "test.yaml: document 1: metadata.labels.a: invalid type"),
             ("- a\n- b\n", "test.yaml: document 1: expected an object"),
-            ("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n", "test.yaml: no matches for kind \"Pod\" in version \"v1\" (supported kinds: Namespace, Gateway, ServiceEntry)"),
+            ("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n", "test.yaml: no matches for kind \"Pod\" in version \"v1\" (supported kinds: Namespace, Gateway, ServiceEntry"),
             ("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: [b\n", "test.yaml: line 8: YAML syntax error"),
             ("apiVersion: networking.istio.io/v2\nkind: ServiceEntry\nmetadata: {name: s, namespace: n}\nspec: {hosts: [a.com]}\n", "ServiceEntry n/s: apiVersion: no matches for kind \"ServiceEntry\" in version \"networking.istio.io/v2\""),
             ("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\nspek: {}\n", "Namespace a: spek: unknown field"),

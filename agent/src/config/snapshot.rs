@@ -144,6 +144,14 @@ pub struct Snapshot {
     /// CIDR entries of `spec.addresses` (kept for range matching; only single
     /// IPs become VIPs).
     pub address_ranges: Vec<(ipnet::IpNet, Arc<Service>)>,
+    /// AuthorizationPolicies, compiled and indexed by what they target.
+    pub authz: Arc<crate::authz::PolicySet>,
+    /// VirtualServices, compiled and indexed by host.
+    pub routes: Arc<crate::route::RouteTable>,
+    /// DestinationRules, in key order (namespace, name).
+    pub destination_rules: Vec<Arc<DestinationPolicy>>,
+    /// TLS Secrets by (namespace, name), for DestinationRule `credentialName`.
+    pub secrets: HashMap<(String, String), Arc<TlsSecret>>,
 }
 
 impl Snapshot {
@@ -188,6 +196,142 @@ impl Snapshot {
             })
             .collect()
     }
+}
+
+impl Snapshot {
+    /// The DestinationRule that applies to `service`: those in the service's
+    /// namespace first, then the root namespace's; within one namespace an
+    /// exact host beats the longest wildcard (Istio's most specific match).
+    pub fn destination_rule(&self, service: &Service) -> Option<&Arc<DestinationPolicy>> {
+        [service.namespace.as_str(), ROOT_NAMESPACE]
+            .iter()
+            .find_map(|ns| {
+                self.destination_rules
+                    .iter()
+                    .filter(|dr| dr.namespace == *ns)
+                    .filter_map(|dr| dr.host_specificity(&service.host).map(|s| (s, dr)))
+                    // max_by_key keeps the last of equals: reversed, ties
+                    // go to the first in key order.
+                    .rev()
+                    .max_by_key(|(s, _)| *s)
+                    .map(|(_, dr)| dr)
+            })
+    }
+
+    /// The TLS settings for traffic to `service` port `port` (the port the
+    /// workload connected to), with the rule they come from.
+    pub fn upstream_tls(
+        &self,
+        service: &Service,
+        port: u16,
+    ) -> Option<(Arc<DestinationPolicy>, UpstreamTls)> {
+        let dr = self.destination_rule(service)?;
+        let tls = dr.tls_for_port(port)?.clone();
+        Some((dr.clone(), tls))
+    }
+
+    /// The Secret `namespace/name`, when one is applied.
+    pub fn secret(&self, namespace: &str, name: &str) -> Option<&Arc<TlsSecret>> {
+        self.secrets.get(&(namespace.to_string(), name.to_string()))
+    }
+}
+
+/// Istio's root namespace: its DestinationRules apply mesh-wide.
+pub const ROOT_NAMESPACE: &str = "istio-system";
+
+/// DestinationRule `trafficPolicy.tls.mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TlsMode {
+    /// Plain text to the upstream.
+    Disable,
+    /// TLS, the upstream's certificate verified.
+    Simple,
+    /// TLS with a client certificate (files or a Secret).
+    Mutual,
+    /// Mesh mTLS with the workload identity's certificate.
+    IstioMutual,
+}
+
+/// How the waypoint speaks TLS to an upstream (DestinationRule ClientTLSSettings).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UpstreamTls {
+    /// The mode.
+    pub mode: TlsMode,
+    /// `clientCertificate`: PEM file of the client chain (MUTUAL).
+    pub client_certificate: Option<std::path::PathBuf>,
+    /// `privateKey`: PEM file of the client key (MUTUAL).
+    pub private_key: Option<std::path::PathBuf>,
+    /// `caCertificates`: PEM file of trusted roots; the system roots when unset.
+    pub ca_certificates: Option<std::path::PathBuf>,
+    /// `credentialName`: a Secret in the rule's namespace with the key
+    /// material (wins over the file fields).
+    pub credential_name: Option<String>,
+    /// `sni`: server name to send; the request's host when unset.
+    pub sni: Option<String>,
+    /// `subjectAltNames`: names one of which the server's certificate must
+    /// carry; the SNI when empty.
+    pub subject_alt_names: Vec<String>,
+    /// `insecureSkipVerify`: no CA or name check at all.
+    pub insecure_skip_verify: bool,
+}
+
+/// One DestinationRule, compiled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DestinationPolicy {
+    /// Rule namespace.
+    pub namespace: String,
+    /// Rule name.
+    pub name: String,
+    /// `spec.host`, lowercase (`*.example.com` and `*` allowed).
+    pub host: String,
+    /// `trafficPolicy.tls`.
+    pub tls: Option<UpstreamTls>,
+    /// `trafficPolicy.portLevelSettings[]`: port number -> its `tls`
+    /// (`None`: the port's settings have no tls, which replaces the
+    /// top-level tls with none).
+    pub port_tls: Vec<(u16, Option<UpstreamTls>)>,
+}
+
+impl DestinationPolicy {
+    /// How well the rule's host matches `host`: `None` when it does not,
+    /// else a larger number for a more specific match.
+    pub fn host_specificity(&self, host: &str) -> Option<usize> {
+        if self.host == host {
+            return Some(usize::MAX);
+        }
+        if self.host == "*" {
+            return Some(0);
+        }
+        let suffix = self.host.strip_prefix('*')?;
+        // `*.a.com` covers `x.a.com` and the service wildcard `*.x.a.com`.
+        (host.ends_with(suffix) && host.len() > suffix.len()).then_some(suffix.len())
+    }
+
+    /// The TLS settings for `port`: a port-level entry replaces the
+    /// top-level settings whole.
+    pub fn tls_for_port(&self, port: u16) -> Option<&UpstreamTls> {
+        match self.port_tls.iter().find(|(p, _)| *p == port) {
+            Some((_, tls)) => tls.as_ref(),
+            None => self.tls.as_ref(),
+        }
+    }
+
+    /// `namespace/name`, for errors and logs.
+    pub fn reference(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// The PEM key material of one Secret (`cert`/`key`/`cacert` or
+/// `tls.crt`/`tls.key`/`ca.crt`).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TlsSecret {
+    /// Client certificate chain, PEM.
+    pub cert: Option<Vec<u8>>,
+    /// Client private key, PEM.
+    pub key: Option<Vec<u8>>,
+    /// Trusted roots, PEM.
+    pub ca: Option<Vec<u8>>,
 }
 
 /// An IPv4-mapped IPv6 address becomes plain IPv4, so lookups agree.

@@ -152,6 +152,7 @@ pub fn render<'a>(
                 }
             }
             Spec::Namespace(_) => continue,
+            Spec::DestinationRule(_) | Spec::Secret(_) => continue,
         };
         out.insert(o.key().file_name(), status);
     }

@@ -14,6 +14,7 @@ pub mod flags;
 pub mod http;
 pub mod outbound;
 pub mod tcp;
+pub mod tls;
 
 use std::future::Future;
 use std::io;

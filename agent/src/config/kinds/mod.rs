@@ -141,6 +141,8 @@ registry! {
     Namespace => namespace::Namespace,
     Gateway => gateway::Gateway,
     ServiceEntry => service_entry::ServiceEntry,
+    DestinationRule => destination_rule::DestinationRule,
+    Secret => secret::Secret,
 }
 
 /// The kind named `kind` exactly as in a manifest's `kind:` field.

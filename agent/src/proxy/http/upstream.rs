@@ -1,12 +1,15 @@
 //! The upstream leg of one workload connection: an HTTP/1.1 client
-//! connection to the chosen endpoint, kept for the next request on the same
-//! workload connection while it is healthy and goes to the same target.
+//! connection to the chosen endpoint (TLS when a DestinationRule says so),
+//! kept for the next request on the same workload connection while it is
+//! healthy and goes to the same target with the same TLS settings.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{Request, Response};
+use std::borrow::Cow;
+
+use http::{header, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -18,6 +21,8 @@ use super::reply::LocalReply;
 use crate::proxy::connect::{self, ConnectError};
 use crate::proxy::context::UpstreamTarget;
 use crate::proxy::endpoint::{self, EndpointError};
+use crate::proxy::flags::ResponseFlag;
+use crate::proxy::tls::{OriginTls, TlsError, TlsOrigin};
 use crate::proxy::ResolveHost;
 
 /// Why a request got no response from upstream.
@@ -38,6 +43,10 @@ pub enum UpstreamError {
         #[source]
         source: hyper::Error,
     },
+    /// TLS toward the upstream could not be set up, or its handshake
+    /// (certificate verification included) failed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The connection failed before response headers arrived.
     #[error("upstream {addr} closed before response headers: {source}")]
     Reset {
@@ -58,6 +67,15 @@ impl UpstreamError {
                 LocalReply::upstream_connect_failure()
             }
             UpstreamError::Reset { .. } => LocalReply::upstream_reset(),
+            // Envoy's wording, with its "transport failure reason".
+            UpstreamError::Tls(e) => LocalReply {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                body: Cow::Owned(format!(
+                    "upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: {}",
+                    e.transport_reason()
+                )),
+                flag: Some(ResponseFlag::UpstreamConnectionFailure),
+            },
         }
     }
 }
@@ -65,6 +83,8 @@ impl UpstreamError {
 /// An open upstream connection and what it was opened for.
 struct Held {
     target: UpstreamTarget,
+    /// [`OriginTls::key`] of the TLS it speaks; `None` for plain text.
+    tls: Option<u64>,
     addr: SocketAddr,
     sender: SendRequest<ProxyBody>,
 }
@@ -104,8 +124,13 @@ impl UpstreamSession {
         exchange: &mut Exchange,
         mut request: Request<ProxyBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
+        let tls = origin_tls(exchange, &request)?;
+        let tls_key = tls.as_ref().map(OriginTls::key);
         let mut slot = self.held.lock().await;
-        if let Some(mut held) = slot.take().filter(|h| h.target.same_as(&exchange.target)) {
+        if let Some(mut held) = slot
+            .take()
+            .filter(|h| h.target.same_as(&exchange.target) && h.tls == tls_key)
+        {
             // Waits for the previous response to finish; errs if closed.
             if held.sender.ready().await.is_ok() {
                 self.record(exchange, held.addr);
@@ -131,7 +156,7 @@ impl UpstreamSession {
             }
         }
 
-        let mut held = self.open(&exchange.target).await?;
+        let mut held = self.open(&exchange.target, tls.as_ref()).await?;
         self.record(exchange, held.addr);
         let sent = Instant::now();
         let response =
@@ -152,24 +177,78 @@ impl UpstreamSession {
         *self.last_addr.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
     }
 
-    /// Connects to the first endpoint of `target` that accepts.
-    async fn open(&self, target: &UpstreamTarget) -> Result<Held, UpstreamError> {
+    /// Connects to the first endpoint of `target` that accepts, then runs
+    /// the TLS handshake when `tls` is given.
+    async fn open(
+        &self,
+        target: &UpstreamTarget,
+        tls: Option<&OriginTls>,
+    ) -> Result<Held, UpstreamError> {
         let addrs = endpoint::select(self.resolver.as_ref(), target, self.orig_dst).await?;
         let (stream, addr) = connect::connect_first(&addrs).await?;
-        let (sender, connection) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|source| UpstreamError::Handshake { addr, source })?;
-        // The connection task ends when either side closes it.
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%addr, error = %e, "upstream connection ended");
+        let sender = match tls {
+            None => http1_client(stream, addr).await?,
+            Some(origin) => {
+                let stream = TlsOrigin::shared()
+                    .connect(origin, stream, addr)
+                    .await
+                    .inspect_err(|e| {
+                        tracing::warn!(
+                            upstream = %addr,
+                            server_name = origin.server_name.as_str(),
+                            destination_rule = %origin.rule_ref(),
+                            error = %e,
+                            "TLS origination failed"
+                        )
+                    })?;
+                http1_client(stream, addr).await?
             }
-        });
+        };
         Ok(Held {
             target: target.clone(),
+            tls: tls.map(OriginTls::key),
             addr,
             sender,
         })
     }
+}
+
+/// The TLS a request needs (DestinationRule of its target, its Host).
+fn origin_tls(
+    exchange: &Exchange,
+    request: &Request<ProxyBody>,
+) -> Result<Option<OriginTls>, UpstreamError> {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    OriginTls::for_request(
+        &exchange.snapshot,
+        &exchange.target.service,
+        exchange.target.port.number,
+        host,
+    )
+    .inspect_err(|e| tracing::warn!(error = %e, "TLS origination not possible"))
+    .map_err(UpstreamError::from)
+}
+
+/// Starts HTTP/1.1 on a connected stream; the connection task ends when
+/// either side closes it.
+async fn http1_client<S>(
+    stream: S,
+    addr: SocketAddr,
+) -> Result<SendRequest<ProxyBody>, UpstreamError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|source| UpstreamError::Handshake { addr, source })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(%addr, error = %e, "upstream connection ended");
+        }
+    });
+    Ok(sender)
 }
