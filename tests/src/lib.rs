@@ -12,6 +12,7 @@
 pub mod bin;
 pub mod node;
 pub mod process;
+pub mod two_nodes;
 pub mod tls;
 
 pub use node::{Node, NodeOptions, TlsHttpbin};

@@ -1,0 +1,158 @@
+//! A second sealed "node" next to a test [`Node`]: its own network namespace
+//! on a veth from the first node, running a standalone `egret waypoint`.
+//! It reaches httpbin and dnsmasq through the first node (which forwards),
+//! and shares the first node's CA folder, so both trust the same root.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+
+use crate::bin::egret;
+use crate::node::{in_netns, Node, NODE_ADDR};
+use crate::process::{must, Background};
+
+/// The first node's address on the link to the waypoint node.
+pub const LINK_ADDR: &str = "198.51.100.1";
+/// The waypoint's address: the Gateway's `spec.addresses` value.
+pub const WAYPOINT_ADDR: &str = "198.51.100.2";
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A running standalone waypoint in its own namespace. Dropping it stops
+/// the process and deletes the namespace.
+pub struct WaypointNode {
+    /// Its network namespace.
+    pub ns: String,
+    /// Its config folder (manifests written by the test).
+    pub config: tempfile::TempDir,
+    log: PathBuf,
+    process: Option<Background>,
+}
+
+impl WaypointNode {
+    /// Builds the namespace and link beside `node`, writes `manifests` into
+    /// a config folder of its own, and starts `egret waypoint --name NAME`
+    /// with `extra` arguments; waits until it listens on 15008.
+    pub fn start(node: &Node, manifests: &str, name: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        let ns = format!(
+            "egw{}x{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        must("ip", &["netns", "add", &ns])?;
+        let mut wp = WaypointNode {
+            ns: ns.clone(),
+            config: tempfile::Builder::new().prefix("egret-e2e-wp-").tempdir()?,
+            log: PathBuf::new(),
+            process: None,
+        };
+        wp.log = wp.config.path().join("waypoint.log");
+        must("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+        // The link may exist from an earlier waypoint of the same node.
+        let _ = must("ip", &["-n", &node.node_ns, "link", "del", "wp0"]);
+        must(
+            "ip",
+            &[
+                "-n",
+                &node.node_ns,
+                "link",
+                "add",
+                "wp0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                &ns,
+            ],
+        )?;
+        must(
+            "ip",
+            &[
+                "-n",
+                &node.node_ns,
+                "addr",
+                "add",
+                &format!("{LINK_ADDR}/24"),
+                "dev",
+                "wp0",
+            ],
+        )?;
+        must("ip", &["-n", &node.node_ns, "link", "set", "wp0", "up"])?;
+        must(
+            "ip",
+            &[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{WAYPOINT_ADDR}/24"),
+                "dev",
+                "eth0",
+            ],
+        )?;
+        must("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
+        must(
+            "ip",
+            &["-n", &ns, "route", "add", "default", "via", LINK_ADDR],
+        )?;
+        // The first node routes between the waypoint and the external host.
+        let out = in_netns(&node.node_ns, "sysctl")
+            .args(["-w", "net.ipv4.ip_forward=1"])
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "enabling forwarding: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::fs::write(wp.config.path().join("mesh.yaml"), manifests)?;
+        let ca_dir = node.config_dir().join(".egret").join("ca");
+        let mut cmd = in_netns(&ns, &egret().to_string_lossy());
+        cmd.arg("--config-dir")
+            .arg(wp.config.path())
+            .args(["waypoint", "--name", name, "--listen"])
+            .arg(format!("{WAYPOINT_ADDR}:15008"))
+            .args([
+                "--dns-upstream",
+                NODE_ADDR,
+                "--log",
+                "info,egret=debug",
+                "--ca-dir",
+            ])
+            .arg(&ca_dir)
+            .args(extra);
+        let mut process = Background::spawn("egret waypoint", cmd, &wp.log)?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            process
+                .check_running()
+                .map_err(|e| anyhow::anyhow!("{e}; waypoint log:\n{}", wp.log()))?;
+            if wp.log().contains("HBONE listening") {
+                wp.process = Some(process);
+                return Ok(wp);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("waypoint not listening within 20 s; log:\n{}", wp.log())
+    }
+
+    /// The waypoint's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for WaypointNode {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.stop();
+        }
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.ns])
+            .output();
+    }
+}
