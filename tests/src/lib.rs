@@ -12,8 +12,8 @@
 pub mod bin;
 pub mod node;
 pub mod process;
-pub mod two_nodes;
 pub mod tls;
+pub mod two_nodes;
 
 pub use node::{Node, NodeOptions, TlsHttpbin};
 
@@ -24,6 +24,10 @@ pub mod manifests {
     pub const GATEWAY: &str = include_str!("../../deploy/examples/walkthrough/step2-gateway.yaml");
     pub const SERVICE_ENTRY: &str =
         include_str!("../../deploy/examples/walkthrough/step3-serviceentry.yaml");
+    pub const AUTHORIZATION_POLICY: &str =
+        include_str!("../../deploy/examples/walkthrough/step4a-authorizationpolicy.yaml");
+    pub const VIRTUAL_SERVICE: &str =
+        include_str!("../../deploy/examples/walkthrough/step4b-virtualservice.yaml");
     pub const TLS_ORIGINATION: &str =
         include_str!("../../deploy/examples/walkthrough/step4c-tls-origination.yaml");
 }

@@ -175,6 +175,8 @@ fn table(
         "Gateway" => &["CLASS", "ADDRESS", "PROGRAMMED", "AGE"][..],
         "DestinationRule" => &["HOST", "AGE"][..],
         "Secret" => &["TYPE", "DATA", "AGE"][..],
+        "AuthorizationPolicy" => &["ACTION", "AGE"][..],
+        "VirtualService" => &["HOSTS", "AGE"][..],
         _ => &["STATUS", "AGE"][..],
     });
     let mut rows = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
@@ -204,6 +206,12 @@ fn table(
             Spec::Secret(secret) => {
                 row.push(secret.type_.clone().unwrap_or_else(|| "Opaque".into()));
                 row.push(secret.values().len().to_string());
+            }
+            Spec::AuthorizationPolicy(ap) => {
+                row.push(ap.0.action.clone().unwrap_or_else(|| "ALLOW".into()))
+            }
+            Spec::VirtualService(vs) => {
+                row.push(serde_json::to_string(&vs.0.hosts).unwrap_or_default())
             }
         }
         row.push(age(now.duration_since(s.modified).unwrap_or_default()));

@@ -92,6 +92,8 @@ pub fn compile<'a>(
     // Key order makes the result (and VIP conflicts) independent of input order.
     objects.sort_by_key(|o| o.key());
     let mut snapshot = Snapshot::default();
+    let mut policies = Vec::new();
+    let mut virtual_services = Vec::new();
     for o in &objects {
         match &o.spec {
             Spec::Namespace(_) => {
@@ -113,7 +115,29 @@ pub fn compile<'a>(
                     Arc::new(secret.tls()),
                 );
             }
+            // Both were compiled once at parse time; a failure here would
+            // mean the compiler changed under a stored object, so it is
+            // logged and the object left out (never "allow everything").
+            Spec::AuthorizationPolicy(ap) => {
+                match crate::authz::compile(o.namespace(), o.name(), &o.meta.annotations, &ap.0) {
+                    Ok(policy) => policies.push(Arc::new(policy)),
+                    Err(e) => tracing::error!(error = %e, "AuthorizationPolicy left out"),
+                }
+            }
+            Spec::VirtualService(vs) => match crate::route::compile(o.namespace(), o.name(), &vs.0)
+            {
+                Ok(compiled) => virtual_services.push(Arc::new(compiled)),
+                Err(e) => tracing::error!(error = %e, "VirtualService left out"),
+            },
         }
+    }
+    snapshot.authz = Arc::new(crate::authz::PolicySet::new(policies));
+    for warning in snapshot.authz.warnings() {
+        tracing::warn!("{warning}");
+    }
+    snapshot.routes = Arc::new(crate::route::RouteTable::new(virtual_services));
+    for warning in snapshot.routes.warnings() {
+        tracing::warn!("{warning}");
     }
     for (o, se) in service_entries(&objects) {
         let binding = binding(&snapshot, o);

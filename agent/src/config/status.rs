@@ -152,7 +152,10 @@ pub fn render<'a>(
                 }
             }
             Spec::Namespace(_) => continue,
-            Spec::DestinationRule(_) | Spec::Secret(_) => continue,
+            Spec::DestinationRule(_)
+            | Spec::Secret(_)
+            | Spec::AuthorizationPolicy(_)
+            | Spec::VirtualService(_) => continue,
         };
         out.insert(o.key().file_name(), status);
     }

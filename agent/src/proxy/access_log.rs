@@ -89,8 +89,10 @@ pub fn request_complete(
     request: &RequestRecord,
     status: http::StatusCode,
     flags: ResponseFlags,
+    authz: Option<&crate::authz::Decision>,
 ) {
     let peers = Peers::of(conn);
+    let authz = authz.map(AuthzFields::of).unwrap_or_default();
     tracing::event!(
         target: "http access",
         tracing::Level::INFO,
@@ -113,6 +115,11 @@ pub fn request_complete(
         user_agent = request.user_agent.as_deref(),
         duration = millis(request.started.elapsed()).as_str(),
         response_flags = flags.non_empty().map(tracing::field::display),
+        authz.decision = authz.decision,
+        authz.policy = authz.policy.as_deref(),
+        authz.reason = authz.reason,
+        authz.audit = authz.audit.as_deref(),
+        authz.dry_run = authz.dry_run.as_deref(),
         "request complete"
     );
 }
@@ -174,4 +181,35 @@ impl<'a> Peers<'a> {
 /// `13ms`, as ztunnel prints durations.
 fn millis(d: Duration) -> String {
     format!("{}ms", d.as_millis())
+}
+
+/// The access log's view of an authorization decision: which policy decided
+/// (or that none allowed), and the AUDIT / dry-run policies that matched.
+#[derive(Debug, Default)]
+struct AuthzFields {
+    decision: Option<&'static str>,
+    policy: Option<String>,
+    reason: Option<&'static str>,
+    audit: Option<String>,
+    dry_run: Option<String>,
+}
+
+impl AuthzFields {
+    fn of(d: &crate::authz::Decision) -> Self {
+        let join = |refs: Vec<String>| (!refs.is_empty()).then(|| refs.join(","));
+        AuthzFields {
+            decision: Some(if d.allowed { "allow" } else { "deny" }),
+            policy: d.policy.as_ref().map(ToString::to_string),
+            reason: Some(d.reason.as_str()),
+            audit: join(d.audit.iter().map(ToString::to_string).collect()),
+            dry_run: join(
+                d.dry_run
+                    .iter()
+                    .map(|(p, allow)| {
+                        format!("{p}:{}", if *allow { "would-allow" } else { "would-deny" })
+                    })
+                    .collect(),
+            ),
+        }
+    }
 }

@@ -20,17 +20,26 @@ pub enum ResponseFlag {
     UpstreamConnectionTermination,
     /// `DPE`: the workload sent bytes that are not valid HTTP/1.1.
     DownstreamProtocolError,
+    /// `RBAC`: an AuthorizationPolicy denied the request or connection.
+    RbacDenied,
+    /// `FI`: a VirtualService fault aborted the request.
+    FaultInjected,
+    /// `UT`: the route's timeout passed before the upstream answered.
+    UpstreamRequestTimeout,
 }
 
 impl ResponseFlag {
     /// Every flag, in the order they are printed.
-    pub const ALL: [ResponseFlag; 6] = [
+    pub const ALL: [ResponseFlag; 9] = [
         ResponseFlag::NoRoute,
         ResponseFlag::WaypointMissing,
         ResponseFlag::NoHealthyUpstream,
         ResponseFlag::UpstreamConnectionFailure,
         ResponseFlag::UpstreamConnectionTermination,
         ResponseFlag::DownstreamProtocolError,
+        ResponseFlag::RbacDenied,
+        ResponseFlag::FaultInjected,
+        ResponseFlag::UpstreamRequestTimeout,
     ];
 
     /// The short code, as Envoy and Istio spell it.
@@ -42,6 +51,9 @@ impl ResponseFlag {
             ResponseFlag::UpstreamConnectionFailure => "UF",
             ResponseFlag::UpstreamConnectionTermination => "UC",
             ResponseFlag::DownstreamProtocolError => "DPE",
+            ResponseFlag::RbacDenied => "RBAC",
+            ResponseFlag::FaultInjected => "FI",
+            ResponseFlag::UpstreamRequestTimeout => "UT",
         }
     }
 

@@ -131,6 +131,15 @@ pub(crate) struct HeaderOpList {
     pub authority: Option<String>,
 }
 
+impl CompiledHttpRoute {
+    /// Whether the route (or `destination`) edits response headers, so the
+    /// waypoint keeps it for the response only when needed.
+    pub fn has_response_edits(&self, destination: Option<&CompiledDestination>) -> bool {
+        !self.headers.response.is_empty()
+            || destination.is_some_and(|d| !d.headers.response.is_empty())
+    }
+}
+
 impl HeaderOpList {
     pub fn is_empty(&self) -> bool {
         self.remove.is_empty()

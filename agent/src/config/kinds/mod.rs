@@ -143,6 +143,8 @@ registry! {
     ServiceEntry => service_entry::ServiceEntry,
     DestinationRule => destination_rule::DestinationRule,
     Secret => secret::Secret,
+    AuthorizationPolicy => authorization_policy::AuthorizationPolicy,
+    VirtualService => virtual_service::VirtualService,
 }
 
 /// The kind named `kind` exactly as in a manifest's `kind:` field.

@@ -38,6 +38,8 @@ pub struct PendingLog {
     pub status: http::StatusCode,
     /// Flags gathered so far.
     pub flags: ResponseFlags,
+    /// The authorization decision, when policies applied.
+    pub authz: Option<crate::authz::Decision>,
 }
 
 /// The response body sent to the workload. Writes the `request complete`
@@ -65,6 +67,7 @@ impl LoggedBody {
                 &log.request,
                 log.status,
                 log.flags,
+                log.authz.as_ref(),
             );
         }
     }

@@ -3,10 +3,13 @@
 //! [`pipeline::Pipeline`] and goes upstream through [`upstream::UpstreamSession`].
 //! Bodies stream both ways; nothing buffers a whole body.
 
+pub mod authorize;
 pub mod body;
 pub mod forward;
+pub mod normalize;
 pub mod pipeline;
 pub mod reply;
+pub mod routing;
 pub mod upstream;
 
 use std::convert::Infallible;
@@ -21,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use self::body::{LoggedBody, PendingLog};
 use self::pipeline::{Decision, Exchange, Pipeline};
+use self::reply::LocalReply;
 use self::upstream::UpstreamSession;
 use super::access_log::{ConnectionOutcome, RequestRecord};
 use super::context::{ConnectionContext, UpstreamTarget};
@@ -46,12 +50,18 @@ pub async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // Policy applies at a waypoint; without one the request goes as sent.
+    let pipeline = if conn.waypoint.is_some() {
+        Pipeline::waypoint(&conn)
+    } else {
+        Pipeline::standard()
+    };
     let state = Arc::new(Connection {
         upstream: UpstreamSession::new(ctx.resolver.clone(), conn.orig_dst),
         ctx,
         conn,
         target,
-        pipeline: Pipeline::standard(),
+        pipeline,
     });
     let service = {
         let state = state.clone();
@@ -86,6 +96,7 @@ async fn handle(
 ) -> Result<Response<LoggedBody>, Infallible> {
     let (mut head, body) = request.into_parts();
     let record = RequestRecord::from_head(&head);
+    normalize_uri(&mut head);
     let snapshot = state.ctx.snapshots.borrow().clone();
     let mut exchange = Exchange::new(state.conn.clone(), snapshot, state.target.clone());
 
@@ -97,15 +108,30 @@ async fn handle(
             reply.into_response()
         }
         Decision::Continue => {
+            if let Some(delay) = exchange.delay {
+                tokio::time::sleep(delay).await;
+            }
             forward::upstream_request(&mut head, &exchange.target);
             let request = Request::from_parts(head, body.boxed_unsync());
-            match state.upstream.send(&mut exchange, request).await {
-                Ok(response) => {
+            let sent = match exchange.timeout {
+                Some(limit) => {
+                    tokio::time::timeout(limit, state.upstream.send(&mut exchange, request))
+                        .await
+                        .ok()
+                }
+                None => Some(state.upstream.send(&mut exchange, request).await),
+            };
+            match sent {
+                None => {
+                    exchange.flags.insert(ResponseFlag::UpstreamRequestTimeout);
+                    LocalReply::upstream_timeout().into_response()
+                }
+                Some(Ok(response)) => {
                     let (mut head, body) = response.into_parts();
                     forward::downstream_response(&mut head);
                     Response::from_parts(head, body.boxed_unsync())
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     tracing::debug!(error = %e, "request got no upstream response");
                     let reply = e.reply();
                     if let Some(flag) = reply.flag {
@@ -125,6 +151,27 @@ async fn handle(
         request: record,
         status: head.status,
         flags: exchange.flags,
+        authz: exchange.authz.take(),
     };
     Ok(Response::from_parts(head, LoggedBody::new(body, log)))
+}
+
+/// Puts the normalized path in the request, keeping the query as sent.
+fn normalize_uri(head: &mut http::request::Parts) {
+    let path = head.uri.path();
+    let normalize::NormalizedPath::Changed(normal) = normalize::classify(path) else {
+        return;
+    };
+    let mut path_and_query = normal;
+    if let Some(query) = head.uri.query() {
+        path_and_query.push('?');
+        path_and_query.push_str(query);
+    }
+    let mut parts = head.uri.clone().into_parts();
+    if let Ok(pq) = path_and_query.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            head.uri = uri;
+        }
+    }
 }

@@ -34,6 +34,23 @@ pub struct Exchange {
     pub upstream_addr: Option<SocketAddr>,
     /// From sending the request upstream to its response headers.
     pub upstream_service_time: Option<Duration>,
+    /// The authorization decision, when policies applied (for the access log).
+    pub authz: Option<crate::authz::Decision>,
+    /// The VirtualService route's response edits, when it has any.
+    pub response_edits: Option<ResponseEdits>,
+    /// Fault-injected delay before going upstream.
+    pub delay: Option<Duration>,
+    /// Route timeout for the upstream exchange (`None`: no timeout).
+    pub timeout: Option<Duration>,
+    /// `location` of a VirtualService redirect reply.
+    pub redirect_location: Option<HeaderValue>,
+}
+
+/// A matched route's response header operations, kept for the response stage.
+#[derive(Debug, Clone)]
+pub struct ResponseEdits {
+    pub route: crate::route::CompiledHttpRoute,
+    pub destination: Option<crate::route::CompiledDestination>,
 }
 
 impl Exchange {
@@ -50,6 +67,11 @@ impl Exchange {
             flags: ResponseFlags::default(),
             upstream_addr: None,
             upstream_service_time: None,
+            authz: None,
+            response_edits: None,
+            delay: None,
+            timeout: None,
+            redirect_location: None,
         }
     }
 }
@@ -98,6 +120,19 @@ impl Pipeline {
     /// The waypoint with no policy: every request goes upstream.
     pub fn standard() -> Self {
         Pipeline::new(Vec::new(), Vec::new())
+    }
+
+    /// The waypoint's pipeline for one connection: AuthorizationPolicy, then
+    /// VirtualService routing; the route's response edits on the way back.
+    pub fn waypoint(conn: &ConnectionContext) -> Self {
+        let routing = Arc::new(super::routing::Routing);
+        Pipeline::new(
+            vec![
+                Arc::new(super::authorize::Authorize::new(conn)),
+                routing.clone(),
+            ],
+            vec![routing],
+        )
     }
 
     /// Runs the request stages until one answers.

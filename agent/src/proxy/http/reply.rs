@@ -51,6 +51,51 @@ impl LocalReply {
         }
     }
 
+    /// 403 `RBAC: access denied`: an AuthorizationPolicy said no.
+    pub fn rbac_denied() -> Self {
+        LocalReply {
+            status: StatusCode::FORBIDDEN,
+            body: Cow::Borrowed(crate::authz::DENY_BODY),
+            flag: Some(ResponseFlag::RbacDenied),
+        }
+    }
+
+    /// 404: VirtualServices exist for the host but none of their routes matched (`NR`).
+    pub fn no_route() -> Self {
+        LocalReply {
+            status: StatusCode::NOT_FOUND,
+            body: Cow::Borrowed(crate::route::NO_ROUTE_BODY),
+            flag: Some(ResponseFlag::NoRoute),
+        }
+    }
+
+    /// A VirtualService `fault.abort` (`FI`), worded as Envoy's fault filter.
+    pub fn fault_abort(status: StatusCode) -> Self {
+        LocalReply {
+            status,
+            body: Cow::Borrowed("fault filter abort"),
+            flag: Some(ResponseFlag::FaultInjected),
+        }
+    }
+
+    /// 504: the route's timeout passed (`UT`).
+    pub fn upstream_timeout() -> Self {
+        LocalReply {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            body: Cow::Borrowed("upstream request timeout"),
+            flag: Some(ResponseFlag::UpstreamRequestTimeout),
+        }
+    }
+
+    /// A VirtualService `directResponse`.
+    pub fn direct(status: StatusCode, body: String) -> Self {
+        LocalReply {
+            status,
+            body: Cow::Owned(body),
+            flag: None,
+        }
+    }
+
     /// The response: `content-type: text/plain` and an exact length.
     pub fn into_response(self) -> Response<ProxyBody> {
         let length = HeaderValue::from(self.body.len());

@@ -1,0 +1,150 @@
+//! The VirtualService stage: picks the first matching `http` route for the
+//! service's host, applies faults, redirects and direct responses, chooses a
+//! destination by weight, and rewrites the request; on the way back it
+//! applies the route's response header operations.
+
+use http::{request, response, HeaderValue, StatusCode};
+
+use super::pipeline::{Decision, Exchange, RequestStage, ResponseEdits, ResponseStage};
+use super::reply::LocalReply;
+use crate::proxy::context::UpstreamTarget;
+use crate::route::{
+    apply_request, apply_response, fault_decision, pick_destination, HttpRequestView, MatchedRoute,
+    RouteAction, RouteResult,
+};
+
+/// Routes requests by the VirtualServices of the config in force.
+pub struct Routing;
+
+impl RequestStage for Routing {
+    fn on_request(&self, exchange: &mut Exchange, head: &mut request::Parts) -> Decision {
+        let snapshot = exchange.snapshot.clone();
+        let host = exchange.target.service.host.clone();
+        let authority = head
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(&host)
+            .to_string();
+        let path_and_query = head
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let view = HttpRequestView {
+            method: head.method.as_str(),
+            path_and_query: &path_and_query,
+            authority: &authority,
+            scheme: "http",
+            port: exchange.conn.orig_dst.port(),
+            headers: &head.headers,
+            source_namespace: Some(&exchange.conn.src_identity.namespace),
+        };
+        match snapshot.routes.route_http(&host, &view) {
+            RouteResult::NoVirtualService => Decision::Continue,
+            RouteResult::NoRouteMatched => Decision::Respond(LocalReply::no_route()),
+            RouteResult::Matched(matched) => apply_route(exchange, head, &matched),
+        }
+    }
+}
+
+fn apply_route(
+    exchange: &mut Exchange,
+    head: &mut request::Parts,
+    matched: &MatchedRoute<'_>,
+) -> Decision {
+    let route = matched.route;
+    let fault = fault_decision(route, rand::random(), rand::random());
+    exchange.delay = fault.delay;
+    if let Some(status) = fault.abort {
+        return Decision::Respond(LocalReply::fault_abort(status));
+    }
+    exchange.timeout = route.timeout;
+    let destination = match &route.action {
+        RouteAction::DirectResponse { status, body } => {
+            return Decision::Respond(LocalReply::direct(
+                *status,
+                body.clone().unwrap_or_default(),
+            ));
+        }
+        RouteAction::Redirect(redirect) => {
+            let location = redirect_location(head, redirect);
+            exchange.redirect_location = HeaderValue::from_str(&location).ok();
+            return Decision::Respond(LocalReply::direct(redirect.status, String::new()));
+        }
+        RouteAction::Forward(_) => pick_destination(route, rand::random()),
+    };
+    if let Err(e) = apply_request(matched, destination, head) {
+        tracing::warn!(route = %route.virtual_service, error = %e, "route rewrite produced an invalid request");
+        return Decision::Respond(LocalReply::direct(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "invalid rewrite".into(),
+        ));
+    }
+    if let Some(dest) = destination {
+        match retarget(exchange, &dest.host, dest.port) {
+            Some(target) => exchange.target = target,
+            None => return Decision::Respond(LocalReply::no_healthy_upstream()),
+        }
+    }
+    if route.has_response_edits(destination) {
+        exchange.response_edits = Some(ResponseEdits {
+            route: route.clone(),
+            destination: destination.cloned(),
+        });
+    }
+    Decision::Continue
+}
+
+/// The service port a route destination names; the current target when it
+/// names the same host and port.
+fn retarget(exchange: &Exchange, host: &str, port: Option<u16>) -> Option<UpstreamTarget> {
+    let current = &exchange.target;
+    let port = port.unwrap_or(current.port.number);
+    if host.eq_ignore_ascii_case(&current.service.host) && port == current.port.number {
+        return Some(current.clone());
+    }
+    let service = exchange
+        .snapshot
+        .by_host
+        .get(&host.to_ascii_lowercase())?
+        .first()?
+        .clone();
+    let port = service.port(port)?.clone();
+    Some(UpstreamTarget { service, port })
+}
+
+/// Envoy's redirect: the request's URL with the redirect's parts replaced.
+fn redirect_location(head: &request::Parts, redirect: &crate::route::Redirect) -> String {
+    let scheme = redirect.scheme.as_deref().unwrap_or("http");
+    let host = redirect.authority.clone().unwrap_or_else(|| {
+        head.headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    });
+    let port = redirect.port.map(|p| format!(":{p}")).unwrap_or_default();
+    let path = redirect.uri.clone().unwrap_or_else(|| {
+        head.uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string()
+    });
+    format!("{scheme}://{host}{port}{path}")
+}
+
+impl ResponseStage for Routing {
+    fn on_response(&self, exchange: &Exchange, head: &mut response::Parts) {
+        if let Some(location) = &exchange.redirect_location {
+            head.headers
+                .insert(http::header::LOCATION, location.clone());
+        }
+        if let Some(edits) = &exchange.response_edits {
+            apply_response(&edits.route, edits.destination.as_ref(), head);
+        }
+    }
+}
