@@ -169,7 +169,10 @@ impl Snapshot {
     /// trailing dot). `None` when the name is not a mesh service.
     pub fn dns_lookup(&self, name: &str) -> Option<(Vec<Ipv4Addr>, Vec<Ipv6Addr>)> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
-        let services = self.by_host.get(&name)?;
+        let services = self
+            .by_host
+            .get(&name)
+            .or_else(|| self.wildcard_services(&name))?;
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
         for ip in services.iter().flat_map(|s| s.vips.iter()) {
@@ -183,6 +186,20 @@ impl Snapshot {
             return None;
         }
         Some((v4, v6))
+    }
+
+    /// The services of the most specific wildcard host covering `name`
+    /// (`*.example.test` covers `a.example.test` and `a.b.example.test`):
+    /// a DYNAMIC_DNS wildcard has one VIP, which every name under it gets.
+    pub fn wildcard_services(&self, name: &str) -> Option<&Vec<Arc<Service>>> {
+        let mut rest = name;
+        while let Some((_, parent)) = rest.split_once('.') {
+            if let Some(services) = self.by_host.get(&format!("*.{parent}")) {
+                return Some(services);
+            }
+            rest = parent;
+        }
+        None
     }
 
     /// The kernel `SERVICES` entries this snapshot wants: every VIP, all ports.
@@ -350,5 +367,77 @@ pub fn addr16(ip: IpAddr) -> [u8; 16] {
     match ip {
         IpAddr::V4(a) => v4_mapped(a.octets()),
         IpAddr::V6(a) => a.octets(),
+    }
+}
+
+#[cfg(test)]
+mod tls_and_wildcard_tests {
+    use super::*;
+    use crate::config::allocate::Allocator;
+    use crate::config::compile::{compile, wanted_addresses};
+    use crate::config::fixtures::{objects, service_entry};
+    use crate::config::object::Object;
+
+    fn build(texts: &[&str]) -> Snapshot {
+        let all: Vec<Object> = texts.iter().flat_map(|t| objects(t)).collect();
+        let mut alloc = Allocator::in_memory();
+        alloc.reconcile(&wanted_addresses(&all)).unwrap();
+        compile(&all, alloc.assigned())
+    }
+
+    fn rule(ns: &str, name: &str, host: &str, sni: &str) -> String {
+        format!("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  host: '{host}'\n  trafficPolicy: {{tls: {{mode: SIMPLE, sni: {sni}}}}}\n")
+    }
+
+    #[test]
+    fn wildcard_hosts_answer_every_name_under_them() {
+        let s = build(&[&service_entry(
+            "n",
+            "w",
+            "",
+            "  hosts: ['*.example.test']\n  resolution: DYNAMIC_DNS\n",
+        )]);
+        let vip = "240.240.0.2".parse::<Ipv4Addr>().unwrap();
+        for name in ["a.example.test.", "B.Example.Test", "x.y.example.test"] {
+            assert_eq!(
+                s.dns_lookup(name).map(|(v4, _)| v4),
+                Some(vec![vip]),
+                "{name}"
+            );
+        }
+        for name in ["example.test", "aexample.test", "a.example.org"] {
+            assert_eq!(s.dns_lookup(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn destination_rules_by_namespace_then_specificity() {
+        let se = service_entry(
+            "n",
+            "se",
+            "",
+            "  hosts: [api.example.test]\n  resolution: DNS\n",
+        );
+        let s = build(&[
+            &se,
+            &rule("n", "wide", "*.test", "wide.test"),
+            &rule("n", "narrow", "*.example.test", "narrow.test"),
+            &rule("istio-system", "exact", "api.example.test", "root.test"),
+            &rule("elsewhere", "exact", "api.example.test", "other.test"),
+        ]);
+        let svc = &s.services[0];
+        let (dr, tls) = s.upstream_tls(svc, 80).unwrap();
+        assert_eq!(dr.reference(), "n/narrow");
+        assert_eq!(tls.sni.as_deref(), Some("narrow.test"));
+
+        // Only the root namespace's rule left: it applies mesh-wide.
+        let s = build(&[
+            &se,
+            &rule("istio-system", "exact", "api.example.test", "root.test"),
+        ]);
+        assert_eq!(
+            s.upstream_tls(&s.services[0], 80).unwrap().0.reference(),
+            "istio-system/exact"
+        );
     }
 }

@@ -22,6 +22,15 @@ pub enum EndpointError {
         #[source]
         source: io::Error,
     },
+    /// A wildcard service was asked for a name it does not cover, or for
+    /// none at all (the waypoint never resolves names outside the entry).
+    #[error("service {host} does not cover host \"{requested}\"")]
+    NotCovered {
+        /// The wildcard service host.
+        host: String,
+        /// The name the request asked for (empty when none).
+        requested: String,
+    },
     /// Resolution succeeded but produced no usable address.
     #[error("service {host} has no endpoint address for port {port}")]
     NoAddress {
@@ -46,6 +55,18 @@ pub async fn select(
     target: &UpstreamTarget,
     orig_dst: SocketAddr,
 ) -> Result<Vec<SocketAddr>, EndpointError> {
+    select_for_host(resolver, target, orig_dst, None).await
+}
+
+/// Like [`select`], for a request that names `host` (HTTP Host without
+/// port, or TLS SNI): a wildcard service (`*.example.com`, DYNAMIC_DNS)
+/// resolves that name, provided the wildcard covers it.
+pub async fn select_for_host(
+    resolver: &dyn ResolveHost,
+    target: &UpstreamTarget,
+    orig_dst: SocketAddr,
+    host: Option<&str>,
+) -> Result<Vec<SocketAddr>, EndpointError> {
     let service = &target.service;
     let port = &target.port;
     let addrs = match service.resolution {
@@ -60,7 +81,8 @@ pub async fn select(
             .collect(),
         Resolution::Dns | Resolution::DnsRoundRobin | Resolution::DynamicDns => {
             if service.endpoints.is_empty() {
-                resolve(resolver, &service.host)
+                let name = upstream_name(&service.host, host)?;
+                resolve(resolver, &name)
                     .await?
                     .into_iter()
                     .map(|ip| SocketAddr::new(ip, default_port(port)))
@@ -77,6 +99,27 @@ pub async fn select(
         });
     }
     Ok(addrs)
+}
+
+/// The name to resolve for a service host: itself, or for a wildcard the
+/// requested name it covers.
+pub fn upstream_name(service_host: &str, requested: Option<&str>) -> Result<String, EndpointError> {
+    let Some(suffix) = service_host.strip_prefix('*') else {
+        return Ok(service_host.to_string());
+    };
+    let requested = requested
+        .unwrap_or_default()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    // `*.a.com` covers `x.a.com` and `x.y.a.com`, not `a.com`.
+    if requested.len() > suffix.len() && requested.ends_with(suffix) {
+        Ok(requested)
+    } else {
+        Err(EndpointError::NotCovered {
+            host: service_host.to_string(),
+            requested,
+        })
+    }
 }
 
 /// Resolves each endpoint; one failing name does not hide the others.
@@ -258,6 +301,42 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, EndpointError::NoAddress { port: 80, .. }));
+    }
+
+    #[tokio::test]
+    async fn dynamic_dns_wildcards_resolve_the_requested_name_they_cover() {
+        let mut t = target(Resolution::DynamicDns, vec![], Some(8080));
+        Arc::get_mut(&mut t.service).unwrap().host = "*.test".into();
+        let got = select_for_host(&Fake, &t, dst(), Some("a.test"))
+            .await
+            .unwrap();
+        assert_eq!(got[1], "127.0.0.1:8080".parse().unwrap());
+        for outside in [Some("a.other"), Some("test"), None] {
+            let err = select_for_host(&Fake, &t, dst(), outside)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, EndpointError::NotCovered { .. }),
+                "{outside:?}: {err}"
+            );
+        }
+        // A plain host ignores the request's name.
+        let plain = target(Resolution::Dns, vec![], None);
+        let got = select_for_host(&Fake, &plain, dst(), Some("evil.example"))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn upstream_names() {
+        assert_eq!(upstream_name("a.com", Some("b.com")).unwrap(), "a.com");
+        assert_eq!(
+            upstream_name("*.a.com", Some("X.y.A.com.")).unwrap(),
+            "x.y.a.com"
+        );
+        assert!(upstream_name("*.a.com", Some("a.com")).is_err());
+        assert!(upstream_name("*.a.com", Some("xa.com")).is_err());
     }
 
     #[tokio::test]

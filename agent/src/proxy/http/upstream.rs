@@ -22,6 +22,7 @@ use crate::proxy::connect::{self, ConnectError};
 use crate::proxy::context::UpstreamTarget;
 use crate::proxy::endpoint::{self, EndpointError};
 use crate::proxy::flags::ResponseFlag;
+use crate::proxy::tls::settings::strip_port;
 use crate::proxy::tls::{OriginTls, TlsError, TlsOrigin};
 use crate::proxy::ResolveHost;
 
@@ -85,6 +86,8 @@ struct Held {
     target: UpstreamTarget,
     /// [`OriginTls::key`] of the TLS it speaks; `None` for plain text.
     tls: Option<u64>,
+    /// The name a wildcard service resolved for it (`None`: the service host).
+    upstream_name: Option<String>,
     addr: SocketAddr,
     sender: SendRequest<ProxyBody>,
 }
@@ -124,13 +127,16 @@ impl UpstreamSession {
         exchange: &mut Exchange,
         mut request: Request<ProxyBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let tls = origin_tls(exchange, &request)?;
+        let host = request_host(&request);
+        let tls = origin_tls(exchange, host.as_deref())?;
         let tls_key = tls.as_ref().map(OriginTls::key);
+        let upstream_name = wildcard_name(&exchange.target, host.as_deref());
         let mut slot = self.held.lock().await;
-        if let Some(mut held) = slot
-            .take()
-            .filter(|h| h.target.same_as(&exchange.target) && h.tls == tls_key)
-        {
+        if let Some(mut held) = slot.take().filter(|h| {
+            h.target.same_as(&exchange.target)
+                && h.tls == tls_key
+                && h.upstream_name == upstream_name
+        }) {
             // Waits for the previous response to finish; errs if closed.
             if held.sender.ready().await.is_ok() {
                 self.record(exchange, held.addr);
@@ -156,7 +162,9 @@ impl UpstreamSession {
             }
         }
 
-        let mut held = self.open(&exchange.target, tls.as_ref()).await?;
+        let mut held = self
+            .open(&exchange.target, tls.as_ref(), host.as_deref())
+            .await?;
         self.record(exchange, held.addr);
         let sent = Instant::now();
         let response =
@@ -183,8 +191,10 @@ impl UpstreamSession {
         &self,
         target: &UpstreamTarget,
         tls: Option<&OriginTls>,
+        host: Option<&str>,
     ) -> Result<Held, UpstreamError> {
-        let addrs = endpoint::select(self.resolver.as_ref(), target, self.orig_dst).await?;
+        let addrs =
+            endpoint::select_for_host(self.resolver.as_ref(), target, self.orig_dst, host).await?;
         let (stream, addr) = connect::connect_first(&addrs).await?;
         let sender = match tls {
             None => http1_client(stream, addr).await?,
@@ -207,21 +217,36 @@ impl UpstreamSession {
         Ok(Held {
             target: target.clone(),
             tls: tls.map(OriginTls::key),
+            upstream_name: wildcard_name(target, host),
             addr,
             sender,
         })
     }
 }
 
-/// The TLS a request needs (DestinationRule of its target, its Host).
-fn origin_tls(
-    exchange: &Exchange,
-    request: &Request<ProxyBody>,
-) -> Result<Option<OriginTls>, UpstreamError> {
-    let host = request
+/// The request's host without port, lowercase (Host header, else authority).
+fn request_host(request: &Request<ProxyBody>) -> Option<String> {
+    let authority = request
         .headers()
         .get(header::HOST)
-        .and_then(|v| v.to_str().ok());
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))?;
+    Some(strip_port(authority).to_ascii_lowercase()).filter(|h| !h.is_empty())
+}
+
+/// The name a wildcard target resolves for `host`; `None` for plain hosts
+/// (or names the wildcard does not cover, which fail in endpoint selection).
+fn wildcard_name(target: &UpstreamTarget, host: Option<&str>) -> Option<String> {
+    target
+        .service
+        .host
+        .starts_with('*')
+        .then(|| endpoint::upstream_name(&target.service.host, host).ok())
+        .flatten()
+}
+
+/// The TLS a request needs (DestinationRule of its target, its host).
+fn origin_tls(exchange: &Exchange, host: Option<&str>) -> Result<Option<OriginTls>, UpstreamError> {
     OriginTls::for_request(
         &exchange.snapshot,
         &exchange.target.service,
