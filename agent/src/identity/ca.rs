@@ -110,6 +110,35 @@ impl LocalCa {
         not_before: SystemTime,
         not_after: SystemTime,
     ) -> Result<Credential, IdentityError> {
+        let (cert, key) = self.sign(identity, not_before, not_after)?;
+        let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        Credential::new(
+            identity.clone(),
+            vec![cert.der().clone()],
+            key_der,
+            not_before,
+            not_after,
+        )
+    }
+
+    /// A leaf as PEM files hold it: `(certificate, private key)`, for
+    /// `--cert-chain`/`--key` of a host that does not keep the CA key.
+    pub fn issue_pem(
+        &self,
+        identity: &Identity,
+        lifetime: Duration,
+    ) -> Result<(String, String), IdentityError> {
+        let now = SystemTime::now();
+        let (cert, key) = self.sign(identity, now - BACKDATE, now + lifetime)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    fn sign(
+        &self,
+        identity: &Identity,
+        not_before: SystemTime,
+        not_after: SystemTime,
+    ) -> Result<(rcgen::Certificate, KeyPair), IdentityError> {
         let fail = |source| IdentityError::Issue {
             identity: identity.clone(),
             source,
@@ -135,14 +164,7 @@ impl LocalCa {
         let cert = params
             .signed_by(&key, &self.issuer, &self.key)
             .map_err(fail)?;
-        let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        Credential::new(
-            identity.clone(),
-            vec![cert.der().clone()],
-            key_der,
-            not_before,
-            not_after,
-        )
+        Ok((cert, key))
     }
 }
 

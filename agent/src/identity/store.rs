@@ -173,3 +173,73 @@ fn root_store(
     }
     Ok(store)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::ca::ROOT_CERT_FILE;
+
+    fn id(sa: &str) -> Identity {
+        Identity {
+            trust_domain: "cluster.local".into(),
+            namespace: "istio-egress".into(),
+            service_account: sa.into(),
+        }
+    }
+
+    /// Writes a leaf for `sa` as the cert-chain and key files.
+    fn write_leaf(ca: &LocalCa, files: &CertFiles, sa: &str) {
+        let (cert, key) = ca.issue_pem(&id(sa), LEAF_LIFETIME).unwrap();
+        std::fs::write(&files.cert_chain, cert).unwrap();
+        std::fs::write(&files.key, key).unwrap();
+    }
+
+    #[test]
+    fn certificate_files_are_reloaded_when_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = LocalCa::load_or_create(&dir.path().join("ca")).unwrap();
+        let files = CertFiles {
+            cert_chain: dir.path().join("cert-chain.pem"),
+            key: dir.path().join("key.pem"),
+            ca_bundle: dir.path().join("ca").join(ROOT_CERT_FILE),
+        };
+        write_leaf(&ca, &files, "first");
+        let store = IdentityStore::new("cluster.local", CertSource::Files(files.clone())).unwrap();
+        assert_eq!(
+            store.credential(&id("first")).unwrap().identity,
+            id("first")
+        );
+        let err = store.credential(&id("second")).unwrap_err().to_string();
+        assert!(
+            err.contains("is for spiffe://cluster.local/ns/istio-egress/sa/first"),
+            "{err}"
+        );
+
+        // Rotated (mtime moves on), picked up after the check interval.
+        std::thread::sleep(Duration::from_millis(20));
+        write_leaf(&ca, &files, "second");
+        std::thread::sleep(FILE_CHECK_INTERVAL + Duration::from_millis(50));
+        assert_eq!(
+            store.credential(&id("second")).unwrap().identity,
+            id("second")
+        );
+
+        // A broken rotation keeps the last good certificate.
+        std::fs::write(&files.cert_chain, "garbage").unwrap();
+        std::thread::sleep(FILE_CHECK_INTERVAL + Duration::from_millis(50));
+        assert_eq!(
+            store.credential(&id("second")).unwrap().identity,
+            id("second")
+        );
+    }
+
+    #[test]
+    fn local_ca_leaves_are_cached_per_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = LocalCa::load_or_create(dir.path()).unwrap();
+        let store = IdentityStore::new("cluster.local", CertSource::LocalCa(Box::new(ca))).unwrap();
+        let a = store.credential(&id("a")).unwrap();
+        assert!(Arc::ptr_eq(&a, &store.credential(&id("a")).unwrap()));
+        assert!(!Arc::ptr_eq(&a, &store.credential(&id("b")).unwrap()));
+    }
+}
