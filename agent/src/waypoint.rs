@@ -74,7 +74,7 @@ pub fn spawn_hbone(
 ) -> tokio::task::JoinHandle<()> {
     let inbound = Arc::new(Inbound {
         proxy,
-        authorizer: None,
+        authorizer: Some(Arc::new(crate::proxy::authorize::TunnelAuthorizer)),
     });
     let tls = Arc::new(ServerTls::new(identities));
     crate::hbone::server::spawn(inbound, tls, scope, listen)

@@ -6,6 +6,7 @@
 //! [`connect`]. [`access_log`] writes what happened, with [`flags`] saying why.
 
 pub mod access_log;
+pub mod authorize;
 pub mod connect;
 pub mod context;
 pub mod counted;

@@ -121,9 +121,17 @@ pub async fn handle_outbound(
         Ok(_) if crate::hbone::tunnel::remote_waypoint(&conn).is_some() => {
             crate::hbone::tunnel::forward(&ctx, &conn, downstream).await
         }
-        Ok(Route::Tcp(target)) => {
-            tcp::proxy(ctx.resolver.as_ref(), &conn, &target, downstream).await
-        }
+        Ok(Route::Tcp(target)) => match super::authorize::authorize_connection(&conn) {
+            Err(decision) => {
+                drop(downstream);
+                let reason = super::authorize::describe(&decision);
+                ConnectionOutcome::refused(
+                    ResponseFlag::RbacDenied,
+                    &format!("RBAC: access denied: {reason}"),
+                )
+            }
+            Ok(()) => tcp::proxy(ctx.resolver.as_ref(), &conn, &target, downstream).await,
+        },
         Ok(Route::Http(target)) => http::serve(ctx.clone(), conn.clone(), target, downstream).await,
     };
     access_log::connection_complete(&conn, &outcome, &bytes);

@@ -1,0 +1,96 @@
+//! AuthorizationPolicy at the waypoint, shared by the HTTP stage (per
+//! request) and by TCP connections and HBONE tunnels (per connection, with
+//! no HTTP attributes: Istio's rules for HTTP-only fields on TCP apply).
+
+use std::sync::OnceLock;
+
+use crate::authz::{
+    AuthzStats, Decision, GatewayKey, HttpAttrs, ObjectKey, RequestAttrs, TargetKey,
+};
+use crate::config::kinds::gateway::WAYPOINT_CLASS;
+use crate::proxy::context::ConnectionContext;
+
+/// Process-wide counters of authorization decisions, by reason (exported as
+/// metrics).
+pub fn authz_stats() -> &'static AuthzStats {
+    static STATS: OnceLock<AuthzStats> = OnceLock::new();
+    STATS.get_or_init(AuthzStats::default)
+}
+
+/// The source principal without `spiffe://` (`td/ns/<ns>/sa/<sa>`).
+pub fn principal_of(conn: &ConnectionContext) -> String {
+    let id = &conn.src_identity;
+    format!(
+        "{}/ns/{}/sa/{}",
+        id.trust_domain, id.namespace, id.service_account
+    )
+}
+
+/// Evaluates the policies of the connection's waypoint and service;
+/// `None` when the connection is not at a waypoint or no policy exists.
+pub fn evaluate(
+    conn: &ConnectionContext,
+    principal: &str,
+    http: Option<HttpAttrs<'_>>,
+) -> Option<Decision> {
+    let waypoint = conn.waypoint.as_ref()?;
+    let service = conn.service.as_ref()?;
+    let policies = &conn.snapshot.authz;
+    if policies.is_empty() {
+        return None;
+    }
+    let attrs = RequestAttrs {
+        source_principal: Some(principal),
+        source_namespace: Some(&conn.src_identity.namespace),
+        source_ip: conn.src.ip(),
+        remote_ip: conn.src.ip(),
+        destination: conn.orig_dst,
+        sni: None,
+        http,
+    };
+    let target = TargetKey {
+        gateway: GatewayKey {
+            namespace: &waypoint.reference.namespace,
+            name: &waypoint.reference.name,
+            class: WAYPOINT_CLASS,
+        },
+        service_entry: Some(ObjectKey {
+            namespace: &service.namespace,
+            name: &service.name,
+        }),
+        service: None,
+    };
+    let decision = policies.evaluate(&target, &attrs);
+    authz_stats().record(&decision);
+    Some(decision)
+}
+
+/// L4 authorization of a whole connection to a non-HTTP port. HTTP ports are
+/// decided per request by the HTTP stage (checking them here without HTTP
+/// attributes would drop every HTTP-only ALLOW rule and deny them all).
+pub fn authorize_connection(conn: &ConnectionContext) -> Result<(), Decision> {
+    if conn.service_port().is_some_and(|p| p.protocol.is_http()) {
+        return Ok(());
+    }
+    match evaluate(conn, &principal_of(conn), None) {
+        Some(decision) if !decision.allowed => Err(decision),
+        _ => Ok(()),
+    }
+}
+
+/// The HBONE server's L4 check: a denied tunnel is answered 401.
+pub struct TunnelAuthorizer;
+
+impl crate::hbone::inbound::AuthorizeTunnel for TunnelAuthorizer {
+    fn check(&self, conn: &ConnectionContext) -> Result<(), String> {
+        authorize_connection(conn).map_err(|d| describe(&d))
+    }
+}
+
+/// `policy ns/name (reason)` for logs.
+pub fn describe(decision: &Decision) -> String {
+    match &decision.policy {
+        Some(p) => format!("{} by {p}", decision.reason.as_str()),
+        None => decision.reason.as_str().to_string(),
+    }
+}
