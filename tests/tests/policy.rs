@@ -385,3 +385,40 @@ spec:
     );
     Ok(())
 }
+
+#[test]
+fn http2_prior_knowledge_from_the_workload_gets_the_same_policy() -> anyhow::Result<()> {
+    let node = walkthrough_through_step3()?;
+    let g = generation(&node)?;
+    node.apply(AUTHORIZATION_POLICY)?;
+    node.apply(VIRTUAL_SERVICE)?;
+    wait_applied(&node, g + 1);
+    let get = curl(&node, "httpbin.org/get", &["--http2-prior-knowledge"])?;
+    assert_eq!(get.status_line.trim(), "HTTP/2 200", "{}", get.headers);
+    assert!(
+        get.headers.contains("server: istio-envoy"),
+        "{}",
+        get.headers
+    );
+    let json: serde_json::Value = serde_json::from_str(&get.body)?;
+    assert_eq!(
+        json["headers"]["My-Added-Header"], "added-value",
+        "{}",
+        get.body
+    );
+    let post = curl(
+        &node,
+        "httpbin.org/post",
+        &["--http2-prior-knowledge", "-X", "POST"],
+    )?;
+    assert_eq!(post.status_line.trim(), "HTTP/2 403", "{}", post.headers);
+    assert_eq!(post.body, "RBAC: access denied");
+    assert!(
+        node.agent_log()
+            .lines()
+            .any(|l| l.contains("protocol=HTTP2") && l.contains("response_code=403")),
+        "no HTTP2 access line:\n{}",
+        node.agent_log()
+    );
+    Ok(())
+}

@@ -56,6 +56,8 @@ pub struct RequestRecord {
     pub host: Option<String>,
     /// `User-Agent` header.
     pub user_agent: Option<String>,
+    /// `HTTP1` or `HTTP2`, as ztunnel spells the protocol.
+    pub protocol: &'static str,
     /// When the request head was received.
     pub started: Instant,
 }
@@ -77,6 +79,11 @@ impl RequestRecord {
             host: header(http::header::HOST)
                 .or_else(|| head.uri.authority().map(|a| a.to_string())),
             user_agent: header(http::header::USER_AGENT),
+            protocol: if head.version == http::Version::HTTP_2 {
+                "HTTP2"
+            } else {
+                "HTTP1"
+            },
             started: Instant::now(),
         }
     }
@@ -109,7 +116,7 @@ pub fn request_complete(
         direction = "outbound",
         method = %request.method,
         path = request.path.as_str(),
-        protocol = %"HTTP1",
+        protocol = %request.protocol,
         response_code = status.as_u16(),
         host = request.host.as_deref(),
         user_agent = request.user_agent.as_deref(),

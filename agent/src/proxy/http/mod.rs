@@ -19,7 +19,7 @@ use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use self::body::{LoggedBody, PendingLog};
@@ -67,10 +67,14 @@ where
         let state = state.clone();
         service_fn(move |request| handle(state.clone(), request))
     };
-    let served = hyper::server::conn::http1::Builder::new()
+    // HTTP/1.1, or HTTP/2 with prior knowledge: the preface tells them apart.
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
         .keep_alive(true)
         // Pipelined requests get their responses flushed together.
-        .pipeline_flush(true)
+        .pipeline_flush(true);
+    let served = builder
         .serve_connection(TokioIo::new(downstream), service)
         .await;
 
@@ -81,9 +85,10 @@ where
     if let Err(e) = served {
         // A malformed request is the workload's fault; a workload that
         // hangs up mid-response is not an error worth a flag.
-        let flag = e
-            .is_parse()
-            .then_some(ResponseFlag::DownstreamProtocolError);
+        let parse_error = e
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_parse);
+        let flag = parse_error.then_some(ResponseFlag::DownstreamProtocolError);
         outcome.fail(flag, &e);
     }
     outcome

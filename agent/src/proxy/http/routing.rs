@@ -24,6 +24,7 @@ impl RequestStage for Routing {
             .headers
             .get(http::header::HOST)
             .and_then(|v| v.to_str().ok())
+            .or_else(|| head.uri.authority().map(|a| a.as_str()))
             .unwrap_or(&host)
             .to_string();
         let path_and_query = head
