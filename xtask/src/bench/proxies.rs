@@ -28,9 +28,9 @@ pub struct Proxy {
 pub fn nginx_main(dir: &Path, name: &str, workers: u32) -> String {
     let d = dir.display();
     format!(
-        "daemon off; master_process on; user root; worker_processes {workers}; worker_rlimit_nofile 65536;\n\
+        "daemon off; master_process on; user root; worker_processes {workers}; worker_rlimit_nofile 20000;\n\
          pid {d}/{name}.pid; error_log {d}/{name}-error.log warn;\n\
-         events {{ worker_connections 30000; }}"
+         events {{ worker_connections 9000; }}"
     )
 }
 
@@ -74,7 +74,7 @@ pub fn start_nginx(node: &Node, dir: &Path) -> anyhow::Result<Proxy> {
 pub fn start_haproxy(node: &Node, dir: &Path) -> anyhow::Result<Proxy> {
     let offset = 20_000;
     let mut conf = String::from(
-        "global\n  nbthread 1\n  maxconn 30000\n  log stdout format raw local0\n\
+        "global\n  nbthread 1\n  maxconn 9000\n  log stdout format raw local0\n\
          defaults\n  mode http\n  log global\n  option httplog\n  http-reuse always\n\
            timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n",
     );
