@@ -64,6 +64,10 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: ExecArgs) -> anyhow::Resul
         libc::signal(libc::SIGTERM, libc::SIG_IGN);
     }
     let status = child.wait().context("waiting for the command")?;
+    // Wait for the teardown so nothing of the workload outlives this command.
+    if let Err(e) = client.call(&Request::ReleaseWorkload { id: workload.id }) {
+        eprintln!("egret: workload teardown not confirmed: {e}");
+    }
     drop(client);
     let code = match (status.code(), status.signal()) {
         (Some(code), _) => code,

@@ -17,6 +17,9 @@ pub enum Request {
         service_account: String,
         name: Option<String>,
     },
+    /// Tear a workload of this connection down now and answer when it is
+    /// gone (closing the connection does the same, without the answer).
+    ReleaseWorkload { id: u64 },
     /// What the agent has in force right now.
     Status,
 }
@@ -26,6 +29,8 @@ pub enum Request {
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Response {
     Workload(CreatedWorkload),
+    /// The workload is gone: namespace, cgroup and kernel entries removed.
+    Released { id: u64 },
     Status(AgentStatus),
     Error { message: String },
 }

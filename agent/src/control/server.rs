@@ -55,6 +55,18 @@ async fn session(stream: UnixStream, handler: Arc<dyn ControlHandler>) {
                 message: format!("bad request: {e}"),
             },
             Ok(Request::Status) => Response::Status(handler.status()),
+            Ok(Request::ReleaseWorkload { id }) => {
+                if let Some(i) = owned.iter().position(|w| *w == id) {
+                    owned.swap_remove(i);
+                    let h = handler.clone();
+                    let _ = tokio::task::spawn_blocking(move || h.remove_workload(id)).await;
+                    Response::Released { id }
+                } else {
+                    Response::Error {
+                        message: format!("workload {id} is not one of this connection's"),
+                    }
+                }
+            }
             Ok(Request::CreateWorkload {
                 namespace,
                 service_account,
