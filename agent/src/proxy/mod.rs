@@ -14,6 +14,7 @@ pub mod endpoint;
 pub mod flags;
 pub mod http;
 pub mod outbound;
+pub mod pool;
 pub mod tcp;
 pub mod tls;
 

@@ -1,7 +1,9 @@
 //! The upstream leg of one workload connection: an HTTP/1.1 client
 //! connection to the chosen endpoint (TLS when a DestinationRule says so),
 //! kept for the next request on the same workload connection while it is
-//! healthy and goes to the same target with the same TLS settings.
+//! healthy and goes to the same target with the same TLS settings. When the
+//! workload is done, the connection goes to the shared [`pool`] for the
+//! next workload's request to the same endpoint.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use crate::proxy::connect::{self, ConnectError};
 use crate::proxy::context::UpstreamTarget;
 use crate::proxy::endpoint::{self, EndpointError};
 use crate::proxy::flags::ResponseFlag;
+use crate::proxy::pool::{self, Pool};
 use crate::proxy::tls::settings::strip_port;
 use crate::proxy::tls::{OriginTls, TlsError, TlsOrigin};
 use crate::proxy::ResolveHost;
@@ -92,6 +95,38 @@ struct Held {
     sender: SendRequest<ProxyBody>,
 }
 
+/// Where an idle connection can serve again: the endpoint and the
+/// [`OriginTls::key`] (SNI included) of the TLS it speaks.
+type PoolKey = (SocketAddr, Option<u64>);
+
+/// The connections workloads are done with.
+fn shared_pool() -> &'static Pool<PoolKey, Held> {
+    static POOL: std::sync::OnceLock<Pool<PoolKey, Held>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| Pool::new(pool::IDLE_TIMEOUT, pool::MAX_PER_KEY, pool::MAX_TOTAL))
+}
+
+impl Held {
+    /// Idle and open: a request can go out on it right away.
+    fn reusable(&self) -> bool {
+        !self.sender.is_closed() && self.sender.is_ready()
+    }
+
+    /// Returns it to the shared pool if it can serve again.
+    fn release(self) {
+        if self.reusable() {
+            shared_pool().put((self.addr, self.tls), self);
+        }
+    }
+}
+
+/// Why a kept connection did not carry a request.
+enum ReuseError {
+    /// Closed before the request was written: it can go elsewhere.
+    Unsent(Request<ProxyBody>),
+    /// The connection failed with the request on it.
+    Failed(UpstreamError),
+}
+
 /// The upstream side of one workload connection.
 pub struct UpstreamSession {
     resolver: Arc<dyn ResolveHost>,
@@ -132,38 +167,60 @@ impl UpstreamSession {
         let tls_key = tls.as_ref().map(OriginTls::key);
         let upstream_name = wildcard_name(&exchange.target, host.as_deref());
         let mut slot = self.held.lock().await;
-        if let Some(mut held) = slot.take().filter(|h| {
-            h.target.same_as(&exchange.target)
-                && h.tls == tls_key
-                && h.upstream_name == upstream_name
-        }) {
+        let (kept, other) = match slot.take() {
+            Some(h)
+                if h.target.same_as(&exchange.target)
+                    && h.tls == tls_key
+                    && h.upstream_name == upstream_name =>
+            {
+                (Some(h), None)
+            }
+            h => (None, h),
+        };
+        // A connection to another target may serve another workload.
+        if let Some(h) = other {
+            h.release();
+        }
+        if let Some(mut held) = kept {
             // Waits for the previous response to finish; errs if closed.
             if held.sender.ready().await.is_ok() {
-                self.record(exchange, held.addr);
-                let sent = Instant::now();
-                match held.sender.try_send_request(request).await {
+                match self.reuse(exchange, &mut held, request).await {
                     Ok(response) => {
-                        exchange.upstream_service_time = Some(sent.elapsed());
                         *slot = Some(held);
                         return Ok(response);
                     }
-                    Err(mut e) => match e.take_message() {
-                        // Never written: the upstream closed the idle
-                        // connection first. A new connection gets it.
-                        Some(unsent) => request = unsent,
-                        None => {
-                            return Err(UpstreamError::Reset {
-                                addr: held.addr,
-                                source: e.into_error(),
-                            })
-                        }
-                    },
+                    Err(ReuseError::Unsent(unsent)) => request = unsent,
+                    Err(ReuseError::Failed(e)) => return Err(e),
                 }
             }
         }
 
+        let addrs = endpoint::select_for_host(
+            self.resolver.as_ref(),
+            &exchange.target,
+            self.orig_dst,
+            host.as_deref(),
+        )
+        .await?;
+        // An idle connection another workload left to one of the endpoints.
+        while let Some(mut held) = addrs
+            .iter()
+            .find_map(|a| shared_pool().take(&(*a, tls_key), Held::reusable))
+        {
+            held.target = exchange.target.clone();
+            held.upstream_name = upstream_name.clone();
+            match self.reuse(exchange, &mut held, request).await {
+                Ok(response) => {
+                    *slot = Some(held);
+                    return Ok(response);
+                }
+                Err(ReuseError::Unsent(unsent)) => request = unsent,
+                Err(ReuseError::Failed(e)) => return Err(e),
+            }
+        }
+
         let mut held = self
-            .open(&exchange.target, tls.as_ref(), host.as_deref())
+            .open(&exchange.target, tls.as_ref(), &addrs, upstream_name)
             .await?;
         self.record(exchange, held.addr);
         let sent = Instant::now();
@@ -180,6 +237,32 @@ impl UpstreamSession {
         Ok(response)
     }
 
+    /// Sends `request` on a connection that served before.
+    async fn reuse(
+        &self,
+        exchange: &mut Exchange,
+        held: &mut Held,
+        request: Request<ProxyBody>,
+    ) -> Result<Response<Incoming>, ReuseError> {
+        self.record(exchange, held.addr);
+        let sent = Instant::now();
+        match held.sender.try_send_request(request).await {
+            Ok(response) => {
+                exchange.upstream_service_time = Some(sent.elapsed());
+                Ok(response)
+            }
+            Err(mut e) => match e.take_message() {
+                // Never written: the upstream closed the idle connection
+                // first. Another connection gets it.
+                Some(unsent) => Err(ReuseError::Unsent(unsent)),
+                None => Err(ReuseError::Failed(UpstreamError::Reset {
+                    addr: held.addr,
+                    source: e.into_error(),
+                })),
+            },
+        }
+    }
+
     fn record(&self, exchange: &mut Exchange, addr: SocketAddr) {
         exchange.upstream_addr = Some(addr);
         *self.last_addr.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
@@ -191,11 +274,10 @@ impl UpstreamSession {
         &self,
         target: &UpstreamTarget,
         tls: Option<&OriginTls>,
-        host: Option<&str>,
+        addrs: &[SocketAddr],
+        upstream_name: Option<String>,
     ) -> Result<Held, UpstreamError> {
-        let addrs =
-            endpoint::select_for_host(self.resolver.as_ref(), target, self.orig_dst, host).await?;
-        let (stream, addr) = connect::connect_first(&addrs).await?;
+        let (stream, addr) = connect::connect_first(addrs).await?;
         let sender = match tls {
             None => http1_client(stream, addr).await?,
             Some(origin) => {
@@ -217,10 +299,18 @@ impl UpstreamSession {
         Ok(Held {
             target: target.clone(),
             tls: tls.map(OriginTls::key),
-            upstream_name: wildcard_name(target, host),
+            upstream_name,
             addr,
             sender,
         })
+    }
+}
+
+impl Drop for UpstreamSession {
+    fn drop(&mut self) {
+        if let Some(held) = self.held.get_mut().take() {
+            held.release();
+        }
     }
 }
 

@@ -1,0 +1,284 @@
+//! TLS origination and the shared upstream pool, in-process on loopback: a
+//! workload connection handed to `handle_outbound`, a rustls + hyper
+//! upstream on 127.0.0.1 with a test CA, a DestinationRule in the snapshot.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use egret::config::snapshot::{
+    DestinationPolicy, Endpoint, Protocol, Resolution, Service, ServicePort, Snapshot, TlsMode,
+    UpstreamTls, Waypoint, WaypointBinding, WaypointRef,
+};
+use egret::proxy::{handle_outbound, ProxyContext, ResolveHost};
+use egret::workload::identity::WorkloadInfo;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+const VIP: &str = "240.240.0.9";
+
+/// Never asked: endpoints are IP literals.
+struct NoResolver;
+
+impl ResolveHost for NoResolver {
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>> {
+        Box::pin(async move { Err(io::Error::other(format!("unexpected lookup of {host}"))) })
+    }
+}
+
+/// A test CA and a server certificate for `names`, as files and rustls values.
+struct Pki {
+    dir: tempfile::TempDir,
+    server: rustls::ServerConfig,
+}
+
+impl Pki {
+    fn new(names: &[&str]) -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca.self_signed(&ca_key).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap()
+                .signed_by(&key, &ca, &ca_key)
+                .unwrap();
+        let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+        Pki { dir, server }
+    }
+
+    fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+}
+
+/// A TLS upstream answering every request with the SNI it saw; counts the
+/// TCP connections it accepted.
+async fn tls_upstream(config: rustls::ServerConfig) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let sni = tls.get_ref().1.server_name().unwrap_or("-").to_string();
+                let service = service_fn(move |_req: Request<hyper::body::Incoming>| {
+                    let sni = sni.clone();
+                    async move {
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!(
+                            "sni={sni}"
+                        )))))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+fn waypoint_ref() -> WaypointRef {
+    WaypointRef {
+        namespace: "istio-egress".into(),
+        name: "egress-waypoint".into(),
+    }
+}
+
+/// A snapshot with `host` on [`VIP`]:80, endpoint `upstream`, and a
+/// DestinationRule with `tls`.
+fn context(host: &str, upstream: SocketAddr, tls: UpstreamTls) -> Arc<ProxyContext> {
+    let vip: IpAddr = VIP.parse().unwrap();
+    let service = Arc::new(Service {
+        namespace: "istio-egress".into(),
+        name: host.into(),
+        host: host.into(),
+        vips: vec![vip],
+        ports: vec![ServicePort {
+            number: 80,
+            name: "http".into(),
+            protocol: Protocol::Http,
+            target_port: Some(upstream.port()),
+        }],
+        resolution: Resolution::Static,
+        endpoints: vec![Endpoint {
+            address: upstream.ip().to_string(),
+            ports: HashMap::new(),
+        }],
+        waypoint: WaypointBinding::Bound(waypoint_ref()),
+    });
+    let mut snapshot = Snapshot::default();
+    snapshot.waypoints.insert(
+        waypoint_ref(),
+        Waypoint {
+            reference: waypoint_ref(),
+            service_account: "egress-waypoint".into(),
+            address: None,
+        },
+    );
+    snapshot.services.push(service.clone());
+    snapshot.by_vip.insert(vip, service.clone());
+    snapshot.by_host.insert(host.into(), vec![service]);
+    snapshot.destination_rules.push(Arc::new(DestinationPolicy {
+        namespace: "istio-egress".into(),
+        name: "dr".into(),
+        host: host.into(),
+        tls: Some(tls),
+        port_tls: vec![],
+    }));
+    let (tx, rx) = watch::channel(Arc::new(snapshot));
+    drop(tx);
+    Arc::new(ProxyContext {
+        snapshots: rx,
+        resolver: Arc::new(NoResolver),
+        trust_domain: "cluster.local".into(),
+        hbone: None,
+    })
+}
+
+fn simple(ca: Option<PathBuf>) -> UpstreamTls {
+    UpstreamTls {
+        mode: TlsMode::Simple,
+        client_certificate: None,
+        private_key: None,
+        ca_certificates: ca,
+        credential_name: None,
+        sni: None,
+        subject_alt_names: vec![],
+        insecure_skip_verify: false,
+    }
+}
+
+/// One workload connection with one GET; returns (status, body).
+async fn request(ctx: &Arc<ProxyContext>, host: &str) -> (u16, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (accepted, src) = listener.accept().await.unwrap();
+    let workload = Arc::new(WorkloadInfo {
+        name: "productpage".into(),
+        namespace: "bookinfo".into(),
+        service_account: "bookinfo-productpage".into(),
+        ip: "127.0.0.1".parse().unwrap(),
+        netns_cookie: 1,
+    });
+    let orig_dst = SocketAddr::new(VIP.parse().unwrap(), 80);
+    let task = tokio::spawn(handle_outbound(
+        ctx.clone(),
+        accepted,
+        workload,
+        src,
+        orig_dst,
+    ));
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(client))
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    let response = sender
+        .send_request(
+            Request::get("/get")
+                .header("host", host)
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    // The workload hangs up: its upstream connection goes to the pool.
+    drop(sender);
+    let _ = conn.await;
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn originates_tls_with_the_host_as_sni_and_pools_across_workloads() {
+    let pki = Pki::new(&["api.pool.test"]);
+    let (upstream, accepted) = tls_upstream(pki.server.clone()).await;
+    let ctx = context("api.pool.test", upstream, simple(Some(pki.ca_path())));
+
+    for _ in 0..3 {
+        let (status, body) = request(&ctx, "api.pool.test").await;
+        assert_eq!((status, body.as_str()), (200, "sni=api.pool.test"));
+    }
+    // Three workload connections, one upstream connection.
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_untrusted_upstream_is_a_503_and_never_pooled() {
+    let pki = Pki::new(&["bad.pool.test"]);
+    let other = Pki::new(&["bad.pool.test"]);
+    let (upstream, accepted) = tls_upstream(pki.server.clone()).await;
+    let ctx = context("bad.pool.test", upstream, simple(Some(other.ca_path())));
+    for _ in 0..2 {
+        let (status, body) = request(&ctx, "bad.pool.test").await;
+        assert_eq!(status, 503);
+        assert!(
+            body.contains("transport failure reason: TLS error"),
+            "{body}"
+        );
+        assert!(body.contains("invalid peer certificate"), "{body}");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_bad_ca_file_is_a_503_and_a_fixed_file_is_picked_up() {
+    let pki = Pki::new(&["reload.pool.test"]);
+    let (upstream, _) = tls_upstream(pki.server.clone()).await;
+    let bad = pki.dir.path().join("later.pem");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    let ctx = context("reload.pool.test", upstream, simple(Some(bad.clone())));
+    let (status, body) = request(&ctx, "reload.pool.test").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("TLS setup error"), "{body}");
+
+    std::fs::copy(pki.ca_path(), &bad).unwrap();
+    let (status, body) = request(&ctx, "reload.pool.test").await;
+    assert_eq!((status, body.as_str()), (200, "sni=reload.pool.test"));
+}
