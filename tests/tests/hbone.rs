@@ -200,3 +200,66 @@ fn a_waypoint_of_another_trust_domain_is_refused() -> anyhow::Result<()> {
     assert!(refused, "no refusal on the node:\n{}", node.agent_log());
     Ok(())
 }
+
+#[test]
+fn source_principals_policy_at_the_remote_waypoint_allows_one_account_and_denies_another(
+) -> anyhow::Result<()> {
+    let node = node_with_mesh()?;
+    let policy = r#"---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: only-productpage
+  namespace: istio-egress
+spec:
+  targetRefs:
+  - kind: Gateway
+    name: egress-waypoint
+    group: gateway.networking.k8s.io
+  action: ALLOW
+  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/bookinfo/sa/bookinfo-productpage"]
+"#;
+    let waypoint = WaypointNode::start(&node, &format!("{}{policy}", mesh()), WAYPOINT, &[])?;
+    let as_account = |sa: &str| {
+        node.exec(
+            WORKLOAD_NS,
+            sa,
+            &[
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-m",
+                "10",
+                "httpbin.org/get",
+            ],
+        )
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    assert_eq!(
+        as_account(WORKLOAD_SA)?,
+        "200",
+        "waypoint log:\n{}",
+        waypoint.log()
+    );
+    assert_eq!(
+        as_account("bookinfo-reviews")?,
+        "403",
+        "waypoint log:\n{}",
+        waypoint.log()
+    );
+    let log = waypoint.log();
+    assert!(
+        log.lines().any(|l| l.contains("response_code=403")
+            && l.contains(
+                "src.identity=\"spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews\""
+            )),
+        "the waypoint did not deny the other account by its identity:\n{log}"
+    );
+    Ok(())
+}
