@@ -87,7 +87,7 @@ impl UpstreamError {
 /// An open upstream connection and what it was opened for.
 struct Held {
     target: UpstreamTarget,
-    /// [`OriginTls::key`] of the TLS it speaks; `None` for plain text.
+    /// [`TlsOrigin::connection_key`] of the TLS it speaks; `None` for plain text.
     tls: Option<u64>,
     /// The name a wildcard service resolved for it (`None`: the service host).
     upstream_name: Option<String>,
@@ -96,7 +96,8 @@ struct Held {
 }
 
 /// Where an idle connection can serve again: the endpoint and the
-/// [`OriginTls::key`] (SNI included) of the TLS it speaks.
+/// [`TlsOrigin::connection_key`] (SNI and file versions included) of the
+/// TLS it speaks.
 type PoolKey = (SocketAddr, Option<u64>);
 
 /// The connections workloads are done with.
@@ -164,7 +165,7 @@ impl UpstreamSession {
     ) -> Result<Response<Incoming>, UpstreamError> {
         let host = request_host(&request);
         let tls = origin_tls(exchange, host.as_deref())?;
-        let tls_key = tls.as_ref().map(OriginTls::key);
+        let tls_key = tls.as_ref().map(|o| TlsOrigin::shared().connection_key(o));
         let upstream_name = wildcard_name(&exchange.target, host.as_deref());
         let mut slot = self.held.lock().await;
         let (kept, other) = match slot.take() {
@@ -298,7 +299,7 @@ impl UpstreamSession {
         };
         Ok(Held {
             target: target.clone(),
-            tls: tls.map(OriginTls::key),
+            tls: tls.map(|o| TlsOrigin::shared().connection_key(o)),
             upstream_name,
             addr,
             sender,

@@ -47,7 +47,7 @@ impl TlsOrigin {
     /// The client config for `origin`, built on first use and again when a
     /// file it reads changed.
     pub fn config(&self, origin: &OriginTls) -> Result<Arc<ClientConfig>, TlsError> {
-        let key = self.cache_key(origin);
+        let key = self.connection_key(origin);
         if let Some(c) = self.lock().get(&key) {
             return Ok(c.clone());
         }
@@ -95,8 +95,10 @@ impl TlsOrigin {
     }
 
     /// Settings + the current stamp of each file they read (a stat per
-    /// file per new connection: how a changed file gets noticed).
-    fn cache_key(&self, origin: &OriginTls) -> u64 {
+    /// file per request: how a changed file gets noticed). Connections made
+    /// under another key are not reused, so a rotated certificate takes
+    /// effect on the next request.
+    pub fn connection_key(&self, origin: &OriginTls) -> u64 {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         origin.key().hash(&mut h);
         let s = &origin.settings;
