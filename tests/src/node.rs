@@ -140,7 +140,11 @@ impl Node {
             }
             cmd.args(["--access-logfile", "-", "httpbin:app"]);
             let name = format!("httpbin-tls-{}", t.port);
-            tls_httpbins.push(Background::spawn(&name, cmd, &logs.join(format!("{name}.log")))?);
+            tls_httpbins.push(Background::spawn(
+                &name,
+                cmd,
+                &logs.join(format!("{name}.log")),
+            )?);
         }
 
         let mut dns_cmd = in_netns(&node_ns, "dnsmasq");
@@ -262,6 +266,11 @@ impl Node {
             std::fs::read_to_string(self.logs.join(format!("httpbin-tls-{port}.log")))
                 .unwrap_or_default()
         )
+    }
+
+    /// httpbin's access log so far (gunicorn's, one line per request).
+    pub fn httpbin_log(&self) -> String {
+        std::fs::read_to_string(self.logs.join("httpbin.log")).unwrap_or_default()
     }
 
     /// The agent's log so far.

@@ -422,3 +422,74 @@ fn http2_prior_knowledge_from_the_workload_gets_the_same_policy() -> anyhow::Res
     );
     Ok(())
 }
+
+fn virtual_service_with(route_extras: &str) -> String {
+    format!(
+        r#"apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: httpbin
+  namespace: istio-egress
+spec:
+  hosts:
+  - httpbin.org
+  http:
+  - route:
+    - destination:
+        host: httpbin.org
+{route_extras}"#
+    )
+}
+
+fn upstream_hits(node: &Node, path: &str) -> usize {
+    node.httpbin_log()
+        .lines()
+        .filter(|l| l.contains(&format!("\"GET {path} ")))
+        .count()
+}
+
+#[test]
+fn retries_timeouts_and_faults_follow_the_route() -> anyhow::Result<()> {
+    let node = walkthrough_through_step3()?;
+    let g = generation(&node)?;
+    node.apply(&virtual_service_with(
+        "    retries:\n      attempts: 3\n      retryOn: 5xx\n    timeout: 2s\n",
+    ))?;
+    wait_applied(&node, g);
+    let failing = curl(&node, "httpbin.org/status/503", &[])?;
+    assert!(failing.status_line.contains("503"), "{}", failing.headers);
+    assert!(
+        node.wait_until(Duration::from_secs(3), || upstream_hits(
+            &node,
+            "/status/503"
+        ) == 4),
+        "expected 1 try + 3 retries, httpbin saw {}",
+        upstream_hits(&node, "/status/503")
+    );
+    // The route timeout bounds the whole exchange.
+    let slow = curl(&node, "httpbin.org/delay/5", &[])?;
+    assert!(slow.status_line.contains("504"), "{}", slow.headers);
+    assert_eq!(slow.body, "upstream request timeout");
+
+    // attempts: 0 turns retries off.
+    let g = generation(&node)?;
+    node.apply(&virtual_service_with("    retries:\n      attempts: 0\n"))?;
+    wait_applied(&node, g);
+    let before = upstream_hits(&node, "/status/500");
+    let failing = curl(&node, "httpbin.org/status/500", &[])?;
+    assert!(failing.status_line.contains("500"), "{}", failing.headers);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(upstream_hits(&node, "/status/500") - before, 1);
+
+    // A fault abort answers without going upstream.
+    let g = generation(&node)?;
+    node.apply(&virtual_service_with(
+        "    fault:\n      abort:\n        httpStatus: 418\n        percentage:\n          value: 100\n",
+    ))?;
+    wait_applied(&node, g);
+    let before = upstream_hits(&node, "/get");
+    let aborted = curl(&node, "httpbin.org/get", &[])?;
+    assert!(aborted.status_line.contains("418"), "{}", aborted.headers);
+    assert_eq!(upstream_hits(&node, "/get"), before);
+    Ok(())
+}

@@ -30,9 +30,13 @@ pub enum Request {
 pub enum Response {
     Workload(CreatedWorkload),
     /// The workload is gone: namespace, cgroup and kernel entries removed.
-    Released { id: u64 },
+    Released {
+        id: u64,
+    },
     Status(AgentStatus),
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 /// The agent's state in force, for `egret status` and tests.

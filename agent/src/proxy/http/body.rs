@@ -19,6 +19,11 @@ use crate::proxy::flags::{ResponseFlag, ResponseFlags};
 pub type ProxyBody = UnsyncBoxBody<Bytes, hyper::Error>;
 
 /// A body holding `bytes`, for local replies.
+pub fn empty() -> ProxyBody {
+    full(Bytes::new())
+}
+
+/// A body of exactly `bytes`.
 pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
     Full::new(bytes.into())
         .map_err(|never| match never {})

@@ -9,6 +9,7 @@ pub mod forward;
 pub mod normalize;
 pub mod pipeline;
 pub mod reply;
+pub mod retry;
 pub mod routing;
 pub mod upstream;
 
@@ -25,11 +26,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use self::body::{LoggedBody, PendingLog};
 use self::pipeline::{Decision, Exchange, Pipeline};
 use self::reply::LocalReply;
+use self::retry::Tried;
 use self::upstream::UpstreamSession;
 use super::access_log::{ConnectionOutcome, RequestRecord};
 use super::context::{ConnectionContext, UpstreamTarget};
 use super::flags::ResponseFlag;
 use super::ProxyContext;
+use hyper::body::Body as _;
 
 /// What every request of one workload connection shares.
 struct Connection {
@@ -116,27 +119,31 @@ async fn handle(
             if let Some(delay) = exchange.delay {
                 tokio::time::sleep(delay).await;
             }
+            let exchange_timeout = exchange.timeout;
             forward::upstream_request(&mut head, &exchange.target);
-            let request = Request::from_parts(head, body.boxed_unsync());
-            let sent = match exchange.timeout {
-                Some(limit) => {
-                    tokio::time::timeout(limit, state.upstream.send(&mut exchange, request))
-                        .await
-                        .ok()
-                }
-                None => Some(state.upstream.send(&mut exchange, request).await),
+            let replayable = body.is_end_stream();
+            let tries = retry::send(
+                &state.upstream,
+                &mut exchange,
+                head,
+                body.boxed_unsync(),
+                replayable,
+            );
+            let sent = match exchange_timeout {
+                Some(limit) => tokio::time::timeout(limit, tries).await.ok(),
+                None => Some(tries.await),
             };
             match sent {
-                None => {
+                None | Some(Tried::TimedOut) => {
                     exchange.flags.insert(ResponseFlag::UpstreamRequestTimeout);
                     LocalReply::upstream_timeout().into_response()
                 }
-                Some(Ok(response)) => {
+                Some(Tried::Response(response)) => {
                     let (mut head, body) = response.into_parts();
                     forward::downstream_response(&mut head);
                     Response::from_parts(head, body.boxed_unsync())
                 }
-                Some(Err(e)) => {
+                Some(Tried::Failed(e)) => {
                     tracing::debug!(error = %e, "request got no upstream response");
                     let reply = e.reply();
                     if let Some(flag) = reply.flag {

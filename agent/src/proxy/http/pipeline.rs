@@ -44,6 +44,8 @@ pub struct Exchange {
     pub timeout: Option<Duration>,
     /// `location` of a VirtualService redirect reply.
     pub redirect_location: Option<HeaderValue>,
+    /// Retry policy (`None`: no retries); Istio's default unless a route says otherwise.
+    pub retries: Option<crate::route::RetryPolicy>,
 }
 
 /// A matched route's response header operations, kept for the response stage.
@@ -72,6 +74,7 @@ impl Exchange {
             delay: None,
             timeout: None,
             redirect_location: None,
+            retries: Some(crate::route::RetryPolicy::istio_default()),
         }
     }
 }

@@ -61,6 +61,7 @@ fn apply_route(
         return Decision::Respond(LocalReply::fault_abort(status));
     }
     exchange.timeout = route.timeout;
+    exchange.retries = route.retries.clone();
     let destination = match &route.action {
         RouteAction::DirectResponse { status, body } => {
             return Decision::Respond(LocalReply::direct(
