@@ -127,7 +127,7 @@ pub async fn handle_outbound(
                 let reason = super::authorize::describe(&decision);
                 ConnectionOutcome::refused(
                     ResponseFlag::RbacDenied,
-                    &format!("RBAC: access denied: {reason}"),
+                    format!("RBAC: access denied: {reason}"),
                 )
             }
             Ok(()) => tcp::proxy(ctx.resolver.as_ref(), &conn, &target, downstream).await,
