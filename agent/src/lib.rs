@@ -12,6 +12,7 @@ pub mod dns;
 pub mod hbone;
 pub mod identity;
 pub mod kernel;
+pub mod kube;
 pub mod logging;
 pub mod node;
 pub mod proxy;

@@ -1,5 +1,7 @@
-//! The node agent, composed in one place: config watcher -> snapshot ->
-//! kernel maps, workloads, DNS proxy and waypoint; control socket for the CLI.
+//! The node agent, composed in one place: config source (a folder, or the
+//! Kubernetes API) -> snapshot -> kernel maps, workloads (created by
+//! `egret exec`, or this node's pods adopted), DNS proxy and waypoint;
+//! control socket for the CLI.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -15,6 +17,8 @@ use crate::control::server::{serve, ControlHandler};
 use crate::control::{protocol::SOCKET_NAME, AgentStatus};
 use crate::dns::{DnsProxy, Resolver};
 use crate::kernel::Kernel;
+use crate::kube::pods::PodOptions;
+use crate::kube::StatusWriter;
 use crate::proxy::{ProxyContext, ResolveHost};
 use crate::workload::podnet::PodNetwork;
 use crate::workload::{CreatedWorkload, Services, WorkloadManager};
@@ -32,6 +36,30 @@ pub struct NodeConfig {
     /// Bridge and CIDR of the pod network for `egret exec` workloads.
     pub bridge: String,
     pub pod_cidr: Ipv4Net,
+    /// Where the config comes from.
+    pub source: ConfigSource,
+}
+
+/// Where the agent's config (and its workloads) come from.
+#[derive(Clone, Debug)]
+pub enum ConfigSource {
+    /// `config_dir`'s manifests; workloads are made by `egret exec`.
+    Folder,
+    /// The cluster's API; workloads are this node's pods.
+    Kubernetes(KubernetesSource),
+}
+
+/// Settings of Kubernetes mode.
+#[derive(Clone, Debug)]
+pub struct KubernetesSource {
+    /// A kubeconfig file; `None`: `$KUBECONFIG`, `~/.kube/config`, in-cluster.
+    pub kubeconfig: Option<PathBuf>,
+    /// This node's name: only its pods are adopted.
+    pub node_name: String,
+    /// Who writes ServiceEntry/Gateway status.
+    pub status_writer: StatusWriter,
+    /// The host's `/proc` (pods' namespaces are found there).
+    pub proc_root: PathBuf,
 }
 
 /// Runs the agent until SIGINT or SIGTERM, then removes everything it made.
@@ -40,9 +68,21 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("create state folder {}", cfg.state_dir.display()))?;
     let kernel =
         Arc::new(Kernel::load(cfg.bpf_object.as_deref()).context("loading eBPF programs")?);
-    let snapshots = crate::config::start(cfg.config_dir.clone(), cfg.state_dir.clone())
-        .await
-        .context("reading the config folder")?;
+    let (snapshots, cluster) = match &cfg.source {
+        ConfigSource::Folder => {
+            let rx = crate::config::start(cfg.config_dir.clone(), cfg.state_dir.clone())
+                .await
+                .context("reading the config folder")?;
+            (rx, None)
+        }
+        ConfigSource::Kubernetes(k) => {
+            let client = crate::kube::client::connect(k.kubeconfig.as_deref())
+                .await
+                .context("Kubernetes API client")?;
+            let rx = crate::kube::start(client.clone(), k.status_writer.clone()).await;
+            (rx, Some((client, k.clone())))
+        }
+    };
     let resolver = Arc::new(Resolver::new(cfg.dns_upstreams.clone()).context("DNS resolver")?);
     let dns = DnsProxy::new(snapshots.clone(), cfg.dns_upstreams.clone());
     let identities = crate::waypoint::local_identities(&cfg.state_dir, &cfg.trust_domain)?;
@@ -59,7 +99,13 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         crate::hbone::Scope::ByAddress,
         crate::waypoint::DEFAULT_HBONE_LISTEN,
     );
-    let podnet = PodNetwork::setup(&cfg.bridge, cfg.pod_cidr).context("pod network")?;
+    // Pods in a cluster have their CNI's network; only `egret exec` needs ours.
+    let podnet = match cfg.source {
+        ConfigSource::Folder => {
+            Some(PodNetwork::setup(&cfg.bridge, cfg.pod_cidr).context("pod network")?)
+        }
+        ConfigSource::Kubernetes(_) => None,
+    };
     let cgroup_root = crate::kernel::cgroup2_root().context("finding the cgroup v2 mount")?;
     let manager = Arc::new(WorkloadManager::new(
         Services {
@@ -84,6 +130,13 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         manager.clone(),
     ));
     let logs = tokio::spawn(forward_kernel_logs(kernel.clone()));
+    let pods = cluster.map(|(client, k)| {
+        let options = PodOptions {
+            node_name: k.node_name,
+            proc_root: k.proc_root,
+        };
+        crate::kube::pods::spawn(client, options, manager.clone(), snapshots.clone())
+    });
     let socket = cfg.state_dir.join(SOCKET_NAME);
     let control = {
         let agent: Arc<dyn ControlHandler> = agent.clone();
@@ -101,6 +154,9 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     sync.abort();
     logs.abort();
+    if let Some(p) = pods {
+        p.abort();
+    }
     hbone_server.abort();
     let _ = std::fs::remove_file(&socket);
     let m = manager.clone();

@@ -6,8 +6,10 @@ use std::path::Path;
 use anyhow::Context;
 use ipnet::Ipv4Net;
 
+use crate::kube::lease::LeaseConfig;
+use crate::kube::StatusWriter;
 use crate::logging::LogFormat;
-use crate::node::{run as run_node, NodeConfig};
+use crate::node::{run as run_node, ConfigSource, KubernetesSource, NodeConfig};
 
 /// Arguments of `egret run`.
 #[derive(Debug, clap::Args)]
@@ -39,6 +41,83 @@ pub struct RunArgs {
     /// `caCertificates` (repeatable; comma-separated in the env variable).
     #[arg(long = "ca-roots", env = "EGRET_CA_ROOTS", value_delimiter = ',')]
     pub ca_roots: Vec<std::path::PathBuf>,
+    /// Where config and workloads come from: `folder` (manifests in
+    /// --config-dir, `egret exec` workloads) or `kubernetes` (the cluster's
+    /// API, this node's pods).
+    #[arg(long, value_enum, default_value = "folder", env = "EGRET_SOURCE")]
+    pub source: Source,
+    /// Same as `--source kubernetes`.
+    #[arg(long, conflicts_with = "source")]
+    pub kubernetes: bool,
+    /// Kubernetes mode: this node's name (the DaemonSet passes it from the
+    /// downward API); only pods scheduled here are adopted.
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Kubernetes mode: kubeconfig file. Default: $KUBECONFIG,
+    /// ~/.kube/config, then the in-cluster service account.
+    #[arg(long)]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// Kubernetes mode: who writes ServiceEntry addresses and
+    /// Gateway/ServiceEntry conditions: `lease` (the agent holding the
+    /// Lease), `always` or `never`.
+    #[arg(long, value_enum, default_value = "lease", env = "EGRET_STATUS_WRITER")]
+    pub status_writer: WriterArg,
+    /// Kubernetes mode: namespace of the status writer's Lease.
+    #[arg(long, default_value = "egret-system", env = "POD_NAMESPACE")]
+    pub lease_namespace: String,
+    /// Kubernetes mode: name of the status writer's Lease.
+    #[arg(long, default_value = "egret-status-writer")]
+    pub lease_name: String,
+    /// Kubernetes mode: the host's /proc (where pods' network namespaces
+    /// are found; the DaemonSet mounts it at /host/proc).
+    #[arg(long, default_value = "/proc", env = "EGRET_PROC_ROOT")]
+    pub proc_root: std::path::PathBuf,
+}
+
+/// `--source`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Source {
+    Folder,
+    Kubernetes,
+}
+
+/// `--status-writer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum WriterArg {
+    Lease,
+    Always,
+    Never,
+}
+
+/// How long the status writer's Lease holds without renewal.
+const LEASE_DURATION: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The config source the arguments name.
+fn config_source(args: &RunArgs) -> anyhow::Result<ConfigSource> {
+    if !args.kubernetes && args.source == Source::Folder {
+        return Ok(ConfigSource::Folder);
+    }
+    let node_name = args
+        .node_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .context("Kubernetes mode needs --node-name (or NODE_NAME)")?;
+    let status_writer = match args.status_writer {
+        WriterArg::Always => StatusWriter::Always,
+        WriterArg::Never => StatusWriter::Never,
+        WriterArg::Lease => StatusWriter::Lease(LeaseConfig {
+            namespace: args.lease_namespace.clone(),
+            name: args.lease_name.clone(),
+            identity: node_name.clone(),
+            duration: LEASE_DURATION,
+        }),
+    };
+    Ok(ConfigSource::Kubernetes(KubernetesSource {
+        kubeconfig: args.kubeconfig.clone(),
+        node_name,
+        status_writer,
+        proc_root: args.proc_root.clone(),
+    }))
 }
 
 /// `--log-format`.
@@ -55,6 +134,7 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
         Format::Json => LogFormat::Json,
     };
     crate::logging::init(format, &args.log)?;
+    let source = config_source(&args)?;
     if !args.ca_roots.is_empty() {
         let count = crate::proxy::tls::install_extra_roots(&args.ca_roots)?;
         tracing::info!(
@@ -76,6 +156,7 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
         bpf_object: args.bpf_object,
         bridge: args.bridge,
         pod_cidr: args.pod_cidr,
+        source,
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -96,7 +177,58 @@ fn parse_dns_addr(text: &str) -> Result<SocketAddr, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_dns_addr;
+    use super::*;
+    use clap::Parser;
+
+    /// `egret run ARGS` parsed.
+    fn run_args(args: &[&str]) -> RunArgs {
+        let mut argv = vec!["egret", "run"];
+        argv.extend_from_slice(args);
+        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Run(a) => a,
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn kubernetes_mode_arguments() {
+        assert!(matches!(
+            config_source(&run_args(&[])).unwrap(),
+            ConfigSource::Folder
+        ));
+        let err = config_source(&run_args(&["--kubernetes"])).unwrap_err();
+        assert!(err.to_string().contains("--node-name"), "{err}");
+        let ConfigSource::Kubernetes(k) = config_source(&run_args(&[
+            "--source",
+            "kubernetes",
+            "--node-name",
+            "node-a",
+            "--lease-namespace",
+            "egret",
+        ]))
+        .unwrap() else {
+            panic!("not Kubernetes mode")
+        };
+        assert_eq!(k.node_name, "node-a");
+        let StatusWriter::Lease(lease) = k.status_writer else {
+            panic!("the default writer is elected")
+        };
+        assert_eq!(
+            (lease.namespace.as_str(), lease.identity.as_str()),
+            ("egret", "node-a")
+        );
+        let ConfigSource::Kubernetes(k) = config_source(&run_args(&[
+            "--kubernetes",
+            "--node-name=n",
+            "--status-writer=always",
+            "--proc-root=/host/proc",
+        ]))
+        .unwrap() else {
+            panic!("not Kubernetes mode")
+        };
+        assert!(matches!(k.status_writer, StatusWriter::Always));
+        assert_eq!(k.proc_root, std::path::Path::new("/host/proc"));
+    }
 
     #[test]
     fn dns_addresses_default_to_port_53() {

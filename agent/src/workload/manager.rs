@@ -47,13 +47,24 @@ pub struct WorkloadSummary {
     pub enrolled: bool,
 }
 
-struct Running {
-    info: Arc<WorkloadInfo>,
-    netns: NamedNetns,
-    cgroup: WorkloadCgroup,
-    dir: PathBuf,
-    tasks: Vec<JoinHandle<()>>,
-    enrolled: bool,
+pub(super) struct Running {
+    pub(super) info: Arc<WorkloadInfo>,
+    pub(super) origin: Origin,
+    pub(super) tasks: Vec<JoinHandle<()>>,
+    pub(super) enrolled: bool,
+}
+
+/// Where a workload's namespace came from, and so what removing it undoes.
+pub(super) enum Origin {
+    /// Made by the agent for `egret exec`: namespace, veth, cgroup, files.
+    Created {
+        netns: NamedNetns,
+        cgroup: WorkloadCgroup,
+        dir: PathBuf,
+    },
+    /// A Kubernetes pod's namespace, adopted: only the agent's listeners and
+    /// the kernel entry are the agent's to remove.
+    Pod { uid: String },
 }
 
 /// Shared services a workload's listeners hand their traffic to.
@@ -66,21 +77,22 @@ pub struct Services {
 
 /// The node's workloads.
 pub struct WorkloadManager {
-    services: Services,
-    podnet: PodNetwork,
+    pub(super) services: Services,
+    podnet: Option<PodNetwork>,
     cgroup_root: PathBuf,
     state_dir: PathBuf,
     nameservers: Vec<SocketAddr>,
-    next_id: AtomicU64,
+    pub(super) next_id: AtomicU64,
     workloads: Mutex<HashMap<u64, Running>>,
 }
 
 impl WorkloadManager {
-    /// A manager whose workloads hang off `podnet`, with cgroups under
+    /// A manager whose created workloads hang off `podnet` (none in
+    /// Kubernetes mode, where pods are adopted instead), with cgroups under
     /// `cgroup_root` and per-workload files under `state_dir/workloads`.
     pub fn new(
         services: Services,
-        podnet: PodNetwork,
+        podnet: Option<PodNetwork>,
         cgroup_root: PathBuf,
         state_dir: PathBuf,
         nameservers: Vec<SocketAddr>,
@@ -104,13 +116,22 @@ impl WorkloadManager {
         service_account: &str,
         name: Option<&str>,
     ) -> Result<CreatedWorkload, WorkloadError> {
+        let Some(podnet) = &self.podnet else {
+            return Err(WorkloadError::Io {
+                what: "egret exec".into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "this agent has no pod network (Kubernetes mode adopts pods instead)",
+                ),
+            });
+        };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
         let name = name
             .map(str::to_string)
             .unwrap_or_else(|| format!("{service_account}-{pid}-{id}"));
         let netns = NamedNetns::create(&format!("egret-{pid}-{id}"))?;
-        let ip = match self.podnet.allocate() {
+        let ip = match podnet.allocate() {
             Ok(ip) => ip,
             Err(e) => {
                 netns.remove();
@@ -122,11 +143,12 @@ impl WorkloadManager {
             Ok(r) => r,
             Err(e) => {
                 netns.remove();
-                self.podnet.release(ip);
+                podnet.release(ip);
                 return Err(e);
             }
         };
-        self.lock().insert(id, Running { netns, ..running });
+        // `running` names the same namespace (NamedNetns is only its name).
+        self.lock().insert(id, running);
         tracing::info!(workload = %name, namespace, service_account, %ip, enrolled = created.enrolled, "workload started");
         Ok(created)
     }
@@ -141,7 +163,9 @@ impl WorkloadManager {
         ip: Ipv4Addr,
     ) -> Result<(Running, CreatedWorkload), WorkloadError> {
         let host_if = format!("egv{}x{id}", std::process::id() % 100_000);
-        self.podnet.attach(&netns.name, &host_if, ip)?;
+        if let Some(podnet) = &self.podnet {
+            podnet.attach(&netns.name, &host_if, ip)?;
+        }
         let sockets = bind_in(&netns.path())?;
         let cgroup = WorkloadCgroup::create(&self.cgroup_root, &netns.name)?;
         let dir = self.state_dir.join("workloads").join(id.to_string());
@@ -183,18 +207,20 @@ impl WorkloadManager {
         };
         let running = Running {
             info,
-            netns: NamedNetns {
-                name: netns.name.clone(),
+            origin: Origin::Created {
+                netns: NamedNetns {
+                    name: netns.name.clone(),
+                },
+                cgroup,
+                dir,
             },
-            cgroup,
-            dir,
             tasks,
             enrolled,
         };
         Ok((running, created))
     }
 
-    fn spawn_listeners(
+    pub(super) fn spawn_listeners(
         &self,
         info: &Arc<WorkloadInfo>,
         sockets: NetnsSockets,
@@ -245,19 +271,21 @@ impl WorkloadManager {
         self.teardown(running);
     }
 
-    fn teardown(&self, running: Running) {
+    pub(super) fn teardown(&self, running: Running) {
         for t in &running.tasks {
             t.abort();
         }
         if let Err(e) = self.services.kernel.unenroll(running.info.netns_cookie) {
             tracing::warn!(workload = %running.info.name, error = %e, "could not unenroll");
         }
-        running.cgroup.remove();
-        running.netns.remove();
-        if let IpAddr::V4(ip) = running.info.ip {
-            self.podnet.release(ip);
+        if let Origin::Created { netns, cgroup, dir } = &running.origin {
+            cgroup.remove();
+            netns.remove();
+            if let (IpAddr::V4(ip), Some(podnet)) = (running.info.ip, &self.podnet) {
+                podnet.release(ip);
+            }
+            let _ = std::fs::remove_dir_all(dir);
         }
-        let _ = std::fs::remove_dir_all(&running.dir);
         tracing::info!(workload = %running.info.name, namespace = %running.info.namespace, "workload stopped");
     }
 
@@ -314,10 +342,12 @@ impl WorkloadManager {
         for running in all {
             self.teardown(running);
         }
-        self.podnet.teardown();
+        if let Some(podnet) = &self.podnet {
+            podnet.teardown();
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Running>> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Running>> {
         self.workloads.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

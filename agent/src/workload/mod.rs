@@ -1,5 +1,6 @@
 //! Workloads on this node: their network namespaces, cgroups, enrollment and
-//! the agent's listeners inside them.
+//! the agent's listeners inside them; `egret exec` workloads are created
+//! ([`manager`]), Kubernetes pods adopted ([`pod`]).
 
 pub mod cgroup;
 pub mod error;
@@ -8,7 +9,9 @@ mod ipcmd;
 pub mod listeners;
 pub mod manager;
 pub mod netns;
+pub mod pod;
 pub mod podnet;
 
 pub use error::WorkloadError;
 pub use manager::{CreatedWorkload, Services, WorkloadManager, WorkloadSummary};
+pub use pod::PodWorkload;
