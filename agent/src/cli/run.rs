@@ -24,6 +24,10 @@ pub struct RunArgs {
     /// Load this eBPF object instead of the one built into egret.
     #[arg(long, env = "EGRET_BPF_OBJECT")]
     pub bpf_object: Option<std::path::PathBuf>,
+    /// Data-plane threads (default: one per CPU the agent may run on). Give
+    /// the agent as many as the cores it is pinned to.
+    #[arg(long, env = "EGRET_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: Option<u16>,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: Format,
@@ -148,6 +152,7 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
     } else {
         args.dns_upstream
     };
+    let worker_threads = args.worker_threads.map(usize::from);
     let cfg = NodeConfig {
         config_dir: config_dir.to_path_buf(),
         state_dir: state_dir.to_path_buf(),
@@ -158,7 +163,11 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
         pod_cidr: args.pod_cidr,
         source,
     };
-    tokio::runtime::Builder::new_multi_thread()
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = worker_threads {
+        runtime.worker_threads(n);
+    }
+    runtime
         .enable_all()
         .build()
         .context("tokio runtime")?
