@@ -1,7 +1,9 @@
 //! Finding a pod's network namespace from the host's `/proc`: a process
 //! whose cgroup path names the pod's UID (kubelet puts every container of
 //! a pod under `pod<uid>`) and whose network namespace is not the host's
-//! (hostNetwork pods are never enrolled).
+//! (hostNetwork pods are never enrolled). The host's namespace is the
+//! agent's own: it runs with hostNetwork and hostPID, so `<proc>/self` is
+//! the agent (pid 1 may be unreadable under some container runtimes).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -37,7 +39,7 @@ pub fn cgroup_matches(path: &str, uid: &str) -> bool {
 /// The network namespace of pod `uid`, if one of its processes runs yet.
 /// `proc_root` is the host's `/proc` (the agent runs with hostPID).
 pub fn find_pod_netns(proc_root: &Path, uid: &str) -> Result<Option<PodNetns>, KubeError> {
-    let host = proc_root.join("1/ns/net");
+    let host = proc_root.join("self/ns/net");
     let host_ns = std::fs::metadata(&host).map_err(|source| KubeError::Proc {
         what: format!("stat {}", host.display()),
         source,
@@ -120,7 +122,7 @@ mod tests {
 
     #[test]
     fn finds_a_process_of_the_pod_outside_the_host_netns() {
-        // A fake /proc: pid 1 (host), 7 (the pod, in the host netns: a
+        // A fake /proc: self (the agent, host netns), 7 (the pod, in the host netns: a
         // hostNetwork pod), 9 (the pod, its own netns). Namespaces are
         // stand-in files; only their identity (dev, inode) matters.
         let tmp = tempfile::tempdir().unwrap();
@@ -136,6 +138,9 @@ mod tests {
             std::os::unix::fs::symlink(ns_dir.join(ns), d.join("ns/net")).unwrap();
         };
         let pod_cgroup = format!("0::/kubepods/besteffort/pod{UID}/abc\n");
+        let me = root.join("self/ns");
+        std::fs::create_dir_all(&me).unwrap();
+        std::os::unix::fs::symlink(ns_dir.join("host"), me.join("net")).unwrap();
         proc(1, "0::/init.scope\n", "host");
         proc(7, &pod_cgroup, "host");
         assert_eq!(find_pod_netns(root, UID).unwrap(), None);

@@ -1,0 +1,275 @@
+//! Privileged: Kubernetes pod adoption with the real kernel programs. The
+//! test plays kubelet and the container runtime: a network namespace it
+//! creates, a process inside it placed in a cgroup named as kubelet names
+//! a pod's (`kubepods.slice/kubepods-pod<uid>.slice` under the cgroup v2
+//! root). Fed the Pod object, the agent must find that namespace through
+//! /proc, open its listeners inside it and enroll its cookie; when the pod
+//! goes, or its namespace leaves the mesh, both must go. Everything lives
+//! in the namespace made here (only `lo`); it is removed afterwards.
+//!
+//! Needs root and the built programs (`cargo xtask build-ebpf`, or
+//! `EGRET_BPF_OBJECT=PATH`). It fails, never skips, when it cannot run.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::Duration;
+
+use egret::config::snapshot::Snapshot;
+use egret::dns::{DnsProxy, Resolver};
+use egret::kernel::{cgroup2_root, netns_cookie_of, Kernel};
+use egret::kube::pods::{sync, SyncReport};
+use egret::proxy::ProxyContext;
+use egret::workload::{Services, WorkloadManager};
+use egret_common::{DNS_PORT, OUTBOUND_PORT};
+use k8s_openapi::api::core::v1::Pod;
+use tokio::sync::watch;
+
+/// What kubelet and the runtime would have made for one pod; removed on
+/// drop, also when an assertion fails.
+struct FakePod {
+    netns: String,
+    cgroup: PathBuf,
+    made_kubepods: Option<PathBuf>,
+    process: Child,
+}
+
+impl FakePod {
+    fn start(uid: &str) -> FakePod {
+        let netns = format!("egret-pa-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &netns]).status();
+        run("ip", &["netns", "add", &netns]);
+        run("ip", &["-n", &netns, "link", "set", "lo", "up"]);
+        let root = cgroup2_root().expect("a cgroup v2 mount");
+        let kubepods = root.join("kubepods.slice");
+        let made_kubepods = (!kubepods.exists()).then(|| kubepods.clone());
+        let cgroup = kubepods.join(format!("kubepods-pod{}.slice", uid.replace('-', "_")));
+        std::fs::create_dir_all(&cgroup)
+            .unwrap_or_else(|e| panic!("create {}: {e}", cgroup.display()));
+        // The shell joins the pod's cgroup, then becomes the pod's process
+        // inside its namespace (`ip netns exec` execs, keeping the pid).
+        let script = format!(
+            "echo $$ > {}/cgroup.procs && exec ip netns exec {netns} sleep 60",
+            cgroup.display()
+        );
+        let process = Command::new("sh").args(["-c", &script]).spawn().unwrap();
+        FakePod {
+            netns,
+            cgroup,
+            made_kubepods,
+            process,
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.netns)
+    }
+
+    /// Runs `f` on a thread inside the pod's namespace.
+    fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let ns = File::open(self.path()).unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // SAFETY: setns on this thread only, with a valid netns fd.
+                let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+                f()
+            })
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+        })
+    }
+
+    fn cookie(&self) -> u64 {
+        self.run_in(|| {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            netns_cookie_of(s.as_fd()).unwrap()
+        })
+    }
+
+    /// Whether something listens on 127.0.0.1:`port` in the pod.
+    fn listening(&self, port: u16) -> bool {
+        self.run_in(|| {
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+        })
+    }
+
+    /// Waits until the pod's process sits in its own namespace.
+    fn wait_ready(&self) {
+        let ours = std::fs::metadata(self.path()).unwrap();
+        for _ in 0..100 {
+            let ns = std::fs::metadata(format!("/proc/{}/ns/net", self.process.id()));
+            if ns.is_ok_and(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.ino() == std::os::unix::fs::MetadataExt::ino(&ours)
+            }) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the pod's process never entered its namespace");
+    }
+}
+
+impl Drop for FakePod {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let _ = std::fs::remove_dir(&self.cgroup);
+        if let Some(k) = &self.made_kubepods {
+            let _ = std::fs::remove_dir(k);
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
+    }
+}
+
+fn run(cmd: &str, args: &[&str]) {
+    let status = Command::new(cmd).args(args).status().unwrap();
+    assert!(status.success(), "{cmd} {args:?}: {status}");
+}
+
+fn load_kernel() -> Kernel {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "pod_adoption loads eBPF programs and creates network namespaces: run it as root"
+    );
+    let object = std::env::var_os("EGRET_BPF_OBJECT").map(PathBuf::from);
+    Kernel::load(object.as_deref()).unwrap_or_else(|e| {
+        panic!("cannot load egret's eBPF programs (run `cargo xtask build-ebpf` first, or set EGRET_BPF_OBJECT): {e}")
+    })
+}
+
+fn snapshot(bookinfo_ambient: bool) -> Snapshot {
+    let mode = if bookinfo_ambient { "ambient" } else { "none" };
+    let text = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: bookinfo\n  labels:\n    istio.io/dataplane-mode: {mode}\n");
+    let objects: Vec<_> = egret::config::parse::parse_text(&text, "ns.yaml", "default")
+        .unwrap()
+        .into_iter()
+        .flat_map(|d| d.objects)
+        .map(Result::unwrap)
+        .collect();
+    egret::config::compile(&objects, &HashMap::new())
+}
+
+fn pod(uid: &str) -> Arc<Pod> {
+    Arc::new(
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "productpage-v1-abc", "namespace": "bookinfo", "uid": uid},
+            "spec": {"nodeName": "node-a", "serviceAccountName": "bookinfo-productpage", "containers": []},
+            "status": {"phase": "Running", "podIP": "10.244.0.9"}
+        }))
+        .unwrap(),
+    )
+}
+
+async fn sync_now(
+    manager: &Arc<WorkloadManager>,
+    pods: Vec<Arc<Pod>>,
+    snapshot: Snapshot,
+) -> SyncReport {
+    let m = manager.clone();
+    tokio::task::spawn_blocking(move || {
+        sync(
+            &pods,
+            &snapshot,
+            Path::new("/proc"),
+            &m,
+            &mut HashMap::new(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// Polls `ok` for up to two seconds.
+fn eventually(what: &str, ok: impl Fn() -> bool) {
+    for _ in 0..100 {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_is_adopted_enrolled_and_released() {
+    let kernel = Arc::new(load_kernel());
+    let uid = format!("6f1e2d3c-4b5a-4978-8a6b-{:012x}", std::process::id());
+    let fake = FakePod::start(&uid);
+    fake.wait_ready();
+    let cookie = fake.cookie();
+
+    let (_tx, snapshots) = watch::channel(Arc::new(snapshot(true)));
+    let resolver = Resolver::new(vec!["127.0.0.1:53".parse().unwrap()]).unwrap();
+    let proxy = Arc::new(ProxyContext {
+        snapshots: snapshots.clone(),
+        resolver: Arc::new(egret::node::UpstreamResolver(Arc::new(resolver))),
+        trust_domain: "cluster.local".into(),
+        hbone: None,
+    });
+    let state = tempfile::tempdir().unwrap();
+    let manager = Arc::new(WorkloadManager::new(
+        Services {
+            kernel: kernel.clone(),
+            dns: DnsProxy::new(snapshots.clone(), Vec::new()),
+            proxy,
+            snapshots,
+        },
+        None,
+        cgroup2_root().unwrap(),
+        state.path().to_path_buf(),
+        Vec::new(),
+    ));
+    let enrolled = |k: &Kernel| k.enrolled().unwrap().iter().any(|(c, _)| *c == cookie);
+
+    // The pod runs in an ambient namespace: adopted.
+    let report = sync_now(&manager, vec![pod(&uid)], snapshot(true)).await;
+    assert_eq!(report.adopted, [uid.clone()], "{report:?}");
+    assert!(enrolled(&kernel), "ENROLLED holds the pod's netns cookie");
+    assert!(
+        fake.listening(OUTBOUND_PORT),
+        "outbound listener in the pod"
+    );
+    assert!(fake.listening(DNS_PORT), "DNS listener in the pod");
+    let list = manager.list();
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (list[0].name.as_str(), list[0].service_account.as_str()),
+        ("productpage-v1-abc", "bookinfo-productpage")
+    );
+    assert_eq!(list[0].netns_cookie, cookie);
+    // A second pass changes nothing.
+    let again = sync_now(&manager, vec![pod(&uid)], snapshot(true)).await;
+    assert_eq!(again, SyncReport::default());
+
+    // The pod goes: listeners closed, cookie unenrolled; the namespace is
+    // the runtime's and stays.
+    let report = sync_now(&manager, Vec::new(), snapshot(true)).await;
+    assert_eq!(report.released, [uid.clone()]);
+    assert!(!enrolled(&kernel));
+    eventually("outbound listener closed", || {
+        !fake.listening(OUTBOUND_PORT)
+    });
+    assert!(fake.path().exists());
+
+    // Back, then its namespace leaves the mesh: released again.
+    sync_now(&manager, vec![pod(&uid)], snapshot(true)).await;
+    assert!(enrolled(&kernel));
+    let report = sync_now(&manager, vec![pod(&uid)], snapshot(false)).await;
+    assert_eq!(report.released, [uid.clone()]);
+    assert!(!enrolled(&kernel));
+    eventually("listeners closed after the namespace left the mesh", || {
+        !fake.listening(OUTBOUND_PORT) && !fake.listening(DNS_PORT)
+    });
+    assert!(manager.list().is_empty());
+}
