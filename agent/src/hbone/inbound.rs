@@ -195,6 +195,21 @@ impl Inbound {
                 let stream = Counted::new(H2Stream::new(body, send), bytes.clone());
                 l7::serve(self.proxy.clone(), conn.clone(), target, stream).await
             }
+            Route::Passthrough(target) => {
+                // The ClientHello comes only after the 200; policy on its
+                // SNI closes the stream if it denies.
+                let Some(send) = accept(&mut respond) else {
+                    return ConnectionOutcome::default();
+                };
+                let stream = Counted::new(H2Stream::new(body, send), bytes.clone());
+                crate::proxy::passthrough::serve(
+                    self.proxy.resolver.as_ref(),
+                    conn,
+                    &target,
+                    stream,
+                )
+                .await
+            }
             Route::Tcp(target) => self.tcp(conn, &target, body, respond, bytes).await,
         }
     }

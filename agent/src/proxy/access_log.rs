@@ -152,6 +152,7 @@ pub fn connection_complete(
         dst.namespace = peers.waypoint_namespace,
         dst.identity = peers.waypoint_identity.as_deref(),
         direction = "outbound",
+        sni = conn.sni(),
         bytes_sent = bytes.sent(),
         bytes_recv = bytes.recv(),
         duration = millis(conn.started.elapsed()).as_str(),

@@ -45,7 +45,7 @@ pub fn evaluate(
         source_ip: conn.src.ip(),
         remote_ip: conn.src.ip(),
         destination: conn.orig_dst,
-        sni: None,
+        sni: conn.sni(),
         http,
     };
     let target = TargetKey {
@@ -67,11 +67,28 @@ pub fn evaluate(
 
 /// L4 authorization of a whole connection to a non-HTTP port. HTTP ports are
 /// decided per request by the HTTP stage (checking them here without HTTP
-/// attributes would drop every HTTP-only ALLOW rule and deny them all).
+/// attributes would drop every HTTP-only ALLOW rule and deny them all), and
+/// TLS passthrough ports once the ClientHello is read (`connection.sni`
+/// rules need it): [`authorize_tls`].
 pub fn authorize_connection(conn: &ConnectionContext) -> Result<(), Decision> {
-    if conn.service_port().is_some_and(|p| p.protocol.is_http()) {
+    let decided_later = conn.service_port().is_some_and(|p| {
+        p.protocol.is_http()
+            || (conn.waypoint.is_some() && crate::proxy::passthrough::handles(p.protocol))
+    });
+    if decided_later {
         return Ok(());
     }
+    check(conn)
+}
+
+/// L4 authorization of a TLS passthrough connection whose SNI is known
+/// ([`ConnectionContext::sni`]). `hosts` is HTTP-only in Istio, so it does
+/// not see the SNI; `when: connection.sni` does.
+pub fn authorize_tls(conn: &ConnectionContext) -> Result<(), Decision> {
+    check(conn)
+}
+
+fn check(conn: &ConnectionContext) -> Result<(), Decision> {
     match evaluate(conn, &principal_of(conn), None) {
         Some(decision) if !decision.allowed => Err(decision),
         _ => Ok(()),

@@ -3,7 +3,7 @@
 //! the access log.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use crate::config::snapshot::{Service, ServicePort, Snapshot, WaypointBinding, WaypointRef};
@@ -57,6 +57,9 @@ pub struct ConnectionContext {
     pub waypoint: Option<WaypointPeer>,
     /// When the connection was accepted.
     pub started: Instant,
+    /// The TLS server name of a passthrough connection, set once its
+    /// ClientHello has been read (policy and the access log use it).
+    pub sni: OnceLock<String>,
 }
 
 impl ConnectionContext {
@@ -98,7 +101,13 @@ impl ConnectionContext {
             service,
             waypoint,
             started: Instant::now(),
+            sni: OnceLock::new(),
         }
+    }
+
+    /// The TLS server name the workload sent, once known.
+    pub fn sni(&self) -> Option<&str> {
+        self.sni.get().map(String::as_str)
     }
 
     /// The declared service port the workload connected to.

@@ -1,8 +1,9 @@
 //! The waypoint: captured connections in, policy and routing, upstream out.
 //!
 //! Follow a connection: [`outbound`] dispatches it on the config snapshot,
-//! [`http`] serves HTTP ports through its request pipeline, [`tcp`] copies
-//! everything else; both pick addresses with [`endpoint`] and open them with
+//! [`http`] serves HTTP ports through its request pipeline, [`passthrough`]
+//! carries TLS ports by their SNI without terminating TLS, [`tcp`] copies
+//! everything else; all pick addresses with [`endpoint`] and open them with
 //! [`connect`]. [`access_log`] writes what happened, with [`flags`] saying why.
 
 pub mod access_log;
@@ -14,6 +15,7 @@ pub mod endpoint;
 pub mod flags;
 pub mod http;
 pub mod outbound;
+pub mod passthrough;
 pub mod pool;
 pub mod tcp;
 pub mod tls;

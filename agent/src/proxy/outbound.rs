@@ -1,6 +1,6 @@
 //! Outbound dispatch: a captured connection is matched to its service and
 //! port in the snapshot current at accept time, then refused, served as
-//! HTTP, or proxied as TCP, and always logged once.
+//! HTTP, passed through by TLS SNI, or proxied as TCP, and always logged once.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use super::access_log::{self, ConnectionOutcome};
 use super::context::{ConnectionContext, UpstreamTarget};
 use super::counted::{ByteCounters, Counted};
 use super::flags::ResponseFlag;
-use super::{http, tcp, ProxyContext};
+use super::{http, passthrough, tcp, ProxyContext};
 use crate::config::snapshot::{WaypointBinding, WaypointRef};
 use crate::workload::identity::WorkloadInfo;
 
@@ -56,6 +56,8 @@ impl DispatchError {
 pub enum Route {
     /// Served by the waypoint's HTTP pipeline.
     Http(UpstreamTarget),
+    /// TLS carried by its SNI, not terminated.
+    Passthrough(UpstreamTarget),
     /// Bytes copied to the upstream.
     Tcp(UpstreamTarget),
 }
@@ -82,6 +84,9 @@ pub fn route(conn: &ConnectionContext) -> Result<Route, DispatchError> {
             waypoint: waypoint.clone(),
         }),
         WaypointBinding::Bound(_) if port.protocol.is_http() => Ok(Route::Http(target)),
+        WaypointBinding::Bound(_) if passthrough::handles(port.protocol) => {
+            Ok(Route::Passthrough(target))
+        }
         WaypointBinding::Bound(_) | WaypointBinding::None => Ok(Route::Tcp(target)),
     }
 }
@@ -133,6 +138,9 @@ pub async fn handle_outbound(
             Ok(()) => tcp::proxy(ctx.resolver.as_ref(), &conn, &target, downstream).await,
         },
         Ok(Route::Http(target)) => http::serve(ctx.clone(), conn.clone(), target, downstream).await,
+        Ok(Route::Passthrough(target)) => {
+            passthrough::serve(ctx.resolver.as_ref(), &conn, &target, downstream).await
+        }
     };
     access_log::connection_complete(&conn, &outcome, &bytes);
 }

@@ -4,7 +4,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::access_log::ConnectionOutcome;
 use super::connect::{self, ConnectError};
@@ -53,13 +53,46 @@ pub async fn proxy<S>(
     resolver: &dyn ResolveHost,
     conn: &ConnectionContext,
     target: &UpstreamTarget,
+    downstream: S,
+) -> ConnectionOutcome
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    proxy_after(resolver, conn, target, Preface::default(), downstream).await
+}
+
+/// What was read from the workload before proxying started.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Preface<'a> {
+    /// The name the workload asked for (TLS SNI): a wildcard service
+    /// resolves it (only when it covers it).
+    pub host: Option<&'a str>,
+    /// Bytes already read, sent upstream first and unchanged.
+    pub bytes: &'a [u8],
+}
+
+/// Like [`proxy`], for a connection whose first bytes were already read.
+pub async fn proxy_after<S>(
+    resolver: &dyn ResolveHost,
+    conn: &ConnectionContext,
+    target: &UpstreamTarget,
+    preface: Preface<'_>,
     mut downstream: S,
 ) -> ConnectionOutcome
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut outcome = ConnectionOutcome::default();
-    if let Err(e) = run(resolver, conn, target, &mut downstream, &mut outcome).await {
+    if let Err(e) = run(
+        resolver,
+        conn,
+        target,
+        preface,
+        &mut downstream,
+        &mut outcome,
+    )
+    .await
+    {
         outcome.fail(e.flag(), &e);
     }
     outcome
@@ -69,22 +102,28 @@ async fn run<S>(
     resolver: &dyn ResolveHost,
     conn: &ConnectionContext,
     target: &UpstreamTarget,
+    preface: Preface<'_>,
     downstream: &mut S,
     outcome: &mut ConnectionOutcome,
 ) -> Result<(), TcpError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let addrs = endpoint::select(resolver, target, conn.orig_dst).await?;
+    let addrs = endpoint::select_for_host(resolver, target, conn.orig_dst, preface.host).await?;
     let (mut upstream, addr) = connect::connect_first(&addrs).await?;
     outcome.upstream = Some(addr);
+    let copy_error = |source| TcpError::Copy {
+        upstream: addr,
+        source,
+    };
+    upstream
+        .write_all(preface.bytes)
+        .await
+        .map_err(copy_error)?;
     // copy_bidirectional shuts down each write side when its reader hits
     // EOF and keeps the other direction flowing: a correct half-close.
     tokio::io::copy_bidirectional_with_sizes(downstream, &mut upstream, COPY_BUFFER, COPY_BUFFER)
         .await
-        .map_err(|source| TcpError::Copy {
-            upstream: addr,
-            source,
-        })?;
+        .map_err(copy_error)?;
     Ok(())
 }

@@ -22,6 +22,12 @@ pub fn pick_destination(route: &CompiledHttpRoute, rand: u32) -> Option<&Compile
     let RouteAction::Forward(dests) = &route.action else {
         return None;
     };
+    pick_weighted(dests, rand)
+}
+
+/// Picks one of `dests` by weight (a `tls`/`tcp` route's, or an HTTP
+/// route's); `rand` is uniform over u32. A single destination is always picked.
+pub fn pick_weighted(dests: &[CompiledDestination], rand: u32) -> Option<&CompiledDestination> {
     if dests.len() <= 1 {
         return dests.first();
     }

@@ -18,7 +18,9 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use apply::{apply_request, apply_response, fault_decision, pick_destination, FaultDecision};
+pub use apply::{
+    apply_request, apply_response, fault_decision, pick_destination, pick_weighted, FaultDecision,
+};
 pub use compile::compile;
 pub use compiled::{
     CompiledDestination, CompiledHttpRoute, CompiledL4Route, CompiledVirtualService, Fault,

@@ -158,6 +158,12 @@ impl RouteTable {
         })
     }
 
+    /// Whether a VirtualService has `tls` routes for `host`: then a TLS
+    /// connection none of them matches has no route.
+    pub fn has_tls_routes(&self, host: &str) -> bool {
+        self.lookup(host).is_some_and(|r| r.tls().next().is_some())
+    }
+
     /// First `tcp` route for `host` whose match holds for the connection.
     pub fn route_tcp(&self, host: &str, conn: &L4View<'_>) -> Option<&CompiledL4Route> {
         self.lookup(host)?

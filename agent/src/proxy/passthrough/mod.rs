@@ -1,0 +1,139 @@
+//! TLS passthrough: for TLS and HTTPS ports of waypoint-bound services the
+//! waypoint reads the workload's ClientHello without terminating TLS, checks
+//! the server name (SNI) against the service, AuthorizationPolicy and the
+//! VirtualService `tls` routes, then sends every byte upstream unchanged —
+//! the workload talks TLS with the real server and sees its certificate.
+//!
+//! Follow a connection: [`read`] buffers the ClientHello ([`client_hello`]
+//! parses it), [`target`] picks the service port, [`crate::proxy::tcp`]
+//! carries the buffered bytes and the rest.
+
+pub mod client_hello;
+pub mod read;
+pub mod target;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::access_log::ConnectionOutcome;
+use super::authorize;
+use super::context::{ConnectionContext, UpstreamTarget};
+use super::flags::ResponseFlag;
+use super::tcp::{self, Preface};
+use super::ResolveHost;
+use crate::config::snapshot::Protocol;
+
+use self::read::{read_client_hello, ReadHelloError, HELLO_TIMEOUT};
+
+/// Whether a port of a waypoint-bound service is served by passthrough.
+pub fn handles(protocol: Protocol) -> bool {
+    matches!(protocol, Protocol::Tls | Protocol::Https)
+}
+
+/// Why a passthrough connection was not carried upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum PassthroughError {
+    /// No usable ClientHello.
+    #[error(transparent)]
+    Hello(#[from] ReadHelloError),
+    /// The ClientHello named no server: nothing to check the service against.
+    #[error("ClientHello for service {service} has no server name (SNI)")]
+    NoServerName {
+        /// The service connected to.
+        service: String,
+    },
+    /// The SNI is not a name of the service connected to.
+    #[error("SNI \"{sni}\" is not a name of service {service}")]
+    NotCovered {
+        /// The service connected to.
+        service: String,
+        /// The name the workload sent.
+        sni: String,
+    },
+    /// VirtualService `tls` routes exist for the service; none matches.
+    #[error("no VirtualService tls route of {service} matches SNI \"{sni}\"")]
+    NoRouteMatched {
+        /// The service connected to.
+        service: String,
+        /// The name the workload sent.
+        sni: String,
+    },
+    /// A `tls` route names a service port that does not exist.
+    #[error("tls route destination {host}:{port} is not a known service port")]
+    UnknownDestination {
+        /// The destination host.
+        host: String,
+        /// Its port.
+        port: u16,
+    },
+    /// AuthorizationPolicy denied the connection.
+    #[error("RBAC: access denied: {0}")]
+    Denied(String),
+}
+
+impl PassthroughError {
+    /// The response flag the refusal is logged with.
+    pub fn flag(&self) -> ResponseFlag {
+        match self {
+            PassthroughError::Hello(_) => ResponseFlag::DownstreamProtocolError,
+            PassthroughError::NoServerName { .. }
+            | PassthroughError::NotCovered { .. }
+            | PassthroughError::NoRouteMatched { .. } => ResponseFlag::NoRoute,
+            PassthroughError::UnknownDestination { .. } => ResponseFlag::NoHealthyUpstream,
+            PassthroughError::Denied(_) => ResponseFlag::RbacDenied,
+        }
+    }
+}
+
+/// Serves one TLS connection to `connected` (a TLS/HTTPS port of a
+/// waypoint-bound service). A refused connection is closed without a byte
+/// sent back; the outcome says why.
+pub async fn serve<S>(
+    resolver: &dyn ResolveHost,
+    conn: &ConnectionContext,
+    connected: &UpstreamTarget,
+    mut downstream: S,
+) -> ConnectionOutcome
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let read = match read_client_hello(&mut downstream, HELLO_TIMEOUT).await {
+        Ok(read) => read,
+        Err(e) => return refused(e.into()),
+    };
+    let target = match admit(conn, connected, read.hello.server_name) {
+        Ok(target) => target,
+        Err(e) => return refused(e),
+    };
+    let preface = Preface {
+        host: conn.sni(),
+        bytes: &read.bytes,
+    };
+    tcp::proxy_after(resolver, conn, &target, preface, downstream).await
+}
+
+/// Records the SNI on the connection, then checks it: a name of the
+/// service, allowed by policy, routed.
+fn admit(
+    conn: &ConnectionContext,
+    connected: &UpstreamTarget,
+    server_name: Option<String>,
+) -> Result<UpstreamTarget, PassthroughError> {
+    let sni = server_name.ok_or_else(|| PassthroughError::NoServerName {
+        service: connected.service.host.clone(),
+    })?;
+    let sni = conn.sni.get_or_init(|| sni);
+    if !target::covers(&connected.service.host, sni) {
+        return Err(PassthroughError::NotCovered {
+            service: connected.service.host.clone(),
+            sni: sni.clone(),
+        });
+    }
+    authorize::authorize_tls(conn)
+        .map_err(|decision| PassthroughError::Denied(authorize::describe(&decision)))?;
+    target::resolve(conn, connected, sni)
+}
+
+fn refused(e: PassthroughError) -> ConnectionOutcome {
+    tracing::debug!(error = %e, "TLS passthrough refused");
+    ConnectionOutcome::refused(e.flag(), &e)
+}
