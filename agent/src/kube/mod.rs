@@ -23,3 +23,6 @@ pub mod status_patch;
 
 pub use error::KubeError;
 pub use source::{start, StatusWriter};
+
+#[cfg(test)]
+mod deploy_tests;
