@@ -234,7 +234,7 @@ async fn pod_is_adopted_enrolled_and_released() {
 
     // The pod runs in an ambient namespace: adopted.
     let report = sync_now(&manager, vec![pod(&uid)], snapshot(true)).await;
-    assert_eq!(report.adopted, [uid.clone()], "{report:?}");
+    assert_eq!(report.adopted, std::slice::from_ref(&uid), "{report:?}");
     assert!(enrolled(&kernel), "ENROLLED holds the pod's netns cookie");
     assert!(
         fake.listening(OUTBOUND_PORT),
@@ -255,7 +255,7 @@ async fn pod_is_adopted_enrolled_and_released() {
     // The pod goes: listeners closed, cookie unenrolled; the namespace is
     // the runtime's and stays.
     let report = sync_now(&manager, Vec::new(), snapshot(true)).await;
-    assert_eq!(report.released, [uid.clone()]);
+    assert_eq!(report.released, std::slice::from_ref(&uid));
     assert!(!enrolled(&kernel));
     eventually("outbound listener closed", || {
         !fake.listening(OUTBOUND_PORT)
@@ -266,7 +266,7 @@ async fn pod_is_adopted_enrolled_and_released() {
     sync_now(&manager, vec![pod(&uid)], snapshot(true)).await;
     assert!(enrolled(&kernel));
     let report = sync_now(&manager, vec![pod(&uid)], snapshot(false)).await;
-    assert_eq!(report.released, [uid.clone()]);
+    assert_eq!(report.released, std::slice::from_ref(&uid));
     assert!(!enrolled(&kernel));
     eventually("listeners closed after the namespace left the mesh", || {
         !fake.listening(OUTBOUND_PORT) && !fake.listening(DNS_PORT)
