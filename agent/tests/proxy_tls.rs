@@ -1,6 +1,7 @@
 //! TLS origination and the shared upstream pool, in-process on loopback: a
 //! workload connection handed to `handle_outbound`, a rustls + hyper
-//! upstream on 127.0.0.1 with a test CA, a DestinationRule in the snapshot.
+//! upstream on 127.0.0.1 with a test CA (HTTP/1.1, or HTTP/2 chosen by ALPN),
+//! a DestinationRule in the snapshot.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -111,6 +112,52 @@ async fn tls_upstream(config: rustls::ServerConfig) -> (SocketAddr, Arc<AtomicUs
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(tls), service)
                     .await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// A TLS upstream that speaks only HTTP/2 (ALPN `h2`), answering every
+/// request after `delay` with the protocol version and SNI it saw; counts
+/// the TCP connections it accepted.
+async fn h2_upstream(
+    mut config: rustls::ServerConfig,
+    delay: Duration,
+) -> (SocketAddr, Arc<AtomicUsize>) {
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let sni = tls.get_ref().1.server_name().unwrap_or("-").to_string();
+                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let body = format!(
+                        "{:?} {} sni={sni}",
+                        req.version(),
+                        req.uri().authority().map_or("-", |a| a.as_str())
+                    );
+                    async move {
+                        tokio::time::sleep(delay).await;
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+                    }
+                });
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
             });
         }
     });
@@ -281,4 +328,33 @@ async fn a_bad_ca_file_is_a_503_and_a_fixed_file_is_picked_up() {
     std::fs::copy(pki.ca_path(), &bad).unwrap();
     let (status, body) = request(&ctx, "reload.pool.test").await;
     assert_eq!((status, body.as_str()), (200, "sni=reload.pool.test"));
+}
+
+#[tokio::test]
+async fn an_upstream_choosing_h2_gets_http2_on_one_shared_connection() {
+    let pki = Pki::new(&["h2.pool.test"]);
+    let (upstream, accepted) = h2_upstream(pki.server.clone(), Duration::from_millis(300)).await;
+    let ctx = context("h2.pool.test", upstream, simple(Some(pki.ca_path())));
+
+    let (status, body) = request(&ctx, "h2.pool.test").await;
+    assert_eq!(status, 200, "{body}");
+    // HTTP/2 with the Host as :authority; the workload still got HTTP/1.1.
+    assert_eq!(body, "HTTP/2.0 h2.pool.test sni=h2.pool.test");
+
+    // Workloads at the same time share the pooled connection: with
+    // HTTP/1.1 each would need its own while the slow responses last.
+    let concurrent: Vec<_> = (0..4)
+        .map(|_| {
+            let ctx = ctx.clone();
+            tokio::spawn(async move { request(&ctx, "h2.pool.test").await })
+        })
+        .collect();
+    for task in concurrent {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "HTTP/2.0 h2.pool.test sni=h2.pool.test")
+        );
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }

@@ -11,6 +11,7 @@ pub mod pipeline;
 pub mod reply;
 pub mod retry;
 pub mod routing;
+pub mod sender;
 pub mod upstream;
 
 use std::convert::Infallible;

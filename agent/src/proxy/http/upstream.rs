@@ -1,9 +1,11 @@
-//! The upstream leg of one workload connection: an HTTP/1.1 client
-//! connection to the chosen endpoint (TLS when a DestinationRule says so),
-//! kept for the next request on the same workload connection while it is
-//! healthy and goes to the same target with the same TLS settings. When the
-//! workload is done, the connection goes to the shared [`pool`] for the
-//! next workload's request to the same endpoint.
+//! The upstream leg of one workload connection: a client connection to the
+//! chosen endpoint (TLS when a DestinationRule says so, offering `h2` and
+//! `http/1.1` by ALPN; HTTP/1.1 in plain text), kept for the next request on
+//! the same workload connection while it is healthy and goes to the same
+//! target with the same TLS settings. When the workload is done, the
+//! connection goes to the shared [`pool`] for the next workload's request to
+//! the same endpoint. An HTTP/2 connection stays in the pool while in use:
+//! every workload connection to the endpoint shares it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,13 +15,12 @@ use std::borrow::Cow;
 
 use http::{header, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
 use tokio::sync::Mutex;
 
 use super::body::ProxyBody;
 use super::pipeline::Exchange;
 use super::reply::LocalReply;
+use super::sender::{Sender, ALPN_H2};
 use crate::proxy::connect::{self, ConnectError};
 use crate::proxy::context::UpstreamTarget;
 use crate::proxy::endpoint::{self, EndpointError};
@@ -38,11 +39,13 @@ pub enum UpstreamError {
     /// No endpoint accepted the connection.
     #[error(transparent)]
     Connect(#[from] ConnectError),
-    /// The endpoint accepted but the HTTP/1.1 client could not start.
-    #[error("starting HTTP/1.1 with {addr}: {source}")]
+    /// The endpoint accepted but the HTTP client could not start.
+    #[error("starting {version} with {addr}: {source}")]
     Handshake {
         /// The endpoint.
         addr: SocketAddr,
+        /// `HTTP/1.1` or `HTTP/2`.
+        version: &'static str,
         /// hyper's error.
         #[source]
         source: hyper::Error,
@@ -92,7 +95,7 @@ struct Held {
     /// The name a wildcard service resolved for it (`None`: the service host).
     upstream_name: Option<String>,
     addr: SocketAddr,
-    sender: SendRequest<ProxyBody>,
+    sender: Sender,
 }
 
 /// Where an idle connection can serve again: the endpoint and the
@@ -116,6 +119,21 @@ impl Held {
     fn release(self) {
         if self.reusable() {
             shared_pool().put((self.addr, self.tls), self);
+        }
+    }
+
+    /// Leaves a handle in the shared pool when the connection carries
+    /// requests concurrently (HTTP/2), so other workloads use it meanwhile.
+    fn share(&self) {
+        if let Some(sender) = self.sender.share() {
+            let shared = Held {
+                target: self.target.clone(),
+                tls: self.tls,
+                upstream_name: self.upstream_name.clone(),
+                addr: self.addr,
+                sender,
+            };
+            shared.release();
         }
     }
 }
@@ -208,6 +226,7 @@ impl UpstreamSession {
             .iter()
             .find_map(|a| shared_pool().take(&(*a, tls_key), Held::reusable))
         {
+            held.share();
             held.target = exchange.target.clone();
             held.upstream_name = upstream_name.clone();
             match self.reuse(exchange, &mut held, request).await {
@@ -223,15 +242,16 @@ impl UpstreamSession {
         let mut held = self
             .open(&exchange.target, tls.as_ref(), &addrs, upstream_name)
             .await?;
+        held.share();
         self.record(exchange, held.addr);
         let sent = Instant::now();
         let response =
             held.sender
-                .send_request(request)
+                .try_send_request(request)
                 .await
-                .map_err(|source| UpstreamError::Reset {
+                .map_err(|e| UpstreamError::Reset {
                     addr: held.addr,
-                    source,
+                    source: e.into_error(),
                 })?;
         exchange.upstream_service_time = Some(sent.elapsed());
         *slot = Some(held);
@@ -280,7 +300,7 @@ impl UpstreamSession {
     ) -> Result<Held, UpstreamError> {
         let (stream, addr) = connect::connect_first(addrs).await?;
         let sender = match tls {
-            None => http1_client(stream, addr).await?,
+            None => client(stream, addr, false).await?,
             Some(origin) => {
                 let stream = TlsOrigin::shared()
                     .connect(origin, stream, addr)
@@ -294,7 +314,8 @@ impl UpstreamSession {
                             "TLS origination failed"
                         )
                     })?;
-                http1_client(stream, addr).await?
+                let http2 = stream.get_ref().1.alpn_protocol() == Some(ALPN_H2);
+                client(stream, addr, http2).await?
             }
         };
         Ok(Held {
@@ -348,23 +369,16 @@ fn origin_tls(exchange: &Exchange, host: Option<&str>) -> Result<Option<OriginTl
     .map_err(UpstreamError::from)
 }
 
-/// Starts HTTP/1.1 on a connected stream; the connection task ends when
-/// either side closes it.
-async fn http1_client<S>(
-    stream: S,
-    addr: SocketAddr,
-) -> Result<SendRequest<ProxyBody>, UpstreamError>
+/// Starts the client protocol (HTTP/2 when ALPN chose `h2`).
+async fn client<S>(stream: S, addr: SocketAddr, http2: bool) -> Result<Sender, UpstreamError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, connection) = http1::Builder::new()
-        .handshake(TokioIo::new(stream))
+    Sender::handshake(stream, addr, http2)
         .await
-        .map_err(|source| UpstreamError::Handshake { addr, source })?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(%addr, error = %e, "upstream connection ended");
-        }
-    });
-    Ok(sender)
+        .map_err(|source| UpstreamError::Handshake {
+            addr,
+            version: if http2 { "HTTP/2" } else { "HTTP/1.1" },
+            source,
+        })
 }

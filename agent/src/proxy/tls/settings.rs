@@ -85,7 +85,8 @@ impl OriginTls {
             server_name,
             verify_names,
             secret,
-            alpn: vec![b"http/1.1".to_vec()],
+            // The upstream picks: HTTP/2 multiplexes one connection.
+            alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
         }))
     }
 
@@ -183,7 +184,7 @@ mod tests {
             .unwrap();
         assert_eq!(o.server_name, "httpbin.org");
         assert_eq!(o.verify_names, ["httpbin.org"]);
-        assert_eq!(o.alpn, [b"http/1.1".to_vec()]);
+        assert_eq!(o.alpn, [b"h2".to_vec(), b"http/1.1".to_vec()]);
     }
 
     #[test]
