@@ -11,17 +11,13 @@
 //! `EGRET_BPF_OBJECT=PATH`). It fails, never skips, when it cannot run.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 
 use egret::config::snapshot::Snapshot;
 use egret::dns::{DnsProxy, Resolver};
-use egret::kernel::{cgroup2_root, netns_cookie_of, Kernel};
+use egret::kernel::{cgroup2_root, Kernel};
 use egret::kube::pods::{sync, SyncReport};
 use egret::proxy::ProxyContext;
 use egret::workload::{Services, WorkloadManager};
@@ -29,111 +25,10 @@ use egret_common::{DNS_PORT, OUTBOUND_PORT};
 use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::watch;
 
-/// What kubelet and the runtime would have made for one pod; removed on
-/// drop, also when an assertion fails.
-struct FakePod {
-    netns: String,
-    cgroup: PathBuf,
-    made_kubepods: Option<PathBuf>,
-    process: Child,
-}
+#[path = "support/fake_pod.rs"]
+mod fake_pod;
 
-impl FakePod {
-    fn start(uid: &str) -> FakePod {
-        let netns = format!("egret-pa-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &netns]).status();
-        run("ip", &["netns", "add", &netns]);
-        run("ip", &["-n", &netns, "link", "set", "lo", "up"]);
-        let root = cgroup2_root().expect("a cgroup v2 mount");
-        let kubepods = root.join("kubepods.slice");
-        let made_kubepods = (!kubepods.exists()).then(|| kubepods.clone());
-        let cgroup = kubepods.join(format!("kubepods-pod{}.slice", uid.replace('-', "_")));
-        std::fs::create_dir_all(&cgroup)
-            .unwrap_or_else(|e| panic!("create {}: {e}", cgroup.display()));
-        // The shell joins the pod's cgroup, then becomes the pod's process
-        // inside its namespace (`ip netns exec` execs, keeping the pid).
-        let script = format!(
-            "echo $$ > {}/cgroup.procs && exec ip netns exec {netns} sleep 60",
-            cgroup.display()
-        );
-        let process = Command::new("sh").args(["-c", &script]).spawn().unwrap();
-        FakePod {
-            netns,
-            cgroup,
-            made_kubepods,
-            process,
-        }
-    }
-
-    fn path(&self) -> PathBuf {
-        Path::new("/run/netns").join(&self.netns)
-    }
-
-    /// Runs `f` on a thread inside the pod's namespace.
-    fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let ns = File::open(self.path()).unwrap();
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                // SAFETY: setns on this thread only, with a valid netns fd.
-                let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-                f()
-            })
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e))
-        })
-    }
-
-    fn cookie(&self) -> u64 {
-        self.run_in(|| {
-            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-            netns_cookie_of(s.as_fd()).unwrap()
-        })
-    }
-
-    /// Whether something listens on 127.0.0.1:`port` in the pod.
-    fn listening(&self, port: u16) -> bool {
-        self.run_in(|| {
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
-        })
-    }
-
-    /// Waits until the pod's process sits in its own namespace.
-    fn wait_ready(&self) {
-        let ours = std::fs::metadata(self.path()).unwrap();
-        for _ in 0..100 {
-            let ns = std::fs::metadata(format!("/proc/{}/ns/net", self.process.id()));
-            if ns.is_ok_and(|m| {
-                use std::os::unix::fs::MetadataExt;
-                m.ino() == std::os::unix::fs::MetadataExt::ino(&ours)
-            }) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("the pod's process never entered its namespace");
-    }
-}
-
-impl Drop for FakePod {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-        let _ = std::fs::remove_dir(&self.cgroup);
-        if let Some(k) = &self.made_kubepods {
-            let _ = std::fs::remove_dir(k);
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns])
-            .status();
-    }
-}
-
-fn run(cmd: &str, args: &[&str]) {
-    let status = Command::new(cmd).args(args).status().unwrap();
-    assert!(status.success(), "{cmd} {args:?}: {status}");
-}
+use fake_pod::FakePod;
 
 fn load_kernel() -> Kernel {
     // SAFETY: geteuid has no preconditions.
@@ -205,7 +100,7 @@ fn eventually(what: &str, ok: impl Fn() -> bool) {
 async fn pod_is_adopted_enrolled_and_released() {
     let kernel = Arc::new(load_kernel());
     let uid = format!("6f1e2d3c-4b5a-4978-8a6b-{:012x}", std::process::id());
-    let fake = FakePod::start(&uid);
+    let fake = FakePod::start(&uid, "pa");
     fake.wait_ready();
     let cookie = fake.cookie();
 
