@@ -17,7 +17,7 @@ use tokio::sync::watch;
 #[path = "support/fake_api.rs"]
 mod fake_api;
 
-use fake_api::{kubeconfig, start_server, Fake, Patch};
+use fake_api::{kubeconfig, kubeconfig_tls, serve_tls_on, start_server, Fake, Patch};
 
 const WALKTHROUGH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -179,4 +179,30 @@ async fn walkthrough_through_the_api() {
         !s.is_ambient("bookinfo")
     })
     .await;
+}
+
+/// In a cluster the API is HTTPS with the cluster's CA: the client (rustls
+/// with ring) trusts the kubeconfig's CA and sends its bearer token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_over_tls_with_the_kubeconfig_ca() {
+    let fake = Fake::new();
+    fake.apply_yaml(&walkthrough("step1-bookinfo-namespace.yaml"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (addr, ca) = serve_tls_on(fake.clone(), listener);
+    let tmp = tempfile::tempdir().unwrap();
+    let client = egret::kube::client::connect(Some(&kubeconfig_tls(tmp.path(), addr, &ca)))
+        .await
+        .unwrap();
+    let mut rx = egret::kube::start(client, StatusWriter::Never).await;
+    snapshot_where(&mut rx, "bookinfo ambient", |s| s.is_ambient("bookinfo")).await;
+    assert!(fake
+        .lock()
+        .requests
+        .iter()
+        .any(|r| r.starts_with("GET /api/v1/namespaces?")));
+    let auth = fake.lock().authorization.clone();
+    assert!(
+        !auth.is_empty() && auth.iter().all(|a| a == "Bearer test-token"),
+        "{auth:?}"
+    );
 }

@@ -37,6 +37,8 @@ pub struct State {
     pub lease: Option<Value>,
     /// Every request, as `METHOD path?query`.
     pub requests: Vec<String>,
+    /// The `Authorization` header of every request that had one.
+    pub authorization: Vec<String>,
 }
 
 /// The server; clones share it.
@@ -141,9 +143,14 @@ impl Fake {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let query = req.uri().query().unwrap_or("").to_string();
-        self.lock()
-            .requests
-            .push(format!("{method} {path}?{query}"));
+        {
+            let mut st = self.lock();
+            st.requests.push(format!("{method} {path}?{query}"));
+            if let Some(auth) = req.headers().get(http::header::AUTHORIZATION) {
+                let auth = auth.to_str().unwrap_or_default().to_string();
+                st.authorization.push(auth);
+            }
+        }
         let body = req
             .into_body()
             .collect()
@@ -335,6 +342,60 @@ pub fn serve_on(fake: Fake, listener: tokio::net::TcpListener) -> SocketAddr {
         }
     });
     addr
+}
+
+/// Serves `fake` over TLS on `listener`, as an API server in a cluster
+/// does; returns the address and the PEM of the CA that signed its
+/// certificate (for 127.0.0.1).
+pub fn serve_tls_on(fake: Fake, listener: tokio::net::TcpListener) -> (SocketAddr, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (fake, acceptor) = (fake.clone(), acceptor.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(move |req| fake.clone().serve(req));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (addr, ca.pem())
+}
+
+/// A kubeconfig naming the fake at `https://addr`, trusting `ca_pem`.
+pub fn kubeconfig_tls(dir: &std::path::Path, addr: SocketAddr, ca_pem: &str) -> std::path::PathBuf {
+    use base64::Engine as _;
+    let path = dir.join("kubeconfig");
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: https://{addr}\n    certificate-authority-data: {ca}\nusers:\n- name: egret\n  user:\n    token: test-token\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: egret\ncurrent-context: fake\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 /// A kubeconfig naming the fake at `addr`, without credentials.
