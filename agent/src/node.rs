@@ -184,6 +184,9 @@ async fn apply_snapshots(
                 tracing::error!(generation = snapshot.generation, error = %e, "kernel map sync failed")
             }
         }
+        if let Err(e) = kernel.sync_service_ranges(&snapshot.kernel_service_ranges()) {
+            tracing::error!(generation = snapshot.generation, error = %e, "kernel range map sync failed");
+        }
         let m = manager.clone();
         let s = snapshot.clone();
         let _ = tokio::task::spawn_blocking(move || m.reconcile(&s)).await;

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use egret::kernel::{netns_cookie_of, Kernel};
 use egret_common::{
-    v4_mapped, FlowKey, OrigDst, ServiceKey, Stat, AF_INET, AF_INET6, DNS_PORT, EGRET_MARK,
-    ENROLL_DNS, ENROLL_SERVICES, OUTBOUND_PORT,
+    v4_mapped, FlowKey, OrigDst, ServiceKey, ServiceRange, Stat, AF_INET, AF_INET6, DNS_PORT,
+    EGRET_MARK, ENROLL_DNS, ENROLL_SERVICES, OUTBOUND_PORT,
 };
 
 const VIP4: Ipv4Addr = Ipv4Addr::new(240, 240, 0, 2);
@@ -290,6 +290,94 @@ fn tcp_connects_to_services_reach_the_outbound_listener() {
     kernel.unenroll(cookie).unwrap();
     kernel.unenroll(cookie).expect("unenrolling twice is fine");
     assert!(kernel.enrolled().unwrap().is_empty());
+}
+
+#[test]
+fn connects_into_a_service_address_range_are_captured() {
+    let enrolled = Netns::new("range");
+    let kernel = load_kernel();
+    let (listener4, listener6) = enrolled.run(|| {
+        (
+            TcpListener::bind((Ipv4Addr::LOCALHOST, OUTBOUND_PORT)).expect("bind 127.0.0.1:15001"),
+            TcpListener::bind((Ipv6Addr::LOCALHOST, OUTBOUND_PORT)).expect("bind [::1]:15001"),
+        )
+    });
+    let cookie = netns_cookie_of(listener4.as_fd()).expect("SO_NETNS_COOKIE");
+    kernel.enroll(cookie, ENROLL_SERVICES).unwrap();
+
+    // 203.0.113.0/24 and 2001:db8:77::/48, as ServiceEntry addresses.
+    let v4 = ServiceRange {
+        prefix_len: 96 + 24,
+        addr: v4_mapped([203, 0, 113, 0]),
+    };
+    let v6 = ServiceRange {
+        prefix_len: 48,
+        addr: Ipv6Addr::new(0x2001, 0xdb8, 0x77, 0, 0, 0, 0, 0).octets(),
+    };
+    let wanted = BTreeSet::from([v4, v6]);
+    let report = kernel.sync_service_ranges(&wanted).unwrap();
+    assert_eq!((report.added, report.removed), (2, 0));
+    let again = kernel.sync_service_ranges(&wanted).unwrap();
+    assert_eq!(
+        (again.added, again.removed),
+        (0, 0),
+        "a second sync changes nothing"
+    );
+    assert_eq!(
+        kernel.service_ranges().unwrap(),
+        wanted.iter().copied().collect::<Vec<_>>()
+    );
+
+    // Any address and any port inside the range is captured.
+    for (last, port) in [(7, 443), (254, 5432)] {
+        let dst = Ipv4Addr::new(203, 0, 113, last);
+        let client = connect_in(&enrolled, (dst, port).into())
+            .unwrap_or_else(|e| panic!("connect to {dst}:{port} in the range: {e}"));
+        let local = accept_captured(&listener4, &client);
+        assert_eq!(
+            kernel
+                .take_orig_dst(&FlowKey::new(cookie, local, AF_INET))
+                .unwrap(),
+            Some(OrigDst {
+                addr: v4_mapped(dst.octets()),
+                port,
+                family: AF_INET
+            })
+        );
+    }
+    let dst6 = Ipv6Addr::new(0x2001, 0xdb8, 0x77, 0x5, 0, 0, 0, 9);
+    let client6 = connect_in(&enrolled, (dst6, 443).into()).expect("IPv6 range is captured");
+    let local6 = accept_captured(&listener6, &client6);
+    assert_eq!(
+        kernel
+            .take_orig_dst(&FlowKey::new(cookie, local6, AF_INET6))
+            .unwrap()
+            .map(|o| o.socket_addr()),
+        Some(SocketAddr::from((dst6, 443)))
+    );
+
+    // Just outside the prefixes: untouched.
+    assert_unreachable(
+        connect_in(&enrolled, (Ipv4Addr::new(203, 0, 114, 1), 443).into()),
+        "next to the IPv4 range",
+    );
+    assert_unreachable(
+        connect_in(
+            &enrolled,
+            (Ipv6Addr::new(0x2001, 0xdb8, 0x78, 0, 0, 0, 0, 1), 443).into(),
+        ),
+        "next to the IPv6 range",
+    );
+
+    // Removed from the snapshot: no longer captured.
+    let report = kernel.sync_service_ranges(&BTreeSet::new()).unwrap();
+    assert_eq!((report.added, report.removed), (0, 2));
+    assert!(kernel.service_ranges().unwrap().is_empty());
+    assert_unreachable(
+        connect_in(&enrolled, (Ipv4Addr::new(203, 0, 113, 7), 443).into()),
+        "after the range was removed",
+    );
+    kernel.unenroll(cookie).unwrap();
 }
 
 /// Sends one UDP query with sendto from `ns` to `resolver` while a fake DNS

@@ -433,6 +433,19 @@ mod tests {
             "  hosts: [a.com]\n  addresses: [10.9.0.0/16]\n  resolution: DNS\n",
         )]);
         assert_eq!(s.address_ranges.len(), 1);
+        // An address in the range belongs to the service, at the waypoint
+        // and in the kernel's prefix map.
+        let host = |ip: &str| {
+            s.service_for_vip(ip.parse().unwrap())
+                .map(|svc| svc.host.clone())
+        };
+        assert_eq!(host("10.9.200.7").as_deref(), Some("a.com"));
+        assert_eq!(host("::ffff:10.9.0.1").as_deref(), Some("a.com"));
+        assert_eq!(host("10.10.0.1"), None);
+        let ranges = s.kernel_service_ranges();
+        let range = ranges.iter().next().unwrap();
+        assert_eq!(range.prefix_len, 96 + 16);
+        assert_eq!(range.addr, egret_common::v4_mapped([10, 9, 0, 0]));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use egret_common::{v4_mapped, ServiceKey};
+use egret_common::{v4_mapped, ServiceKey, ServiceRange};
 
 /// `namespace/name` of a waypoint Gateway.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -160,9 +160,17 @@ impl Snapshot {
         self.namespaces.get(namespace).is_some_and(|n| n.ambient)
     }
 
-    /// The service owning a VIP.
+    /// The service owning a VIP, else the one whose `spec.addresses` CIDR
+    /// holds the address (the longest prefix, as the kernel matches it).
     pub fn service_for_vip(&self, ip: IpAddr) -> Option<&Arc<Service>> {
-        self.by_vip.get(&canonical(ip))
+        let ip = canonical(ip);
+        self.by_vip.get(&ip).or_else(|| {
+            self.address_ranges
+                .iter()
+                .filter(|(net, _)| net.contains(&ip))
+                .max_by_key(|(net, _)| net.prefix_len())
+                .map(|(_, service)| service)
+        })
     }
 
     /// Addresses the DNS proxy answers for `name` (any case, optional
@@ -210,6 +218,24 @@ impl Snapshot {
                 addr: addr16(*ip),
                 port: 0,
                 _pad: 0,
+            })
+            .collect()
+    }
+}
+
+impl Snapshot {
+    /// The kernel `SERVICE_RANGES` prefixes this snapshot wants: every
+    /// `spec.addresses` CIDR (IPv4 as a prefix of `::ffff:0:0/96`).
+    pub fn kernel_service_ranges(&self) -> BTreeSet<ServiceRange> {
+        self.address_ranges
+            .iter()
+            .map(|(net, _)| {
+                let net = net.trunc();
+                let mapped = if net.addr().is_ipv4() { 96 } else { 0 };
+                ServiceRange {
+                    prefix_len: u32::from(net.prefix_len()) + mapped,
+                    addr: addr16(net.addr()),
+                }
             })
             .collect()
     }

@@ -5,9 +5,12 @@
 use std::collections::BTreeSet;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{HashMap, MapData, MapError, PerCpuArray};
 use aya::Ebpf;
-use egret_common::{Enrollment, FlowKey, OrigDst, ServiceKey, ServiceValue, Stat};
+use egret_common::{
+    Addr16, Enrollment, FlowKey, OrigDst, ServiceKey, ServiceRange, ServiceValue, Stat,
+};
 
 use super::error::KernelError;
 use super::sync::diff;
@@ -15,6 +18,7 @@ use super::SyncReport;
 
 const ENROLLED: &str = "ENROLLED";
 const SERVICES: &str = "SERVICES";
+const SERVICE_RANGES: &str = "SERVICE_RANGES";
 const ORIG_DST: &str = "ORIG_DST";
 const STATS: &str = "STATS";
 
@@ -24,6 +28,8 @@ pub struct Maps {
     enrolled: Mutex<HashMap<MapData, u64, Enrollment>>,
     /// ServiceKey -> ServiceValue. Agent writes (diff); connect4/6 read.
     services: Mutex<HashMap<MapData, ServiceKey, ServiceValue>>,
+    /// LPM prefix -> ServiceValue. Agent writes (diff); connect4/6 read.
+    service_ranges: Mutex<LpmTrie<MapData, Addr16, ServiceValue>>,
     /// FlowKey -> OrigDst. sock_ops writes; the agent reads and deletes.
     orig_dst: Mutex<HashMap<MapData, FlowKey, OrigDst>>,
     /// Stat -> per-CPU count. Programs write; the agent reads.
@@ -44,6 +50,21 @@ fn not_found(e: &MapError) -> bool {
     }
 }
 
+/// The prefixes stored in `SERVICE_RANGES`.
+fn range_keys(
+    map: &LpmTrie<MapData, Addr16, ServiceValue>,
+) -> Result<BTreeSet<ServiceRange>, KernelError> {
+    map.keys()
+        .map(|k| {
+            k.map(|k| ServiceRange {
+                prefix_len: k.prefix_len(),
+                addr: k.data(),
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map_err(KernelError::map(SERVICE_RANGES))
+}
+
 fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, KernelError>
 where
     T: TryFrom<aya::maps::Map, Error = MapError>,
@@ -60,6 +81,7 @@ impl Maps {
         Ok(Maps {
             enrolled: Mutex::new(take(ebpf, ENROLLED)?),
             services: Mutex::new(take(ebpf, SERVICES)?),
+            service_ranges: Mutex::new(take(ebpf, SERVICE_RANGES)?),
             orig_dst: Mutex::new(take(ebpf, ORIG_DST)?),
             stats: Mutex::new(take(ebpf, STATS)?),
         })
@@ -87,6 +109,41 @@ impl Maps {
             report.added += 1;
         }
         Ok(report)
+    }
+
+    /// Makes `SERVICE_RANGES` equal `wanted`, changing only the differing
+    /// prefixes.
+    pub fn sync_service_ranges(
+        &self,
+        wanted: &BTreeSet<ServiceRange>,
+    ) -> Result<SyncReport, KernelError> {
+        let mut map = lock(&self.service_ranges);
+        let current = range_keys(&map)?;
+        let change = diff(&current, wanted);
+        let mut report = SyncReport::default();
+        for range in &change.remove {
+            match map.remove(&Key::new(range.prefix_len, range.addr)) {
+                Ok(()) => report.removed += 1,
+                Err(e) if not_found(&e) => {}
+                Err(e) => return Err(KernelError::map(SERVICE_RANGES)(e)),
+            }
+        }
+        for range in &change.add {
+            map.insert(
+                &Key::new(range.prefix_len, range.addr),
+                ServiceValue::default(),
+                0,
+            )
+            .map_err(KernelError::map(SERVICE_RANGES))?;
+            report.added += 1;
+        }
+        Ok(report)
+    }
+
+    /// Every prefix in `SERVICE_RANGES`, sorted.
+    pub fn service_ranges(&self) -> Result<Vec<ServiceRange>, KernelError> {
+        let map = lock(&self.service_ranges);
+        Ok(range_keys(&map)?.into_iter().collect())
     }
 
     /// Every key in `SERVICES`, sorted.

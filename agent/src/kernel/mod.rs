@@ -2,9 +2,9 @@
 //!
 //! The programs (crate `ebpf/egret-ebpf`) attach once at the cgroup v2 root
 //! and act only for network namespaces the agent enrolls. [`Kernel`] is the
-//! one handle on them: enrollment, the `SERVICES` diff from the config
-//! snapshot, original destinations of captured flows, verdict counters and
-//! the programs' log lines.
+//! one handle on them: enrollment, the `SERVICES` and `SERVICE_RANGES` diffs
+//! from the config snapshot, original destinations of captured flows,
+//! verdict counters and the programs' log lines.
 
 mod cgroup;
 mod error;
@@ -20,7 +20,7 @@ use std::sync::{Mutex, PoisonError};
 
 use aya::Ebpf;
 use aya_log::EbpfLogger;
-use egret_common::{FlowKey, OrigDst, ServiceKey, Stat};
+use egret_common::{FlowKey, OrigDst, ServiceKey, ServiceRange, Stat};
 
 pub use cgroup::cgroup2_root;
 pub use error::KernelError;
@@ -70,6 +70,19 @@ impl Kernel {
     /// Makes SERVICES equal `wanted` by a diff: inserts only missing keys, deletes only stale ones.
     pub fn sync_services(&self, wanted: &BTreeSet<ServiceKey>) -> Result<SyncReport, KernelError> {
         self.maps.sync_services(wanted)
+    }
+
+    /// Makes SERVICE_RANGES (ServiceEntry address CIDRs) equal `wanted` by a diff.
+    pub fn sync_service_ranges(
+        &self,
+        wanted: &BTreeSet<ServiceRange>,
+    ) -> Result<SyncReport, KernelError> {
+        self.maps.sync_service_ranges(wanted)
+    }
+
+    /// Every prefix in SERVICE_RANGES, sorted.
+    pub fn service_ranges(&self) -> Result<Vec<ServiceRange>, KernelError> {
+        self.maps.service_ranges()
     }
 
     /// Every key in SERVICES, sorted.

@@ -1,22 +1,20 @@
-//! The diff that keeps `SERVICES` equal to the config snapshot while
-//! touching only the entries that changed.
+//! The diff that keeps `SERVICES` and `SERVICE_RANGES` equal to the config
+//! snapshot while touching only the entries that changed.
 
 use std::collections::BTreeSet;
 
-use egret_common::ServiceKey;
-
-/// What to change in the map to go from `current` to `wanted`.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct ServiceDiff {
+/// What to change in a map to go from `current` to `wanted`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Diff<K> {
     /// Wanted keys the map lacks.
-    pub add: Vec<ServiceKey>,
+    pub add: Vec<K>,
     /// Keys in the map that are no longer wanted.
-    pub remove: Vec<ServiceKey>,
+    pub remove: Vec<K>,
 }
 
 /// Computes the smallest change from `current` to `wanted`.
-pub fn diff(current: &BTreeSet<ServiceKey>, wanted: &BTreeSet<ServiceKey>) -> ServiceDiff {
-    ServiceDiff {
+pub fn diff<K: Ord + Copy>(current: &BTreeSet<K>, wanted: &BTreeSet<K>) -> Diff<K> {
+    Diff {
         add: wanted.difference(current).copied().collect(),
         remove: current.difference(wanted).copied().collect(),
     }
@@ -25,7 +23,7 @@ pub fn diff(current: &BTreeSet<ServiceKey>, wanted: &BTreeSet<ServiceKey>) -> Se
 #[cfg(test)]
 mod tests {
     use super::*;
-    use egret_common::v4_mapped;
+    use egret_common::{v4_mapped, ServiceKey};
 
     fn key(last: u8, port: u16) -> ServiceKey {
         ServiceKey {
@@ -47,6 +45,7 @@ mod tests {
     #[test]
     fn equal_sets_change_nothing() {
         let set = BTreeSet::from([key(1, 0)]);
-        assert_eq!(diff(&set, &set), ServiceDiff::default());
+        let none = diff(&set, &set);
+        assert!(none.add.is_empty() && none.remove.is_empty());
     }
 }

@@ -58,6 +58,18 @@ pub struct ServiceKey {
     pub _pad: u16,
 }
 
+/// A prefix of `SERVICE_RANGES` (ServiceEntry `spec.addresses` CIDRs): the
+/// LPM trie key is `prefix_len` then `addr`. Lengths count bits of the
+/// 16-byte address, so an IPv4 `/24` is `96 + 24` over `::ffff:a.b.c.0`.
+/// Bits past the prefix are zero.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceRange {
+    /// Prefix length in bits, 0..=128.
+    pub prefix_len: u32,
+    /// The network address.
+    pub addr: Addr16,
+}
+
 /// Value of `SERVICES`. Writer: agent (kernel map sync, from the config
 /// snapshot). Readers: connect4/6.
 #[repr(C)]

@@ -2,14 +2,14 @@
 //! to the agent's outbound listener, its DNS (TCP or connected UDP) to the
 //! agent's DNS listener. Everything else is left alone.
 
-use aya_ebpf::{macros::cgroup_sock_addr, programs::SockAddrContext};
+use aya_ebpf::{macros::cgroup_sock_addr, maps::lpm_trie::Key, programs::SockAddrContext};
 use aya_log_ebpf::debug;
 use egret_common::{
     OrigDst, ServiceKey, Stat, DNS_PORT, ENROLL_DNS, ENROLL_SERVICES, OUTBOUND_PORT,
 };
 
 use crate::{
-    maps::SERVICES,
+    maps::{SERVICES, SERVICE_RANGES},
     redirect,
     sockaddr::{self, Family, SOCK_DGRAM, SOCK_STREAM},
     stats::bump,
@@ -46,19 +46,26 @@ fn on_connect(ctx: &SockAddrContext, family: Family) {
     if flags & ENROLL_DNS != 0 && dst.port == 53 && (ty == SOCK_STREAM || ty == SOCK_DGRAM) {
         redirect::to_agent(ctx, family, &dst, DNS_PORT);
         bump(Stat::RedirectDns);
-        debug!(ctx, "egret: dns connect to {:i}:{} -> agent", dst.addr, dst.port);
+        debug!(
+            ctx,
+            "egret: dns connect to {:i}:{} -> agent", dst.addr, dst.port
+        );
         return;
     }
     if flags & ENROLL_SERVICES != 0 && ty == SOCK_STREAM && is_service(&dst) {
         redirect::to_agent(ctx, family, &dst, OUTBOUND_PORT);
         bump(Stat::RedirectService);
-        debug!(ctx, "egret: connect to {:i}:{} -> agent", dst.addr, dst.port);
+        debug!(
+            ctx,
+            "egret: connect to {:i}:{} -> agent", dst.addr, dst.port
+        );
         return;
     }
     bump(Stat::PassthroughEnrolled);
 }
 
-/// `SERVICES` holds the exact address and port, or the address with port 0.
+/// `SERVICES` holds the exact address and port, or the address with port 0;
+/// else `SERVICE_RANGES` holds a prefix covering the address.
 #[inline(always)]
 fn is_service(dst: &OrigDst) -> bool {
     let mut key = ServiceKey {
@@ -70,5 +77,10 @@ fn is_service(dst: &OrigDst) -> bool {
         return true;
     }
     key.port = 0;
-    SERVICES.get_ptr(&key).is_some()
+    if SERVICES.get_ptr(&key).is_some() {
+        return true;
+    }
+    // A lookup key carries the full address; the trie finds the longest
+    // stored prefix of it.
+    SERVICE_RANGES.get(Key::new(128, dst.addr)).is_some()
 }

@@ -3,9 +3,9 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray},
+    maps::{HashMap, LpmTrie, LruHashMap, PerCpuArray},
 };
-use egret_common::{Enrollment, FlowKey, OrigDst, ServiceKey, ServiceValue, STAT_COUNT};
+use egret_common::{Addr16, Enrollment, FlowKey, OrigDst, ServiceKey, ServiceValue, STAT_COUNT};
 
 /// Enrolled network namespaces.
 /// Key: netns cookie (`bpf_get_netns_cookie`). Value: `Enrollment` (`ENROLL_*` flags).
@@ -18,6 +18,16 @@ pub static ENROLLED: HashMap<u64, Enrollment> = HashMap::with_max_entries(65536,
 /// Writer: agent (`Kernel::sync_services`, a diff of the config snapshot). Readers: connect4/6.
 #[map]
 pub static SERVICES: HashMap<ServiceKey, ServiceValue> = HashMap::with_max_entries(262144, 0);
+
+/// Mesh service address ranges (ServiceEntry `spec.addresses` CIDRs) whose
+/// TCP connects are captured, every port.
+/// Key: LPM `Key<Addr16>` (`egret_common::ServiceRange`: prefix length in
+/// bits of the 16-byte address, IPv4 as `::ffff:0:0/96` + its length).
+/// Value: `ServiceValue`. Longest-prefix lookup (kernel ≥ 4.11, no prealloc).
+/// Writer: agent (`Kernel::sync_service_ranges`, a diff of the config
+/// snapshot). Readers: connect4/6, after an exact `SERVICES` miss.
+#[map]
+pub static SERVICE_RANGES: LpmTrie<Addr16, ServiceValue> = LpmTrie::with_max_entries(16384, 0);
 
 /// Original destination of a socket that was just redirected.
 /// Key: socket cookie (`bpf_get_socket_cookie`). Value: `OrigDst`.
