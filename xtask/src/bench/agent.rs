@@ -32,6 +32,9 @@ impl BenchAgent {
             "--log",
             "info",
         ]);
+        // One data-plane thread: the waypoint case pins the agent to one core,
+        // as it does nginx (one worker) and haproxy (nbthread 1).
+        cmd.env("EGRET_WORKER_THREADS", "1");
         let mut process = Background::spawn("egret agent", cmd, log)?;
         let deadline = Instant::now() + Duration::from_secs(30);
         let config_text = config.to_string_lossy().into_owned();

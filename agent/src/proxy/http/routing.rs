@@ -18,30 +18,28 @@ pub struct Routing;
 
 impl RequestStage for Routing {
     fn on_request(&self, exchange: &mut Exchange, head: &mut request::Parts) -> Decision {
+        // Cheap clone of the Arc: the table must outlive the borrow of `head`.
         let snapshot = exchange.snapshot.clone();
-        let host = exchange.target.service.host.clone();
-        let authority = head
-            .headers
-            .get(http::header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| head.uri.authority().map(|a| a.as_str()))
-            .unwrap_or(&host)
-            .to_string();
-        let path_and_query = head
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
-        let view = HttpRequestView {
-            method: head.method.as_str(),
-            path_and_query: &path_and_query,
-            authority: &authority,
-            scheme: "http",
-            port: exchange.conn.orig_dst.port(),
-            headers: &head.headers,
-            source_namespace: Some(&exchange.conn.src_identity.namespace),
+        let service = exchange.target.service.clone();
+        let result = {
+            let authority = head
+                .headers
+                .get(http::header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .or_else(|| head.uri.authority().map(|a| a.as_str()))
+                .unwrap_or(&service.host);
+            let view = HttpRequestView {
+                method: head.method.as_str(),
+                path_and_query: head.uri.path_and_query().map_or("/", |p| p.as_str()),
+                authority,
+                scheme: "http",
+                port: exchange.conn.orig_dst.port(),
+                headers: &head.headers,
+                source_namespace: Some(&exchange.conn.src_identity.namespace),
+            };
+            snapshot.routes.route_http(&service.host, &view)
         };
-        match snapshot.routes.route_http(&host, &view) {
+        match result {
             RouteResult::NoVirtualService => Decision::Continue,
             RouteResult::NoRouteMatched => Decision::Respond(LocalReply::no_route()),
             RouteResult::Matched(matched) => apply_route(exchange, head, &matched),
