@@ -17,6 +17,9 @@ pub const NODE_ADDR: &str = "192.0.2.1";
 /// The external host playing httpbin.org.
 pub const EXTERNAL_ADDR: &str = "192.0.2.10";
 
+/// Longer than the agent's log batching delay.
+pub const LOG_SETTLE: Duration = Duration::from_millis(30);
+
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// Knobs of a test node.
@@ -273,8 +276,11 @@ impl Node {
         std::fs::read_to_string(self.logs.join("httpbin.log")).unwrap_or_default()
     }
 
-    /// The agent's log so far.
+    /// The agent's log so far. The agent batches its log writes (a few ms);
+    /// waiting a little first makes every line emitted before this call
+    /// visible.
     pub fn agent_log(&self) -> String {
+        std::thread::sleep(LOG_SETTLE);
         std::fs::read_to_string(self.logs.join("agent.log")).unwrap_or_default()
     }
 

@@ -142,6 +142,8 @@ impl WaypointNode {
 
     /// The waypoint's log so far.
     pub fn log(&self) -> String {
+        // The waypoint batches its log writes; see `node::LOG_SETTLE`.
+        std::thread::sleep(crate::node::LOG_SETTLE);
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }

@@ -137,7 +137,7 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
         Format::Text => LogFormat::Text,
         Format::Json => LogFormat::Json,
     };
-    crate::logging::init(format, &args.log)?;
+    let _log = crate::logging::init(format, &args.log)?.flush_on_drop();
     let source = config_source(&args)?;
     if !args.ca_roots.is_empty() {
         let count = crate::proxy::tls::install_extra_roots(&args.ca_roots)?;
@@ -163,10 +163,17 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
         pod_cidr: args.pod_cidr,
         source,
     };
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = worker_threads {
-        runtime.worker_threads(n);
-    }
+    // One data-plane thread runs best without the work-stealing scheduler's
+    // cross-thread bookkeeping.
+    let mut runtime = match worker_threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     runtime
         .enable_all()
         .build()

@@ -79,7 +79,7 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: WaypointArgs) -> anyhow::R
         super::run::Format::Text => LogFormat::Text,
         super::run::Format::Json => LogFormat::Json,
     };
-    crate::logging::init(format, &args.log)?;
+    let _log = crate::logging::init(format, &args.log)?.flush_on_drop();
     let dns_upstreams = if args.dns_upstream.is_empty() {
         crate::dns::system_upstreams()
             .context("reading the host's resolvers; pass --dns-upstream")?

@@ -5,6 +5,8 @@
 //! as in ztunnel's access log. Records of the `log` crate (aya-log's kernel
 //! messages among them) arrive through the same subscriber.
 
+pub mod batched;
+
 use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
@@ -59,11 +61,14 @@ pub enum LoggingError {
     AlreadyInstalled(#[source] tracing_subscriber::util::TryInitError),
 }
 
-/// Installs the global tracing subscriber writing to stderr: RUST_LOG-style
-/// `filter` (default `info` when empty), text or JSON lines; also bridges
-/// the `log` crate (aya-log records) into tracing.
-pub fn init(format: LogFormat, filter: &str) -> anyhow::Result<()> {
-    init_with_writer(format, filter, std::io::stderr)
+/// Installs the global tracing subscriber writing to stderr in batches
+/// ([`batched`]): RUST_LOG-style `filter` (default `info` when empty), text
+/// or JSON lines; also bridges the `log` crate (aya-log records) into
+/// tracing. Returns the writer, to flush before exiting.
+pub fn init(format: LogFormat, filter: &str) -> anyhow::Result<batched::Batched<std::io::Stderr>> {
+    let writer = batched::Batched::new(std::io::stderr());
+    init_with_writer(format, filter, writer.clone())?;
+    Ok(writer)
 }
 
 /// [`init`] with lines going to `writer` (tests capture them this way).
