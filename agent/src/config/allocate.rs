@@ -153,6 +153,40 @@ impl Allocator {
         Ok(!released.is_empty() || self.assigned.len() != before)
     }
 
+    /// Applies one change: releases `release`, then gives each key of
+    /// `want` that has none a fresh pair (in key order). Costs what the
+    /// change names, not what is assigned. Returns whether anything changed.
+    pub fn update(&mut self, release: &[AllocKey], want: &[AllocKey]) -> Result<bool, AllocError> {
+        let mut changed = false;
+        for key in release {
+            if let Some(a) = self.assigned.remove(key) {
+                self.used_v4.remove(&a.ipv4);
+                self.used_v6.remove(&a.ipv6);
+                changed = true;
+            }
+        }
+        let mut new: Vec<&AllocKey> = want
+            .iter()
+            .filter(|k| !self.assigned.contains_key(*k))
+            .collect();
+        new.sort();
+        new.dedup();
+        let mut exhausted = 0;
+        for key in new {
+            match self.next_free() {
+                Some(a) => {
+                    self.insert(key.clone(), a);
+                    changed = true;
+                }
+                None => exhausted += 1,
+            }
+        }
+        if exhausted > 0 {
+            return Err(AllocError::Exhausted(exhausted));
+        }
+        Ok(changed)
+    }
+
     /// The next free pair at or after the cursor, wrapping once around.
     fn next_free(&mut self) -> Option<Addresses> {
         let span = LAST - FIRST + 1;
@@ -272,6 +306,29 @@ mod tests {
         let v6: HashSet<_> = a.assigned().values().map(|x| x.ipv6).collect();
         assert_eq!(v4.len(), 10_001);
         assert_eq!(v6.len(), 10_001);
+    }
+
+    #[test]
+    fn update_touches_only_the_named_keys() {
+        let mut a = Allocator::in_memory();
+        let (k1, k2, k3) = (
+            key("a", "x", "one.com"),
+            key("a", "y", "two.com"),
+            key("b", "z", "three.com"),
+        );
+        a.reconcile(&wanted(&[k1.clone(), k2.clone()])).unwrap();
+        let before = a.assigned().clone();
+        assert!(!a.update(&[], std::slice::from_ref(&k1)).unwrap());
+        assert!(a
+            .update(std::slice::from_ref(&k2), std::slice::from_ref(&k3))
+            .unwrap());
+        assert_eq!(a.assigned()[&k1], before[&k1]);
+        assert!(!a.assigned().contains_key(&k2));
+        // Same result as a full reconcile to the same set.
+        let mut full = Allocator::in_memory();
+        full.reconcile(&wanted(&[k1.clone(), k2.clone()])).unwrap();
+        full.reconcile(&wanted(&[k1, k3])).unwrap();
+        assert_eq!(full.assigned(), a.assigned());
     }
 
     #[test]

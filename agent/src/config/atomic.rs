@@ -9,6 +9,16 @@ use super::error::ConfigError;
 /// Writes `contents` to `path` via a hidden temporary file in the same folder
 /// and a rename. Hidden so the folder loader never reads it.
 pub fn write(path: &Path, contents: &[u8]) -> Result<(), ConfigError> {
+    write_with(path, contents, true)
+}
+
+/// Like [`write`] without the fsync: for derived files the agent rebuilds
+/// at every start (status), where thousands of syncs would cost seconds.
+pub fn write_unsynced(path: &Path, contents: &[u8]) -> Result<(), ConfigError> {
+    write_with(path, contents, false)
+}
+
+fn write_with(path: &Path, contents: &[u8], sync: bool) -> Result<(), ConfigError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| ConfigError::io(dir, e))?;
     let file_name = path
@@ -19,7 +29,9 @@ pub fn write(path: &Path, contents: &[u8]) -> Result<(), ConfigError> {
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(contents)?;
-        f.sync_all()?;
+        if sync {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)
     })();
     if let Err(e) = result {

@@ -48,20 +48,23 @@ fn service_entries<'a>(
 
 /// The (namespace, name, host) triples that need auto-allocated addresses.
 pub fn wanted_addresses<'a>(objects: impl IntoIterator<Item = &'a Object>) -> HashSet<AllocKey> {
-    let objects: Vec<&Object> = objects.into_iter().collect();
-    let mut wanted = HashSet::new();
-    for (o, se) in service_entries(&objects) {
-        for host in &se.hosts {
-            if auto_allocates(o, se, host) {
-                wanted.insert(AllocKey {
-                    namespace: o.namespace().to_string(),
-                    name: o.name().to_string(),
-                    host: host.to_ascii_lowercase(),
-                });
-            }
-        }
-    }
-    wanted
+    objects.into_iter().flat_map(wanted_by).collect()
+}
+
+/// The triples one object needs (none unless it is a ServiceEntry).
+pub fn wanted_by(o: &Object) -> Vec<AllocKey> {
+    let Spec::ServiceEntry(se) = &o.spec else {
+        return Vec::new();
+    };
+    se.hosts
+        .iter()
+        .filter(|host| auto_allocates(o, se, host))
+        .map(|host| AllocKey {
+            namespace: o.namespace().to_string(),
+            name: o.name().to_string(),
+            host: host.to_ascii_lowercase(),
+        })
+        .collect()
 }
 
 /// The waypoint a label set asks for: `None` when unlabelled or `none`.
@@ -90,7 +93,10 @@ pub fn compile<'a>(
 ) -> Snapshot {
     let mut objects: Vec<&Object> = objects.into_iter().collect();
     // Key order makes the result (and VIP conflicts) independent of input order.
-    objects.sort_by_key(|o| o.key());
+    // Compared by reference: no key (three strings) built per comparison.
+    objects.sort_by(|a, b| {
+        (a.info.kind, a.namespace(), a.name()).cmp(&(b.info.kind, b.namespace(), b.name()))
+    });
     let mut snapshot = Snapshot::default();
     let mut policies = Vec::new();
     let mut virtual_services = Vec::new();

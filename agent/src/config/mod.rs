@@ -1,21 +1,27 @@
 //! Cluster config: manifests (a folder, or the Kubernetes API) compiled into
 //! one immutable [`snapshot::Snapshot`].
 //!
-//! Flow for a folder: [`store`] reads the files, [`parse`] and [`kinds`]
-//! turn documents into checked [`object::Object`]s, [`watch`] keeps the last
-//! good version of each, [`allocate`] gives ServiceEntry hosts addresses,
-//! [`compile`] builds the snapshot, [`status`] writes what `get` shows.
+//! Flow for a folder: [`watch`] turns file events into changed paths,
+//! [`folder`] re-reads only those ([`parse`] and [`kinds`] turn documents
+//! into checked [`object::Object`]s, kept slim as [`version::Version`]s),
+//! [`reconciler`] keeps the last good version of each, [`allocate`] gives
+//! ServiceEntry hosts addresses, [`compile`] builds the snapshot, [`status`]
+//! writes what `get` shows. [`store`] is the CLI's side of the folder.
 
 pub mod allocate;
 mod atomic;
 pub mod compile;
 pub mod error;
+pub mod folder;
 pub mod kinds;
 pub mod object;
 pub mod parse;
+pub mod reconciler;
 pub mod snapshot;
 pub mod status;
+mod status_writer;
 pub mod store;
+pub mod version;
 pub mod watch;
 
 use std::path::{Path, PathBuf};

@@ -9,11 +9,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::allocate::{Addresses, AllocKey};
-use super::atomic;
 use super::error::ConfigError;
+use super::kinds::service_entry::ServiceEntry;
 use super::kinds::Spec;
 use super::object::{Object, ObjectKey};
 use super::snapshot::{Snapshot, WaypointBinding};
+pub use super::status_writer::StatusWriter;
 
 /// One `status.addresses[]` entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,94 +73,116 @@ pub fn render<'a>(
     addresses: &HashMap<AllocKey, Addresses>,
     now: &str,
 ) -> BTreeMap<String, Status> {
-    let bindings: HashMap<(&str, &str), &WaypointBinding> = snapshot
-        .services
-        .iter()
-        .map(|s| ((s.namespace.as_str(), s.name.as_str()), &s.waypoint))
-        .collect();
-    let mut out = BTreeMap::new();
-    for o in objects {
-        let status = match &o.spec {
-            Spec::ServiceEntry(se) => {
-                let mut status = Status::default();
-                for host in &se.hosts {
-                    let key = AllocKey {
-                        namespace: o.namespace().to_string(),
-                        name: o.name().to_string(),
-                        host: host.to_ascii_lowercase(),
-                    };
-                    if let Some(a) = addresses.get(&key) {
-                        for value in [a.ipv4.to_string(), a.ipv6.to_string()] {
-                            status.addresses.push(AddressStatus {
-                                host: host.clone(),
-                                value,
-                            });
-                        }
+    objects
+        .into_iter()
+        .filter_map(|o| {
+            Some((
+                o.key().file_name(),
+                render_one(o, snapshot, addresses, now)?,
+            ))
+        })
+        .collect()
+}
+
+/// The status of one object; `None` for kinds without one.
+pub fn render_one(
+    o: &Object,
+    snapshot: &Snapshot,
+    addresses: &HashMap<AllocKey, Addresses>,
+    now: &str,
+) -> Option<Status> {
+    let status = match &o.spec {
+        Spec::ServiceEntry(se) => {
+            let mut status = Status::default();
+            for host in &se.hosts {
+                let key = AllocKey {
+                    namespace: o.namespace().to_string(),
+                    name: o.name().to_string(),
+                    host: host.to_ascii_lowercase(),
+                };
+                if let Some(a) = addresses.get(&key) {
+                    for value in [a.ipv4.to_string(), a.ipv6.to_string()] {
+                        status.addresses.push(AddressStatus {
+                            host: host.clone(),
+                            value,
+                        });
                     }
                 }
-                let binding = bindings
-                    .get(&(o.namespace(), o.name()))
-                    .copied()
-                    .unwrap_or(&WaypointBinding::None);
-                status.conditions.push(match binding {
-                    WaypointBinding::Bound(r) => condition(
-                        WAYPOINT_BOUND,
-                        true,
-                        "WaypointAccepted",
-                        format!("Successfully attached to waypoint {r}"),
-                        now,
-                    ),
-                    WaypointBinding::Missing(r) => condition(
-                        WAYPOINT_BOUND,
-                        false,
-                        "WaypointNotFound",
-                        format!("waypoint {r} not found"),
-                        now,
-                    ),
-                    WaypointBinding::None => condition(
-                        WAYPOINT_BOUND,
-                        false,
-                        "NotBound",
-                        "not bound to a waypoint".to_string(),
-                        now,
-                    ),
-                });
-                status
             }
-            Spec::Gateway(gw) => {
-                let ok = gw.is_waypoint();
-                let (accepted, programmed) = if ok {
+            status
+                .conditions
+                .push(waypoint_condition(binding_of(o, se, snapshot), now));
+            status
+        }
+        Spec::Gateway(gw) => {
+            let ok = gw.is_waypoint();
+            let (accepted, programmed) = if ok {
+                (
+                    ("Accepted", "Resource accepted".to_string()),
                     (
-                        ("Accepted", "Resource accepted".to_string()),
-                        (
-                            "Programmed",
-                            "Resource programmed, served by egret".to_string(),
-                        ),
-                    )
-                } else {
-                    let msg = format!(
-                        "gateway class \"{}\" is not handled by egret",
-                        gw.gateway_class_name
-                    );
-                    (("Pending", msg.clone()), ("Pending", msg))
-                };
-                Status {
-                    addresses: Vec::new(),
-                    conditions: vec![
-                        condition("Accepted", ok, accepted.0, accepted.1, now),
-                        condition("Programmed", ok, programmed.0, programmed.1, now),
-                    ],
-                }
+                        "Programmed",
+                        "Resource programmed, served by egret".to_string(),
+                    ),
+                )
+            } else {
+                let msg = format!(
+                    "gateway class \"{}\" is not handled by egret",
+                    gw.gateway_class_name
+                );
+                (("Pending", msg.clone()), ("Pending", msg))
+            };
+            Status {
+                addresses: Vec::new(),
+                conditions: vec![
+                    condition("Accepted", ok, accepted.0, accepted.1, now),
+                    condition("Programmed", ok, programmed.0, programmed.1, now),
+                ],
             }
-            Spec::Namespace(_) => continue,
-            Spec::DestinationRule(_)
-            | Spec::Secret(_)
-            | Spec::AuthorizationPolicy(_)
-            | Spec::VirtualService(_) => continue,
-        };
-        out.insert(o.key().file_name(), status);
+        }
+        Spec::Namespace(_)
+        | Spec::DestinationRule(_)
+        | Spec::Secret(_)
+        | Spec::AuthorizationPolicy(_)
+        | Spec::VirtualService(_) => return None,
+    };
+    Some(status)
+}
+
+/// How the snapshot bound a ServiceEntry (every host shares the binding),
+/// found through the host index instead of a scan of all services.
+fn binding_of<'a>(o: &Object, se: &ServiceEntry, snapshot: &'a Snapshot) -> &'a WaypointBinding {
+    se.hosts
+        .iter()
+        .filter_map(|h| snapshot.by_host.get(&h.to_ascii_lowercase()))
+        .flatten()
+        .find(|s| s.namespace == o.namespace() && s.name == o.name())
+        .map_or(&WaypointBinding::None, |s| &s.waypoint)
+}
+
+fn waypoint_condition(binding: &WaypointBinding, now: &str) -> Condition {
+    match binding {
+        WaypointBinding::Bound(r) => condition(
+            WAYPOINT_BOUND,
+            true,
+            "WaypointAccepted",
+            format!("Successfully attached to waypoint {r}"),
+            now,
+        ),
+        WaypointBinding::Missing(r) => condition(
+            WAYPOINT_BOUND,
+            false,
+            "WaypointNotFound",
+            format!("waypoint {r} not found"),
+            now,
+        ),
+        WaypointBinding::None => condition(
+            WAYPOINT_BOUND,
+            false,
+            "NotBound",
+            "not bound to a waypoint".to_string(),
+            now,
+        ),
     }
-    out
 }
 
 /// The status folder under the agent's state folder.
@@ -177,38 +200,9 @@ pub fn read(state_dir: &Path, key: &ObjectKey) -> Option<Status> {
 /// keeps its old `lastTransitionTime`; unchanged files are not rewritten;
 /// files of objects that are gone are removed.
 pub fn write(state_dir: &Path, rendered: BTreeMap<String, Status>) -> Result<(), ConfigError> {
-    let dir = status_dir(state_dir);
-    std::fs::create_dir_all(&dir).map_err(|e| ConfigError::io(&dir, e))?;
-    for (name, mut status) in rendered.iter().map(|(n, s)| (n, s.clone())) {
-        let path = dir.join(name);
-        if let Some(old) = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| serde_yaml::from_str::<Status>(&t).ok())
-        {
-            for c in &mut status.conditions {
-                if let Some(prev) = old
-                    .conditions
-                    .iter()
-                    .find(|p| p.type_ == c.type_ && p.status == c.status)
-                {
-                    c.last_transition_time = prev.last_transition_time.clone();
-                }
-            }
-        }
-        let text = serde_yaml::to_string(&status).map_err(|e| ConfigError::State {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        atomic::write_if_changed(&path, text.as_bytes())?;
-    }
-    let entries = std::fs::read_dir(&dir).map_err(|e| ConfigError::io(&dir, e))?;
-    for entry in entries.filter_map(Result::ok) {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".yaml") && !name.starts_with('.') && !rendered.contains_key(&name) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-    Ok(())
+    let mut writer = StatusWriter::new(state_dir);
+    writer.stage_all(rendered);
+    writer.flush()
 }
 
 /// `now` as Kubernetes writes times: `2025-02-20T16:52:48Z`.

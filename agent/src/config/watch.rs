@@ -1,146 +1,48 @@
-//! The folder watcher: reload on change, keep each object's last good
-//! version, compile, allocate, write status, publish the snapshot.
+//! The folder watcher: turns file events into the paths that changed (or a
+//! full rescan when events were lost) and publishes each new snapshot
+//! before writing status.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::watch;
 
-use super::allocate::Allocator;
-use super::compile::{compile, wanted_addresses};
+pub use super::reconciler::Reconciler;
+
 use super::error::ConfigError;
-use super::object::{Object, ObjectKey};
 use super::snapshot::Snapshot;
-use super::status;
-use super::store::{is_manifest, Store};
+use super::store::is_manifest;
 
 /// Quiet time after the last file event before reloading: an editor's save
 /// or `egret apply` is several events.
 const DEBOUNCE: Duration = Duration::from_millis(20);
 
-/// Turns the folder's current content into snapshots, remembering the last
-/// good version of every object.
-#[derive(Debug)]
-pub struct Reconciler {
-    store: Store,
-    state_dir: PathBuf,
-    allocator: Allocator,
-    last_good: BTreeMap<ObjectKey, Object>,
-    file_keys: HashMap<PathBuf, Vec<ObjectKey>>,
-    logged: HashSet<String>,
-    generation: u64,
+/// What a file event asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Signal {
+    /// These manifest paths may have changed.
+    Paths(Vec<PathBuf>),
+    /// Events were lost, or the folder itself changed: look at everything.
+    Rescan,
 }
 
-impl Reconciler {
-    /// A reconciler for `config_dir`, keeping its state in `state_dir`.
-    pub fn new(config_dir: &Path, state_dir: &Path) -> Result<Self, ConfigError> {
-        std::fs::create_dir_all(state_dir).map_err(|e| ConfigError::io(state_dir, e))?;
-        Ok(Reconciler {
-            store: Store::new(config_dir),
-            state_dir: state_dir.to_path_buf(),
-            allocator: Allocator::load(&state_dir.join("addresses.json"))?,
-            last_good: BTreeMap::new(),
-            file_keys: HashMap::new(),
-            logged: HashSet::new(),
-            generation: 0,
-        })
+/// The signal of one event, `None` when it cannot change what the folder holds.
+fn signal(event: notify::Result<notify::Event>, config_dir: &Path) -> Option<Signal> {
+    let Ok(event) = event else {
+        return Some(Signal::Rescan);
+    };
+    if event.need_rescan() || event.paths.iter().any(|p| p.as_path() == config_dir) {
+        return Some(Signal::Rescan);
     }
-
-    /// The objects in force.
-    pub fn objects(&self) -> impl Iterator<Item = &Object> {
-        self.last_good.values()
+    if matches!(event.kind, EventKind::Access(_)) {
+        return None;
     }
-
-    /// Re-reads the folder. Returns a new snapshot when the objects in force
-    /// changed (always on the first call), `None` when nothing did.
-    pub fn reload(&mut self) -> Result<Option<Snapshot>, ConfigError> {
-        let loaded = self.store.load()?;
-        let mut messages = HashSet::new();
-        for w in &loaded.warnings {
-            if self.logged.insert(w.clone()) {
-                tracing::warn!("{w}");
-            }
-            messages.insert(w.clone());
-        }
-        let mut next: BTreeMap<ObjectKey, Object> = loaded
-            .objects
-            .iter()
-            .map(|(k, s)| (k.clone(), s.object.clone()))
-            .collect();
-        // Objects named in bad documents, or in files that no longer parse,
-        // keep their last good version.
-        let mut kept: Vec<ObjectKey> = loaded.rejected_keys().cloned().collect();
-        for file in &loaded.broken_files {
-            kept.extend(self.file_keys.get(file).into_iter().flatten().cloned());
-        }
-        for key in kept {
-            if let (std::collections::btree_map::Entry::Vacant(slot), Some(old)) =
-                (next.entry(key.clone()), self.last_good.get(&key))
-            {
-                slot.insert(old.clone());
-            }
-        }
-        for e in &loaded.errors {
-            let fate = match &e.key {
-                Some(k) if next.contains_key(k) => "the last good version stays in force",
-                Some(_) => "it is not in force",
-                None => "its objects keep their last good versions",
-            };
-            let line = format!("{}: {}; {fate}", e.file.display(), e.error);
-            if self.logged.insert(line.clone()) {
-                tracing::error!(file = %e.file.display(), "{}; {fate}", e.error);
-            }
-            messages.insert(line);
-        }
-        // Forget messages that no longer apply, so they are logged again if they return.
-        self.logged.retain(|m| messages.contains(m));
-        let mut file_keys = loaded.file_keys;
-        for file in &loaded.broken_files {
-            if let Some(keys) = self.file_keys.remove(file) {
-                file_keys.insert(file.clone(), keys);
-            }
-        }
-        self.file_keys = file_keys;
-
-        let unchanged = self.generation > 0
-            && next.len() == self.last_good.len()
-            && next
-                .iter()
-                .zip(self.last_good.iter())
-                .all(|((k1, a), (k2, b))| k1 == k2 && a.raw == b.raw);
-        self.last_good = next;
-        if unchanged {
-            return Ok(None);
-        }
-        let wanted = wanted_addresses(self.last_good.values());
-        self.allocator.reconcile(&wanted)?;
-        self.allocator.save()?;
-        let mut snapshot = compile(self.last_good.values(), self.allocator.assigned());
-        self.generation += 1;
-        snapshot.generation = self.generation;
-        let now = status::rfc3339(SystemTime::now());
-        let rendered = status::render(
-            self.last_good.values(),
-            &snapshot,
-            self.allocator.assigned(),
-            &now,
-        );
-        status::write(&self.state_dir, rendered)?;
-        Ok(Some(snapshot))
-    }
-}
-
-/// Whether a file event can change what the folder holds.
-fn relevant(event: &notify::Event, config_dir: &Path) -> bool {
-    !matches!(event.kind, EventKind::Access(_))
-        && event
-            .paths
-            .iter()
-            .any(|p| is_manifest(p) || p.as_path() == config_dir)
+    let paths: Vec<PathBuf> = event.paths.into_iter().filter(|p| is_manifest(p)).collect();
+    (!paths.is_empty()).then_some(Signal::Paths(paths))
 }
 
 /// Loads and compiles `config_dir`, then watches it and publishes a new
@@ -156,8 +58,8 @@ pub fn spawn(
     let (events_tx, events) = mpsc::channel();
     let dir = config_dir.clone();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok_and(|e| relevant(&e, &dir)) {
-            let _ = events_tx.send(());
+        if let Some(s) = signal(res, &dir) {
+            let _ = events_tx.send(s);
         }
     })
     .map_err(|source| ConfigError::Watch {
@@ -181,26 +83,48 @@ pub fn spawn(
     Ok(rx)
 }
 
+/// Paths gathered over one debounce window.
+#[derive(Default)]
+struct Batch {
+    paths: BTreeSet<PathBuf>,
+    rescan: bool,
+}
+
+impl Batch {
+    fn add(&mut self, signal: Signal) {
+        match signal {
+            Signal::Paths(p) => self.paths.extend(p),
+            Signal::Rescan => self.rescan = true,
+        }
+    }
+}
+
 fn watch_loop(
     mut reconciler: Reconciler,
-    events: mpsc::Receiver<()>,
+    events: mpsc::Receiver<Signal>,
     tx: watch::Sender<Arc<Snapshot>>,
 ) {
     loop {
+        let mut batch = Batch::default();
         match events.recv_timeout(Duration::from_secs(1)) {
-            Ok(()) => {}
+            Ok(s) => batch.add(s),
             Err(mpsc::RecvTimeoutError::Timeout) if !tx.is_closed() => continue,
             Err(_) => return,
         }
         // Debounce: wait for a quiet moment.
         loop {
             match events.recv_timeout(DEBOUNCE) {
-                Ok(()) => continue,
+                Ok(s) => batch.add(s),
                 Err(mpsc::RecvTimeoutError::Timeout) => break,
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
         }
-        match reconciler.reload() {
+        let result = if batch.rescan {
+            reconciler.reload()
+        } else {
+            reconciler.reload_paths(batch.paths)
+        };
+        match result {
             Ok(Some(snapshot)) => {
                 tracing::info!(generation = snapshot.generation, "config reloaded");
                 if tx.send(Arc::new(snapshot)).is_err() {
@@ -210,6 +134,10 @@ fn watch_loop(
             Ok(None) => {}
             Err(e) => tracing::error!("config reload failed, keeping the current config: {e}"),
         }
+        // After the snapshot is out: status is for `get`, not for traffic.
+        if let Err(e) = reconciler.write_status() {
+            tracing::error!("writing object status failed: {e}");
+        }
     }
 }
 
@@ -217,7 +145,9 @@ fn watch_loop(
 mod tests {
     use super::*;
     use crate::config::fixtures::{service_entry, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY};
+    use crate::config::object::ObjectKey;
     use crate::config::snapshot::WaypointBinding;
+    use crate::config::status;
 
     fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
         let tmp = tempfile::tempdir().unwrap();

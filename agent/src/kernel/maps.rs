@@ -27,13 +27,21 @@ pub struct Maps {
     /// netns cookie -> Enrollment. Agent writes; connect/sendmsg/sock_ops read.
     enrolled: Mutex<HashMap<MapData, u64, Enrollment>>,
     /// ServiceKey -> ServiceValue. Agent writes (diff); connect4/6 read.
-    services: Mutex<HashMap<MapData, ServiceKey, ServiceValue>>,
+    services: Mutex<Mirrored<HashMap<MapData, ServiceKey, ServiceValue>, ServiceKey>>,
     /// LPM prefix -> ServiceValue. Agent writes (diff); connect4/6 read.
     service_ranges: Mutex<LpmTrie<MapData, Addr16, ServiceValue>>,
     /// FlowKey -> OrigDst. sock_ops writes; the agent reads and deletes.
     orig_dst: Mutex<HashMap<MapData, FlowKey, OrigDst>>,
     /// Stat -> per-CPU count. Programs write; the agent reads.
     stats: Mutex<PerCpuArray<MapData, u64>>,
+}
+
+/// A map the agent alone writes, with the keys it holds kept in memory:
+/// a sync diffs against the mirror instead of walking the map (one
+/// syscall per key, 20,000 of them at 10,000 ServiceEntries).
+struct Mirrored<M, K> {
+    map: M,
+    keys: BTreeSet<K>,
 }
 
 /// Every map handle is an fd; a panic while holding one leaves nothing torn.
@@ -65,6 +73,17 @@ fn range_keys(
         .map_err(KernelError::map(SERVICE_RANGES))
 }
 
+/// `SERVICES` with its mirror, read once from the map (empty when fresh).
+fn mirrored_services(
+    map: HashMap<MapData, ServiceKey, ServiceValue>,
+) -> Result<Mirrored<HashMap<MapData, ServiceKey, ServiceValue>, ServiceKey>, KernelError> {
+    let keys = map
+        .keys()
+        .collect::<Result<BTreeSet<_>, _>>()
+        .map_err(KernelError::map(SERVICES))?;
+    Ok(Mirrored { map, keys })
+}
+
 fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, KernelError>
 where
     T: TryFrom<aya::maps::Map, Error = MapError>,
@@ -80,7 +99,7 @@ impl Maps {
     pub fn take(ebpf: &mut Ebpf) -> Result<Maps, KernelError> {
         Ok(Maps {
             enrolled: Mutex::new(take(ebpf, ENROLLED)?),
-            services: Mutex::new(take(ebpf, SERVICES)?),
+            services: Mutex::new(mirrored_services(take(ebpf, SERVICES)?)?),
             service_ranges: Mutex::new(take(ebpf, SERVICE_RANGES)?),
             orig_dst: Mutex::new(take(ebpf, ORIG_DST)?),
             stats: Mutex::new(take(ebpf, STATS)?),
@@ -89,23 +108,24 @@ impl Maps {
 
     /// Makes `SERVICES` equal `wanted`, changing only the differing keys.
     pub fn sync_services(&self, wanted: &BTreeSet<ServiceKey>) -> Result<SyncReport, KernelError> {
-        let mut map = lock(&self.services);
-        let current = map
-            .keys()
-            .collect::<Result<BTreeSet<_>, _>>()
-            .map_err(KernelError::map(SERVICES))?;
-        let change = diff(&current, wanted);
+        let mut guard = lock(&self.services);
+        let Mirrored { map, keys } = &mut *guard;
+        let change = diff(keys, wanted);
         let mut report = SyncReport::default();
+        // The mirror follows each write that succeeded, so after an error
+        // it still says what the map holds.
         for key in &change.remove {
             match map.remove(key) {
                 Ok(()) => report.removed += 1,
                 Err(e) if not_found(&e) => {}
                 Err(e) => return Err(KernelError::map(SERVICES)(e)),
             }
+            keys.remove(key);
         }
         for key in &change.add {
             map.insert(key, ServiceValue::default(), 0)
                 .map_err(KernelError::map(SERVICES))?;
+            keys.insert(*key);
             report.added += 1;
         }
         Ok(report)
@@ -148,8 +168,10 @@ impl Maps {
 
     /// Every key in `SERVICES`, sorted.
     pub fn services(&self) -> Result<Vec<ServiceKey>, KernelError> {
-        let map = lock(&self.services);
-        let keys = map
+        let guard = lock(&self.services);
+        // The map itself, not the mirror: this is what `egret status` checks.
+        let keys = guard
+            .map
             .keys()
             .collect::<Result<BTreeSet<_>, _>>()
             .map_err(KernelError::map(SERVICES))?;
