@@ -69,7 +69,7 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let mut rate = vec![Vec::new(); 4];
     let mut p50 = vec![Vec::new(); 4];
     let mut p99 = vec![Vec::new(); 4];
-    let mut errors = vec![0.0; 4];
+    let mut errors = [0.0; 4];
     let ms = ctx.load_ms.to_string();
     // Rounds interleave the variants so drift on the shared machine hits all.
     for _ in 0..ctx.runs {
