@@ -140,7 +140,10 @@ fn a_rename_moves_the_object_without_a_change() {
         .reload_paths([from.clone(), to.clone()])
         .unwrap()
         .is_none());
-    assert_eq!(r.folder.files_naming(&key("a.com")), std::slice::from_ref(&to));
+    assert_eq!(
+        r.folder.files_naming(&key("a.com")),
+        std::slice::from_ref(&to)
+    );
     // Renamed out of what the loader reads: gone.
     let hidden = s.config.join(".b.yml.bak");
     std::fs::rename(&to, &hidden).unwrap();
