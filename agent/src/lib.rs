@@ -4,6 +4,7 @@
 //! listener it lands on, [`proxy`] carries it upstream, [`config`] says what
 //! is allowed, [`dns`] hands out the addresses that get it caught.
 
+pub mod admin;
 pub mod authz;
 pub mod cli;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod identity;
 pub mod kernel;
 pub mod kube;
 pub mod logging;
+pub mod metrics;
 pub mod node;
 pub mod proxy;
 pub mod route;

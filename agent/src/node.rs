@@ -38,6 +38,8 @@ pub struct NodeConfig {
     pub pod_cidr: Ipv4Net,
     /// Where the config comes from.
     pub source: ConfigSource,
+    /// Admin endpoint (`/metrics`, `/healthz/ready`, `/config_dump`).
+    pub admin: SocketAddr,
 }
 
 /// Where the agent's config (and its workloads) come from.
@@ -66,6 +68,8 @@ pub struct KubernetesSource {
 pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("create state folder {}", cfg.state_dir.display()))?;
+    // First, in the agent's own netns: not ready (503) until composed.
+    let admin = crate::admin::start(cfg.admin)?;
     let kernel =
         Arc::new(Kernel::load(cfg.bpf_object.as_deref()).context("loading eBPF programs")?);
     let (snapshots, cluster) = match &cfg.source {
@@ -110,7 +114,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let manager = Arc::new(WorkloadManager::new(
         Services {
             kernel: kernel.clone(),
-            dns,
+            dns: dns.clone(),
             proxy,
             snapshots: snapshots.clone(),
         },
@@ -143,6 +147,19 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         let socket = socket.clone();
         tokio::spawn(async move { serve(&socket, agent).await })
     };
+    admin.admin.set_ready(crate::admin::AdminView {
+        metrics: crate::metrics::MetricsRegistry::new(crate::metrics::sources::AgentReadings {
+            kernel: kernel.clone(),
+            dns,
+            workloads: manager.clone(),
+            snapshots: snapshots.clone(),
+        }),
+        snapshots: snapshots.clone(),
+        workloads: Some({
+            let manager = manager.clone();
+            Box::new(move || manager.list())
+        }),
+    });
     tracing::info!(config_dir = %cfg.config_dir.display(), socket = %socket.display(), "egret agent ready");
     let result = tokio::select! {
         r = control => match r {
@@ -158,6 +175,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         p.abort();
     }
     hbone_server.abort();
+    drop(admin);
     let _ = std::fs::remove_file(&socket);
     let m = manager.clone();
     tokio::task::spawn_blocking(move || m.shutdown()).await?;

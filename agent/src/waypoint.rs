@@ -39,6 +39,8 @@ pub struct WaypointConfig {
     pub cert_files: Option<CertFiles>,
     /// The local CA folder (default `<state>/ca`).
     pub ca_dir: Option<PathBuf>,
+    /// Admin endpoint (`/metrics`, `/healthz/ready`, `/config_dump`).
+    pub admin: SocketAddr,
 }
 
 /// The identity store of a node agent: its local CA in `<state>/ca`.
@@ -84,6 +86,8 @@ pub fn spawn_hbone(
 pub async fn run(cfg: WaypointConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("create state folder {}", cfg.state_dir.display()))?;
+    // Not ready (503) until the config is loaded and HBONE is served.
+    let admin = crate::admin::start(cfg.admin)?;
     let snapshots = crate::config::start(cfg.config_dir.clone(), cfg.state_dir.clone())
         .await
         .context("reading the config folder")?;
@@ -94,7 +98,7 @@ pub async fn run(cfg: WaypointConfig) -> anyhow::Result<()> {
     let identities = identities(&cfg.trust_domain, cfg.cert_files.clone(), &ca_dir)?;
     let resolver = Arc::new(Resolver::new(cfg.dns_upstreams.clone()).context("DNS resolver")?);
     let proxy = Arc::new(ProxyContext {
-        snapshots,
+        snapshots: snapshots.clone(),
         resolver: Arc::new(UpstreamResolver(resolver)),
         trust_domain: cfg.trust_domain.clone(),
         // The waypoint is the end of the tunnel: it never opens one.
@@ -106,6 +110,13 @@ pub async fn run(cfg: WaypointConfig) -> anyhow::Result<()> {
         Scope::Waypoint(cfg.name.clone()),
         cfg.listen,
     );
+    admin.admin.set_ready(crate::admin::AdminView {
+        metrics: crate::metrics::MetricsRegistry::new(crate::metrics::sources::WaypointReadings {
+            snapshots: snapshots.clone(),
+        }),
+        snapshots,
+        workloads: None,
+    });
     tracing::info!(waypoint = %cfg.name, listen = %cfg.listen, config_dir = %cfg.config_dir.display(), "egret waypoint ready");
     let result = tokio::select! {
         r = server => r.context("HBONE server"),

@@ -76,6 +76,10 @@ pub struct RunArgs {
     /// are found; the DaemonSet mounts it at /host/proc).
     #[arg(long, default_value = "/proc", env = "EGRET_PROC_ROOT")]
     pub proc_root: std::path::PathBuf,
+    /// Admin endpoint: `/metrics`, `/healthz/ready`, `/config_dump`. Bound
+    /// in the agent's own network namespace, out of workloads' reach.
+    #[arg(long, default_value_t = crate::admin::DEFAULT_ADMIN_LISTEN, env = "EGRET_ADMIN")]
+    pub admin: SocketAddr,
 }
 
 /// `--source`.
@@ -162,6 +166,7 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
         bridge: args.bridge,
         pod_cidr: args.pod_cidr,
         source,
+        admin: args.admin,
     };
     // One data-plane thread runs best without the work-stealing scheduler's
     // cross-thread bookkeeping.

@@ -48,6 +48,9 @@ pub struct WaypointArgs {
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, default_value = "info", env = "EGRET_LOG")]
     pub log: String,
+    /// Admin endpoint: `/metrics`, `/healthz/ready`, `/config_dump`.
+    #[arg(long, default_value_t = crate::admin::DEFAULT_ADMIN_LISTEN, env = "EGRET_ADMIN")]
+    pub admin: SocketAddr,
 }
 
 /// `NAMESPACE/NAME`.
@@ -104,6 +107,7 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: WaypointArgs) -> anyhow::R
         trust_domain: args.trust_domain,
         cert_files,
         ca_dir: args.ca_dir,
+        admin: args.admin,
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -123,6 +123,7 @@ impl Inbound {
             }
         };
         let conn = Arc::new(self.context(&request, &tunnel, target));
+        let meter = access_log::connection_opened(&conn, crate::metrics::Reporter::Waypoint);
         let bytes = Arc::new(ByteCounters::default());
         let outcome = match served(&conn, &tunnel.waypoint) {
             Err(e) => {
@@ -149,7 +150,7 @@ impl Inbound {
                 }
             }
         };
-        access_log::connection_complete(&conn, &outcome, &bytes);
+        access_log::connection_complete(&conn, &outcome, &bytes, &meter);
     }
 
     /// The per-connection facts: the source is the verified peer identity

@@ -1,7 +1,9 @@
 //! Access log lines in ztunnel's shape: one `request complete` line per HTTP
 //! request (target `http access`) and one `connection complete` line per
 //! connection (target `access`). Field order follows ztunnel's
-//! `src/proxy/metrics.rs`; [`crate::logging`] renders them.
+//! `src/proxy/metrics.rs`; [`crate::logging`] renders them. The same calls
+//! feed the Istio metrics ([`crate::metrics::proxy`]), so a metric and its
+//! log line cannot disagree.
 
 use std::fmt::Display;
 use std::net::SocketAddr;
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::context::ConnectionContext;
 use super::counted::ByteCounters;
 use super::flags::{ResponseFlag, ResponseFlags};
+use crate::metrics::{proxy_metrics, ConnectionMeter, Reporter};
 
 /// Target of per-request lines.
 pub const HTTP_ACCESS_TARGET: &str = "http access";
@@ -89,7 +92,7 @@ impl RequestRecord {
     }
 }
 
-/// Emits the `request complete` line.
+/// Emits the `request complete` line and counts the request.
 pub fn request_complete(
     conn: &ConnectionContext,
     upstream: Option<SocketAddr>,
@@ -98,6 +101,8 @@ pub fn request_complete(
     flags: ResponseFlags,
     authz: Option<&crate::authz::Decision>,
 ) {
+    let elapsed = request.started.elapsed();
+    proxy_metrics().request(conn, status, flags, elapsed);
     let peers = Peers::of(conn);
     let authz = authz.map(AuthzFields::of).unwrap_or_default();
     tracing::event!(
@@ -120,7 +125,7 @@ pub fn request_complete(
         response_code = status.as_u16(),
         host = request.host.as_deref(),
         user_agent = request.user_agent.as_deref(),
-        duration = millis(request.started.elapsed()).as_str(),
+        duration = millis(elapsed).as_str(),
         response_flags = flags.non_empty().map(tracing::field::display),
         authz.decision = authz.decision,
         authz.policy = authz.policy.as_deref(),
@@ -131,12 +136,20 @@ pub fn request_complete(
     );
 }
 
-/// Emits the `connection complete` line.
+/// Counts a connection as opened (its log line comes when it ends); the
+/// meter goes to [`connection_complete`].
+pub fn connection_opened(conn: &ConnectionContext, reporter: Reporter) -> ConnectionMeter {
+    proxy_metrics().connection_opened(conn, reporter)
+}
+
+/// Emits the `connection complete` line and counts the connection closed.
 pub fn connection_complete(
     conn: &ConnectionContext,
     outcome: &ConnectionOutcome,
     bytes: &ByteCounters,
+    meter: &ConnectionMeter,
 ) {
+    proxy_metrics().connection_closed(meter, outcome.flags, bytes.sent(), bytes.recv());
     let peers = Peers::of(conn);
     tracing::event!(
         target: "access",

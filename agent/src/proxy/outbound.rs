@@ -110,6 +110,8 @@ pub async fn handle_outbound(
         src,
         orig_dst,
     ));
+    let meter =
+        access_log::connection_opened(&conn, crate::metrics::proxy::outbound_reporter(&conn));
     let bytes = Arc::new(ByteCounters::default());
     let _ = stream.set_nodelay(true);
     let downstream = Counted::new(stream, bytes.clone());
@@ -142,5 +144,5 @@ pub async fn handle_outbound(
             passthrough::serve(ctx.resolver.as_ref(), &conn, &target, downstream).await
         }
     };
-    access_log::connection_complete(&conn, &outcome, &bytes);
+    access_log::connection_complete(&conn, &outcome, &bytes, &meter);
 }

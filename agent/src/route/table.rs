@@ -95,6 +95,24 @@ impl RouteTable {
         &self.warnings
     }
 
+    /// How many VirtualServices apply at waypoints (one naming several
+    /// hosts counts once).
+    pub fn len(&self) -> usize {
+        let all = self
+            .exact
+            .values()
+            .chain(self.wildcard.iter().map(|(_, r)| r));
+        let distinct: std::collections::HashSet<*const CompiledVirtualService> = all
+            .flat_map(|r| r.services.iter().map(Arc::as_ptr))
+            .collect();
+        distinct.len()
+    }
+
+    /// Whether no VirtualService applies at waypoints.
+    pub fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.wildcard.is_empty()
+    }
+
     fn lookup(&self, host: &str) -> Option<&HostRoutes> {
         // Hosts in the table are lowercase; only pay for lowercasing odd input.
         let host = host
