@@ -14,6 +14,7 @@ pub mod node;
 pub mod process;
 pub mod tls;
 pub mod two_nodes;
+pub mod walkthrough;
 
 pub use node::{Node, NodeOptions, TlsHttpbin};
 

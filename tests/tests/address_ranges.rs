@@ -4,12 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use egret_e2e::manifests::{BOOKINFO_NAMESPACE, GATEWAY};
 use egret_e2e::node::EXTERNAL_ADDR;
+use egret_e2e::walkthrough::{curl_sv as curl, mesh_with_waypoint};
 use egret_e2e::{Node, NodeOptions};
-
-const WORKLOAD_NS: &str = "bookinfo";
-const WORKLOAD_SA: &str = "bookinfo-productpage";
 
 /// The external host's /29, declared as the entry's addresses.
 const RANGE_ENTRY: &str = "apiVersion: networking.istio.io/v1
@@ -26,34 +23,6 @@ spec:
     protocol: HTTP
   resolution: NONE
 ";
-
-fn mesh_with_waypoint(node: &Node) -> anyhow::Result<()> {
-    node.apply(BOOKINFO_NAMESPACE)?;
-    node.egret_ok(&["create", "namespace", "istio-egress"])?;
-    node.egret_ok(&[
-        "label",
-        "ns",
-        "istio-egress",
-        "istio.io/dataplane-mode=ambient",
-    ])?;
-    node.egret_ok(&[
-        "label",
-        "ns",
-        "istio-egress",
-        "istio.io/use-waypoint=egress-waypoint",
-    ])?;
-    node.apply(GATEWAY)?;
-    Ok(())
-}
-
-/// `curl -sv URL` from the workload: (stdout, stderr).
-fn curl(node: &Node, url: &str) -> anyhow::Result<(String, String)> {
-    let out = node.exec(WORKLOAD_NS, WORKLOAD_SA, &["curl", "-sv", "-m", "10", url])?;
-    Ok((
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
-}
 
 #[test]
 fn connects_into_an_address_range_go_through_the_waypoint() -> anyhow::Result<()> {

@@ -5,32 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use egret_e2e::manifests::{BOOKINFO_NAMESPACE, GATEWAY};
 use egret_e2e::node::EXTERNAL_ADDR;
 use egret_e2e::tls::TestCa;
+use egret_e2e::walkthrough::{mesh_with_waypoint, WORKLOAD_NS, WORKLOAD_SA};
 use egret_e2e::{Node, NodeOptions, TlsHttpbin};
-
-const WORKLOAD_NS: &str = "bookinfo";
-const WORKLOAD_SA: &str = "bookinfo-productpage";
-
-fn mesh_with_waypoint(node: &Node) -> anyhow::Result<()> {
-    node.apply(BOOKINFO_NAMESPACE)?;
-    node.egret_ok(&["create", "namespace", "istio-egress"])?;
-    node.egret_ok(&[
-        "label",
-        "ns",
-        "istio-egress",
-        "istio.io/dataplane-mode=ambient",
-    ])?;
-    node.egret_ok(&[
-        "label",
-        "ns",
-        "istio-egress",
-        "istio.io/use-waypoint=egress-waypoint",
-    ])?;
-    node.apply(GATEWAY)?;
-    Ok(())
-}
 
 /// What one `curl -sv` from the workload gave.
 struct Curl {

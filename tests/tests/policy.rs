@@ -4,29 +4,14 @@
 
 use std::time::Duration;
 
-use egret_e2e::manifests::{
-    AUTHORIZATION_POLICY, BOOKINFO_NAMESPACE, GATEWAY, SERVICE_ENTRY, VIRTUAL_SERVICE,
-};
+use egret_e2e::manifests::{AUTHORIZATION_POLICY, SERVICE_ENTRY, VIRTUAL_SERVICE};
+use egret_e2e::walkthrough::mesh_with_waypoint;
 use egret_e2e::{Node, NodeOptions};
 
 /// Steps 1–3: namespaces, waypoint, ServiceEntry.
 fn walkthrough_through_step3() -> anyhow::Result<Node> {
     let node = Node::start(NodeOptions::default())?;
-    node.apply(BOOKINFO_NAMESPACE)?;
-    node.egret_ok(&["create", "namespace", "istio-egress"])?;
-    node.egret_ok(&[
-        "label",
-        "ns",
-        "istio-egress",
-        "istio.io/dataplane-mode=ambient",
-    ])?;
-    node.egret_ok(&[
-        "label",
-        "ns",
-        "istio-egress",
-        "istio.io/use-waypoint=egress-waypoint",
-    ])?;
-    node.apply(GATEWAY)?;
+    mesh_with_waypoint(&node)?;
     node.apply(SERVICE_ENTRY)?;
     Ok(node)
 }

@@ -5,35 +5,14 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use egret_e2e::manifests::{BOOKINFO_NAMESPACE, GATEWAY, SERVICE_ENTRY, TLS_ORIGINATION};
+use egret_e2e::manifests::{SERVICE_ENTRY, TLS_ORIGINATION};
 use egret_e2e::node::EXTERNAL_ADDR;
 use egret_e2e::tls::{LeafFiles, TestCa};
+use egret_e2e::walkthrough::{mesh_with_waypoint, WORKLOAD_NS, WORKLOAD_SA};
 use egret_e2e::{Node, NodeOptions, TlsHttpbin};
 
-const WORKLOAD_NS: &str = "bookinfo";
-const WORKLOAD_SA: &str = "bookinfo-productpage";
 /// The TLS httpbin that wants a client certificate.
 const MUTUAL_PORT: u16 = 8443;
-
-/// Steps 1–2 of the walkthrough.
-fn mesh_with_waypoint(node: &Node) -> anyhow::Result<()> {
-    node.apply(BOOKINFO_NAMESPACE)?;
-    node.egret_ok(&["create", "namespace", "istio-egress"])?;
-    node.egret_ok(&[
-        "label",
-        "ns",
-        "istio-egress",
-        "istio.io/dataplane-mode=ambient",
-    ])?;
-    node.egret_ok(&[
-        "label",
-        "ns",
-        "istio-egress",
-        "istio.io/use-waypoint=egress-waypoint",
-    ])?;
-    node.apply(GATEWAY)?;
-    Ok(())
-}
 
 /// `curl http://URL` from the workload: (status, body, curl's stderr).
 fn curl(node: &Node, url: &str) -> anyhow::Result<(u16, String, String)> {

@@ -3,31 +3,9 @@
 
 use std::time::Duration;
 
-use egret_e2e::manifests::{BOOKINFO_NAMESPACE, GATEWAY, SERVICE_ENTRY};
+use egret_e2e::manifests::{BOOKINFO_NAMESPACE, SERVICE_ENTRY};
+use egret_e2e::walkthrough::{mesh_with_waypoint, WORKLOAD_NS, WORKLOAD_SA};
 use egret_e2e::{Node, NodeOptions};
-
-const WORKLOAD_NS: &str = "bookinfo";
-const WORKLOAD_SA: &str = "bookinfo-productpage";
-
-/// Steps 1–2: the namespaces and the waypoint, as the walkthrough makes them.
-fn mesh_with_waypoint(node: &Node) -> anyhow::Result<()> {
-    node.apply(BOOKINFO_NAMESPACE)?;
-    node.egret_ok(&["create", "namespace", "istio-egress"])?;
-    node.egret_ok(&[
-        "label",
-        "ns",
-        "istio-egress",
-        "istio.io/dataplane-mode=ambient",
-    ])?;
-    node.egret_ok(&[
-        "label",
-        "ns",
-        "istio-egress",
-        "istio.io/use-waypoint=egress-waypoint",
-    ])?;
-    node.apply(GATEWAY)?;
-    Ok(())
-}
 
 fn curl(node: &Node, url: &str) -> anyhow::Result<(String, String, bool)> {
     let out = node.exec(WORKLOAD_NS, WORKLOAD_SA, &["curl", "-sv", "-m", "10", url])?;

@@ -5,41 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use egret_e2e::manifests::{BOOKINFO_NAMESPACE, GATEWAY};
 use egret_e2e::node::EXTERNAL_ADDR;
 use egret_e2e::tls::TestCa;
+use egret_e2e::walkthrough::{curl_sv as curl, mesh_with_waypoint};
 use egret_e2e::{Node, NodeOptions, TlsHttpbin};
-
-const WORKLOAD_NS: &str = "bookinfo";
-const WORKLOAD_SA: &str = "bookinfo-productpage";
-
-fn mesh_with_waypoint(node: &Node) -> anyhow::Result<()> {
-    node.apply(BOOKINFO_NAMESPACE)?;
-    node.egret_ok(&["create", "namespace", "istio-egress"])?;
-    node.egret_ok(&[
-        "label",
-        "ns",
-        "istio-egress",
-        "istio.io/dataplane-mode=ambient",
-    ])?;
-    node.egret_ok(&[
-        "label",
-        "ns",
-        "istio-egress",
-        "istio.io/use-waypoint=egress-waypoint",
-    ])?;
-    node.apply(GATEWAY)?;
-    Ok(())
-}
-
-/// `curl -sv URL` from the workload: (stdout, stderr).
-fn curl(node: &Node, url: &str) -> anyhow::Result<(String, String)> {
-    let out = node.exec(WORKLOAD_NS, WORKLOAD_SA, &["curl", "-sv", "-m", "10", url])?;
-    Ok((
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
-}
 
 /// Curls until the body contains `needle` (config applies asynchronously).
 fn expect(node: &Node, url: &str, needle: &str) -> anyhow::Result<(String, String)> {
