@@ -316,6 +316,7 @@ impl Node {
 
     /// `egret apply -f -` with `yaml`; fails unless it succeeds.
     pub fn apply(&self, yaml: &str) -> anyhow::Result<String> {
+        let before = self.generation();
         let out = self.egret_stdin(&["apply", "-f", "-"], Some(yaml))?;
         if !out.status.success() {
             bail!(
@@ -323,7 +324,30 @@ impl Node {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+        // Like `kubectl apply`, egret returns once the object is stored; the
+        // agent puts it in force a moment later. Tests act on it at once, so
+        // wait for the agent's next config generation.
+        let changed = printed.lines().any(|l| !l.ends_with(" unchanged"));
+        if let (true, Some(before)) = (changed, before) {
+            let applied = self.wait_until(Duration::from_secs(5), || {
+                self.generation().is_some_and(|g| g > before)
+            });
+            if !applied {
+                bail!("the agent did not take up the applied manifest within 5 s");
+            }
+        }
+        Ok(printed)
+    }
+
+    /// The agent's config generation, when an agent answers.
+    pub fn generation(&self) -> Option<u64> {
+        let out = self.egret(&["status", "-o", "json"]).ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        status["generation"].as_u64()
     }
 
     /// `egret` that must succeed; returns stdout.
