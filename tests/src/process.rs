@@ -1,5 +1,6 @@
 //! Child processes of a test, killed when dropped.
 
+use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -66,7 +67,9 @@ impl Drop for Background {
     }
 }
 
-/// Runs `cmd` to completion with a time limit, capturing its output.
+/// Runs `cmd` to completion with a time limit, capturing its output. The
+/// output is drained while the command runs: a command that prints more than
+/// a pipe holds must not block on a reader that waits for it to exit.
 pub fn run_with_timeout(mut cmd: Command, limit: Duration) -> anyhow::Result<Output> {
     let mut child = cmd
         .stdin(Stdio::null())
@@ -74,21 +77,38 @@ pub fn run_with_timeout(mut cmd: Command, limit: Duration) -> anyhow::Result<Out
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("run {cmd:?}"))?;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
     let deadline = Instant::now() + limit;
-    loop {
-        if child.try_wait()?.is_some() {
-            return Ok(child.wait_with_output()?);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            let out = child.wait_with_output()?;
+            let _ = child.wait();
+            let err = stderr.join().unwrap_or_default();
             bail!(
                 "{cmd:?} did not finish within {limit:?}; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
+                String::from_utf8_lossy(&err)
             );
         }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
 }
 
 /// Runs a command that must succeed; returns stdout.
