@@ -268,6 +268,10 @@ impl ControlHandler for Agent {
         self.manager.remove(id);
     }
 
+    fn generation(&self) -> u64 {
+        self.snapshots.borrow().generation
+    }
+
     fn status(&self) -> AgentStatus {
         let snapshot = self.snapshots.borrow().clone();
         let mut services: Vec<String> = snapshot

@@ -342,12 +342,11 @@ impl Node {
 
     /// The agent's config generation, when an agent answers.
     pub fn generation(&self) -> Option<u64> {
-        let out = self.egret(&["status", "-o", "json"]).ok()?;
+        let out = self.egret(&["status", "--generation"]).ok()?;
         if !out.status.success() {
             return None;
         }
-        let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        status["generation"].as_u64()
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
     }
 
     /// `egret` that must succeed; returns stdout.

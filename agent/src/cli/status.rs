@@ -13,11 +13,21 @@ pub struct StatusArgs {
     /// Output format: yaml or json.
     #[arg(short = 'o', long, default_value = "yaml")]
     pub output: String,
+    /// Print only the generation of the config in force.
+    #[arg(long)]
+    pub generation: bool,
 }
 
 /// Prints the agent's status.
 pub fn run(config_dir: &Path, state_dir: &Path, args: StatusArgs) -> anyhow::Result<()> {
     let mut client = ControlClient::connect(config_dir, state_dir)?;
+    if args.generation {
+        let Response::Generation { generation } = client.call(&Request::Generation)? else {
+            bail!("agent answered the generation request with something else");
+        };
+        println!("{generation}");
+        return Ok(());
+    }
     let Response::Status(status) = client.call(&Request::Status)? else {
         bail!("agent answered the status request with something else");
     };

@@ -22,6 +22,9 @@ pub enum Request {
     ReleaseWorkload { id: u64 },
     /// What the agent has in force right now.
     Status,
+    /// Only the generation of the config in force: cheap to ask often (a
+    /// full status lists every service and kernel entry).
+    Generation,
 }
 
 /// The agent's answer.
@@ -34,6 +37,9 @@ pub enum Response {
         id: u64,
     },
     Status(AgentStatus),
+    Generation {
+        generation: u64,
+    },
     Error {
         message: String,
     },

@@ -21,6 +21,8 @@ pub trait ControlHandler: Send + Sync + 'static {
     fn remove_workload(&self, id: u64);
     /// The state in force.
     fn status(&self) -> AgentStatus;
+    /// The generation of the config in force.
+    fn generation(&self) -> u64;
 }
 
 /// Binds the control socket at `path` (replacing a stale one) and serves it
@@ -55,6 +57,9 @@ async fn session(stream: UnixStream, handler: Arc<dyn ControlHandler>) {
                 message: format!("bad request: {e}"),
             },
             Ok(Request::Status) => Response::Status(handler.status()),
+            Ok(Request::Generation) => Response::Generation {
+                generation: handler.generation(),
+            },
             Ok(Request::ReleaseWorkload { id }) => {
                 if let Some(i) = owned.iter().position(|w| *w == id) {
                     owned.swap_remove(i);
