@@ -96,7 +96,7 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         format!("{at_10k:.1} ms"),
         at_10k <= 100.0,
     );
-    report.notes.push("Case 4: AuthorizationPolicies are not supported by the agent yet, so the levels are ServiceEntries only. The probe ServiceEntry pins its VIP (spec.addresses) so the bench knows the kernel key to watch; the bulk ones are auto-allocated. Time starts just before `egret apply -f -` runs.".into());
+    report.notes.push("Case 4: the levels count ServiceEntries only (AuthorizationPolicy levels are not generated yet). The probe ServiceEntry pins its VIP (spec.addresses) so the bench knows the kernel key to watch; the bulk ones are auto-allocated. Time starts just before `egret apply -f -` runs.".into());
     Ok(())
 }
 
