@@ -293,10 +293,18 @@ impl ControlHandler for Agent {
                 format!("{ip} {}", k.port)
             })
             .collect();
+        let kernel_service_ranges = self
+            .kernel
+            .service_ranges()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| range_text(r.addr, r.prefix_len))
+            .collect();
         AgentStatus {
             generation: snapshot.generation,
             services,
             kernel_services,
+            kernel_service_ranges,
             kernel_enrolled: self.kernel.enrolled().unwrap_or_default(),
             workloads: self.manager.list(),
             kernel_stats: self
@@ -307,6 +315,15 @@ impl ControlHandler for Agent {
                 .map(|(s, n)| (format!("{s:?}"), n))
                 .collect(),
         }
+    }
+}
+
+/// `a.b.c.d/len` or `x::/len`: IPv4 ranges are stored IPv4-mapped, 96 bits
+/// longer.
+fn range_text(addr: [u8; 16], prefix_len: u32) -> String {
+    match crate::config::snapshot::canonical(IpAddr::from(addr)) {
+        IpAddr::V4(v4) => format!("{v4}/{}", prefix_len.saturating_sub(96)),
+        v6 => format!("{v6}/{prefix_len}"),
     }
 }
 

@@ -49,6 +49,14 @@ fn connects_into_an_address_range_go_through_the_waypoint() -> anyhow::Result<()
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    let ranges = |node: &Node| -> anyhow::Result<String> {
+        Ok(node.status()?["kernel_service_ranges"].to_string())
+    };
+    assert!(
+        ranges(&node)?.contains("\"192.0.2.8/29\""),
+        "the range is not in the kernel map: {}",
+        ranges(&node)?
+    );
     let log = node.agent_log();
     assert!(
         log.lines().any(|l| l.contains("request complete")
@@ -75,5 +83,7 @@ fn connects_into_an_address_range_go_through_the_waypoint() -> anyhow::Result<()
         assert!(Instant::now() < deadline, "still captured: {trace}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // Nothing is left behind in the kernel.
+    assert_eq!(ranges(&node)?, "[]");
     Ok(())
 }

@@ -54,6 +54,9 @@ pub struct AgentStatus {
     pub services: Vec<String>,
     /// Entries of the kernel SERVICES map, `addr port` (port 0 = all).
     pub kernel_services: Vec<String>,
+    /// Entries of the kernel SERVICE_RANGES map, `addr/prefix`.
+    #[serde(default)]
+    pub kernel_service_ranges: Vec<String>,
     /// Entries of the kernel ENROLLED map: (netns cookie, flags).
     pub kernel_enrolled: Vec<(u64, u32)>,
     pub workloads: Vec<WorkloadSummary>,
