@@ -9,7 +9,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,7 +18,6 @@ use egret::config::snapshot::{
     Endpoint, Protocol, Resolution, Service, ServicePort, Snapshot, Waypoint, WaypointBinding,
     WaypointRef,
 };
-use egret::logging::{self, LogFormat};
 use egret::proxy::{handle_outbound, ProxyContext, ResolveHost};
 use egret::workload::identity::WorkloadInfo;
 use http_body_util::{BodyExt, Full};
@@ -31,50 +30,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+#[path = "support/log_capture.rs"]
+mod log_capture;
+use log_capture::{lines_for, logs};
+
 const VIP: &str = "240.240.0.2";
 const TEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 // ---------------------------------------------------------------- log capture
-
-/// Every log line of this test binary; tests find theirs by `src.addr`.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'w self) -> Capture {
-        self.clone()
-    }
-}
-
-fn logs() -> &'static Capture {
-    static CAPTURE: OnceLock<Capture> = OnceLock::new();
-    CAPTURE.get_or_init(|| {
-        let capture = Capture::default();
-        logging::init_with_writer(LogFormat::Text, "info", capture.clone()).unwrap();
-        capture
-    })
-}
-
-/// Log lines that mention the workload connection from `src`.
-fn lines_for(src: SocketAddr) -> Vec<String> {
-    let needle = format!("src.addr={src} ");
-    let text = String::from_utf8(logs().0.lock().unwrap().clone()).unwrap();
-    text.lines()
-        .filter(|l| l.contains(&needle))
-        .map(str::to_string)
-        .collect()
-}
 
 fn request_lines(src: SocketAddr) -> Vec<String> {
     lines_for(src)
@@ -730,7 +693,7 @@ async fn missing_waypoint_is_closed_with_wm() {
 async fn log_crate_records_are_bridged_into_the_same_lines() {
     logs();
     log::info!(target: "egret_ebpf_probe", "kernel says {}", 7);
-    let text = String::from_utf8(logs().0.lock().unwrap().clone()).unwrap();
+    let text = log_capture::text();
     let line = text
         .lines()
         .find(|l| l.contains("kernel says 7"))

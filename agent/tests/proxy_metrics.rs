@@ -9,7 +9,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,7 +17,6 @@ use egret::config::snapshot::{
     Endpoint, Protocol, Resolution, Service, ServicePort, Snapshot, Waypoint, WaypointBinding,
     WaypointRef,
 };
-use egret::logging::{self, LogFormat};
 use egret::metrics::proxy_metrics;
 use egret::proxy::{handle_outbound, ProxyContext, ResolveHost};
 use egret::workload::identity::WorkloadInfo;
@@ -30,46 +29,18 @@ use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+#[path = "support/log_capture.rs"]
+mod log_capture;
+use log_capture::{lines_for, logs};
+
 const VIP: &str = "240.240.0.2";
 const TEST_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Every log line of this test binary.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'w self) -> Capture {
-        self.clone()
-    }
-}
-
-fn logs() -> &'static Capture {
-    static CAPTURE: OnceLock<Capture> = OnceLock::new();
-    CAPTURE.get_or_init(|| {
-        let capture = Capture::default();
-        logging::init_with_writer(LogFormat::Text, "info", capture.clone()).unwrap();
-        capture
-    })
-}
-
 /// Log lines of the workload connection from `src` containing `what`.
 fn lines(src: SocketAddr, what: &str) -> Vec<String> {
-    let needle = format!("src.addr={src} ");
-    let text = String::from_utf8(logs().0.lock().unwrap().clone()).unwrap();
-    text.lines()
-        .filter(|l| l.contains(&needle) && l.contains(what))
-        .map(str::to_string)
+    lines_for(src)
+        .into_iter()
+        .filter(|l| l.contains(what))
         .collect()
 }
 
