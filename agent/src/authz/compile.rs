@@ -48,42 +48,22 @@ pub fn compile(
     let mut rules = Vec::new();
     for (i, rule) in spec.rules.iter().flatten().enumerate() {
         let at = format!("spec.rules[{i}]");
-        let from = match &rule.from {
-            Some(list) if list.is_empty() => {
-                return Err(cx.field(&format!("{at}.from"), "must not be empty"))
-            }
-            Some(list) => list
-                .iter()
-                .enumerate()
-                .map(|(j, f)| {
-                    let at = format!("{at}.from[{j}].source");
-                    let source = f
-                        .source
-                        .as_ref()
-                        .ok_or_else(|| cx.field(&at, "must be set"))?;
-                    cx.source(&at, source)
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            None => Vec::new(),
-        };
-        let to = match &rule.to {
-            Some(list) if list.is_empty() => {
-                return Err(cx.field(&format!("{at}.to"), "must not be empty"))
-            }
-            Some(list) => list
-                .iter()
-                .enumerate()
-                .map(|(j, t)| {
-                    let at = format!("{at}.to[{j}].operation");
-                    let op = t
-                        .operation
-                        .as_ref()
-                        .ok_or_else(|| cx.field(&at, "must be set"))?;
-                    cx.operation(&at, op)
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            None => Vec::new(),
-        };
+        let from = cx.clauses(
+            &at,
+            "from",
+            "source",
+            rule.from.as_deref(),
+            |f| f.source.as_ref(),
+            |at, source| cx.source(at, source),
+        )?;
+        let to = cx.clauses(
+            &at,
+            "to",
+            "operation",
+            rule.to.as_deref(),
+            |t| t.operation.as_ref(),
+            |at, op| cx.operation(at, op),
+        )?;
         let when = rule
             .when
             .iter()
@@ -107,6 +87,33 @@ struct Cx<'a> {
 }
 
 impl Cx<'_> {
+    /// A rule's `from` or `to` list: absent is no constraint, empty is an
+    /// error, and every entry must carry its `source` / `operation`.
+    fn clauses<T, U, V>(
+        &self,
+        at: &str,
+        list_name: &str,
+        item_name: &str,
+        list: Option<&[T]>,
+        inner: impl Fn(&T) -> Option<&U>,
+        compile: impl Fn(&str, &U) -> Result<V, AuthzError>,
+    ) -> Result<Vec<V>, AuthzError> {
+        let Some(list) = list else {
+            return Ok(Vec::new());
+        };
+        if list.is_empty() {
+            return Err(self.field(&format!("{at}.{list_name}"), "must not be empty"));
+        }
+        list.iter()
+            .enumerate()
+            .map(|(j, item)| {
+                let at = format!("{at}.{list_name}[{j}].{item_name}");
+                let value = inner(item).ok_or_else(|| self.field(&at, "must be set"))?;
+                compile(&at, value)
+            })
+            .collect()
+    }
+
     fn field(&self, field: &str, reason: impl Into<String>) -> AuthzError {
         AuthzError::Field {
             namespace: self.namespace.to_string(),
