@@ -14,6 +14,7 @@ pub mod compile;
 pub mod error;
 pub mod folder;
 pub mod kinds;
+pub mod mesh;
 pub mod object;
 pub mod parse;
 pub mod reconciler;

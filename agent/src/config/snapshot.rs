@@ -152,6 +152,8 @@ pub struct Snapshot {
     pub destination_rules: Vec<Arc<DestinationPolicy>>,
     /// TLS Secrets by (namespace, name), for DestinationRule `credentialName`.
     pub secrets: HashMap<(String, String), Arc<TlsSecret>>,
+    /// MeshConfig settings (the `istio` ConfigMap in `istio-system`).
+    pub mesh: crate::config::mesh::MeshConfig,
 }
 
 impl Snapshot {
