@@ -35,7 +35,7 @@ impl PinDir {
     }
 
     /// The default folder of the agent whose state lives in `state_dir`:
-    /// `/sys/fs/bpf/egret/<state dir, / as _>` (a hash when too long), the
+    /// `/sys/fs/bpf/egret/<state dir, / and . as _>` (a hash when too long), the
     /// same across restarts and upgrades of that agent.
     pub fn for_state_dir(state_dir: &Path) -> Self {
         let absolute = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.into());
@@ -127,13 +127,14 @@ pub fn remove_tree(dir: &Path) -> Result<(), KernelError> {
     }
 }
 
-/// `etc_egret_config_.egret` for `/etc/egret/config/.egret`.
+/// `etc_egret_config__egret` for `/etc/egret/config/.egret`.
 fn instance_name(path: &Path) -> String {
     let text = path.to_string_lossy();
     let name: String = text
         .trim_start_matches('/')
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-') { c } else { '_' })
+        // bpffs refuses names with a dot (they are its own files').
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
         .collect();
     if name.is_empty() {
         return "root".into();
@@ -253,7 +254,7 @@ mod tests {
     fn instance_names_are_readable_and_stable() {
         assert_eq!(
             instance_name(Path::new("/etc/egret/config/.egret")),
-            "etc_egret_config_.egret"
+            "etc_egret_config__egret"
         );
         assert_eq!(instance_name(Path::new("/var/lib/egret")), "var_lib_egret");
         let long = format!("/tmp/{}", "a/".repeat(100));
