@@ -170,13 +170,19 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         let m = manager.clone();
         let taken = tokio::task::spawn_blocking(move || m.take_over_recorded()).await?;
         if taken > 0 {
-            tracing::info!(workloads = taken, "workloads of an earlier agent taken over");
+            tracing::info!(
+                workloads = taken,
+                "workloads of an earlier agent taken over"
+            );
         }
     }
     let placed = kernel
         .put_in_force()
         .context("putting the eBPF programs in force")?;
-    let swapped = placed.iter().filter(|(_, p)| *p == Placement::Swapped).count();
+    let swapped = placed
+        .iter()
+        .filter(|(_, p)| *p == Placement::Swapped)
+        .count();
     tracing::info!(
         pin_dir = %pins.path().display(),
         programs = placed.len(),

@@ -22,11 +22,11 @@ use egret::kernel::{netns_cookie_of, Kernel};
 #[path = "support/test_kernel.rs"]
 mod test_kernel;
 
-use test_kernel::TestKernel;
 use egret_common::{
     v4_mapped, FlowKey, OrigDst, ServiceKey, ServiceRange, Stat, AF_INET, AF_INET6, DNS_PORT,
     EGRET_MARK, ENROLL_DNS, ENROLL_SERVICES, OUTBOUND_PORT,
 };
+use test_kernel::TestKernel;
 
 const VIP4: Ipv4Addr = Ipv4Addr::new(240, 240, 0, 2);
 const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);

@@ -96,7 +96,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -140,7 +142,9 @@ fn udp(domain: Domain) -> Socket {
 fn send_udp(ns: &Netns, domain: Domain, to: SocketAddr, payload: &[u8]) -> Option<i32> {
     ns.run(|| {
         let s = udp(domain);
-        s.send_to(payload, &to.into()).err().and_then(|e| e.raw_os_error())
+        s.send_to(payload, &to.into())
+            .err()
+            .and_then(|e| e.raw_os_error())
     })
 }
 
@@ -219,7 +223,11 @@ fn registry_only_refuses_connects_and_sends_outside_the_registry() {
     // TCP, every way of starting a connection.
     assert_eq!(try_connect(&enrolled, tcp4, out4), EPERM, "IPv4 connect");
     assert_eq!(try_connect(&enrolled, tcp6, out6), EPERM, "IPv6 connect");
-    assert_eq!(try_connect(&enrolled, tcp6, mapped), EPERM, "IPv4-mapped connect");
+    assert_eq!(
+        try_connect(&enrolled, tcp6, mapped),
+        EPERM,
+        "IPv4-mapped connect"
+    );
     assert_eq!(tcp_fast_open(&enrolled, out4), EPERM, "TFO sendto IPv4");
     assert_eq!(tcp_fast_open(&enrolled, out6), EPERM, "TFO sendto IPv6");
     let tfo_connect = || {
@@ -239,17 +247,32 @@ fn registry_only_refuses_connects_and_sends_outside_the_registry() {
         assert_eq!(rc, 0, "TCP_FASTOPEN_CONNECT");
         s
     };
-    assert_eq!(try_connect(&enrolled, tfo_connect, out4), EPERM, "TCP_FASTOPEN_CONNECT");
+    assert_eq!(
+        try_connect(&enrolled, tfo_connect, out4),
+        EPERM,
+        "TCP_FASTOPEN_CONNECT"
+    );
     // UDP: connected and unconnected, both families, mapped.
     assert_eq!(
         try_connect(&enrolled, || udp(Domain::IPV4), (OUTSIDE4, 443).into()),
         EPERM,
         "connected UDP"
     );
-    assert_eq!(send_udp(&enrolled, Domain::IPV4, (OUTSIDE4, 443).into(), b"x"), EPERM);
-    assert_eq!(send_udp(&enrolled, Domain::IPV6, (OUTSIDE6, 443).into(), b"x"), EPERM);
     assert_eq!(
-        send_udp(&enrolled, Domain::IPV6, (OUTSIDE4.to_ipv6_mapped(), 443).into(), b"x"),
+        send_udp(&enrolled, Domain::IPV4, (OUTSIDE4, 443).into(), b"x"),
+        EPERM
+    );
+    assert_eq!(
+        send_udp(&enrolled, Domain::IPV6, (OUTSIDE6, 443).into(), b"x"),
+        EPERM
+    );
+    assert_eq!(
+        send_udp(
+            &enrolled,
+            Domain::IPV6,
+            (OUTSIDE4.to_ipv6_mapped(), 443).into(),
+            b"x"
+        ),
         EPERM,
         "unconnected UDP to an IPv4-mapped address"
     );
@@ -260,13 +283,20 @@ fn registry_only_refuses_connects_and_sends_outside_the_registry() {
             s.set_mark(mark).unwrap();
             s
         };
-        assert_eq!(try_connect(&enrolled, marked, out4), EPERM, "mark {mark:#x}");
+        assert_eq!(
+            try_connect(&enrolled, marked, out4),
+            EPERM,
+            "mark {mark:#x}"
+        );
     }
 
     // The registry: the pod network, loopback; mesh services captured; DNS
     // (port 53, any server) answered by egret.
     assert_eq!(try_connect(&enrolled, tcp4, (POD, 80).into()), LET_THROUGH);
-    assert_eq!(send_udp(&enrolled, Domain::IPV4, (POD, 9).into(), b"x"), None);
+    assert_eq!(
+        send_udp(&enrolled, Domain::IPV4, (POD, 9).into(), b"x"),
+        None
+    );
     assert_eq!(
         connect_wait(&enrolled, (Ipv4Addr::LOCALHOST, 1).into()),
         Some(libc::ECONNREFUSED),
@@ -280,17 +310,34 @@ fn registry_only_refuses_connects_and_sends_outside_the_registry() {
     });
     assert_eq!(try_connect(&enrolled, tcp4, (VIP4, 80).into()), LET_THROUGH);
     outbound.set_nonblocking(false).unwrap();
-    let _ = outbound.accept().expect("the VIP connect reaches the outbound listener");
-    assert_eq!(send_udp(&enrolled, Domain::IPV4, (OUTSIDE4, 53).into(), b"q"), None);
+    let _ = outbound
+        .accept()
+        .expect("the VIP connect reaches the outbound listener");
+    assert_eq!(
+        send_udp(&enrolled, Domain::IPV4, (OUTSIDE4, 53).into(), b"q"),
+        None
+    );
     dns.set_read_timeout(Some(TIMEOUT)).unwrap();
     let mut buf = [0u8; 8];
-    assert_eq!(dns.recv_from(&mut buf).expect("DNS to any server on port 53 reaches egret").0, 1);
+    assert_eq!(
+        dns.recv_from(&mut buf)
+            .expect("DNS to any server on port 53 reaches egret")
+            .0,
+        1
+    );
 
     // ALLOW_ANY, and namespaces egret does not enroll: untouched.
     assert_eq!(try_connect(&open, tcp4, out4), LET_THROUGH);
-    assert_eq!(send_udp(&open, Domain::IPV4, (OUTSIDE4, 443).into(), b"x"), None);
+    assert_eq!(
+        send_udp(&open, Domain::IPV4, (OUTSIDE4, 443).into(), b"x"),
+        None
+    );
     assert_eq!(try_connect(&bystander, tcp4, out4), LET_THROUGH);
-    assert_eq!(tcp_fast_open(&bystander, out4), LET_THROUGH, "TFO untouched");
+    assert_eq!(
+        tcp_fast_open(&bystander, out4),
+        LET_THROUGH,
+        "TFO untouched"
+    );
 
     // Counted, per namespace, and reported with who did it.
     assert!(stat(&kernel, Stat::DeniedNotInRegistry) >= 12);
@@ -318,8 +365,14 @@ fn registry_only_refuses_connects_and_sends_outside_the_registry() {
 
     // Released: nothing left of it in the kernel.
     let had = kernel.unenroll(cookie).unwrap();
-    assert!(had.iter().any(|(r, n)| *r == Reason::NotInRegistry && *n >= 12));
-    assert!(kernel.denials().unwrap().iter().all(|(c, _, _)| *c != cookie));
+    assert!(had
+        .iter()
+        .any(|(r, n)| *r == Reason::NotInRegistry && *n >= 12));
+    assert!(kernel
+        .denials()
+        .unwrap()
+        .iter()
+        .all(|(c, _, _)| *c != cookie));
     assert_eq!(try_connect(&enrolled, tcp4, out4), LET_THROUGH);
 }
 
@@ -340,7 +393,9 @@ fn the_packet_backstop_catches_what_no_connect_hook_sees() {
     old.send(b"before").expect("allowed while ALLOW_ANY");
     // ...until the namespace turns REGISTRY_ONLY: then its packets stop.
     kernel.enroll(cookie, ENFORCING).unwrap();
-    let err = old.send(b"after").expect_err("a socket older than REGISTRY_ONLY is stopped");
+    let err = old
+        .send(b"after")
+        .expect_err("a socket older than REGISTRY_ONLY is stopped");
     assert_eq!(err.raw_os_error(), Some(libc::EPERM));
 
     // A raw socket (CAP_NET_RAW, which pods have) sees no connect hook.
@@ -348,12 +403,22 @@ fn the_packet_backstop_catches_what_no_connect_hook_sees() {
         let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::UDP)).unwrap();
         let udp_header = [0x30, 0x39, 0x00, 0x50, 0x00, 0x0a, 0x00, 0x00, b'h', b'i'];
         let to = SockAddr::from(SocketAddr::from((OUTSIDE4, 0)));
-        let outside = s.send_to(&udp_header, &to).err().and_then(|e| e.raw_os_error());
+        let outside = s
+            .send_to(&udp_header, &to)
+            .err()
+            .and_then(|e| e.raw_os_error());
         let pod = SockAddr::from(SocketAddr::from((POD, 0)));
-        let inside = s.send_to(&udp_header, &pod).err().and_then(|e| e.raw_os_error());
+        let inside = s
+            .send_to(&udp_header, &pod)
+            .err()
+            .and_then(|e| e.raw_os_error());
         (outside, inside)
     });
-    assert_eq!(raw, (EPERM, None), "raw packets: outside refused, registry let through");
+    assert_eq!(
+        raw,
+        (EPERM, None),
+        "raw packets: outside refused, registry let through"
+    );
     assert!(stat(&kernel, Stat::DeniedPacket) >= 2);
 
     // DNS only through egret, in every mode: a standard query to another
@@ -362,20 +427,38 @@ fn the_packet_backstop_catches_what_no_connect_hook_sees() {
     let resolver = SocketAddr::from((OUTSIDE4, 5353));
     for (edns, what) in [(false, "plain query"), (true, "query with EDNS")] {
         assert_eq!(
-            send_udp(&ns, Domain::IPV4, resolver, &dns_query("httpbin.org.", edns)),
+            send_udp(
+                &ns,
+                Domain::IPV4,
+                resolver,
+                &dns_query("httpbin.org.", edns)
+            ),
             EPERM,
             "{what} to another resolver"
         );
     }
     let resolver6 = SocketAddr::from((OUTSIDE6, 5353));
-    assert_eq!(send_udp(&ns, Domain::IPV6, resolver6, &dns_query("a.test.", true)), EPERM);
+    assert_eq!(
+        send_udp(&ns, Domain::IPV6, resolver6, &dns_query("a.test.", true)),
+        EPERM
+    );
     let mut not_dns = dns_query("httpbin.org.", false);
     not_dns.push(0);
-    assert_eq!(send_udp(&ns, Domain::IPV4, resolver, &not_dns), None, "trailing byte: not a query");
-    assert_eq!(send_udp(&ns, Domain::IPV4, resolver, b"hello, not dns"), None);
+    assert_eq!(
+        send_udp(&ns, Domain::IPV4, resolver, &not_dns),
+        None,
+        "trailing byte: not a query"
+    );
+    assert_eq!(
+        send_udp(&ns, Domain::IPV4, resolver, b"hello, not dns"),
+        None
+    );
     assert!(stat(&kernel, Stat::DeniedDnsElsewhere) >= 3);
     let denials = kernel.denials().unwrap();
-    assert!(denials.contains(&(cookie, Reason::DnsElsewhere, 3)), "{denials:?}");
+    assert!(
+        denials.contains(&(cookie, Reason::DnsElsewhere, 3)),
+        "{denials:?}"
+    );
     kernel.unenroll(cookie).unwrap();
 }
 
@@ -383,19 +466,27 @@ fn the_packet_backstop_catches_what_no_connect_hook_sees() {
 fn pinned_programs_outlive_the_agent_and_are_swapped_in_place() {
     let pins = test_kernel::test_pins("kernel_enforcement");
     let _ = Kernel::remove_pinned(&pins);
+    let _guard = test_kernel::PinsGuard(pins.clone());
     let ns = Netns::new("pin");
     let out = SocketAddr::from((OUTSIDE4, 80));
     let cookie = ns.cookie();
     let first = test_kernel::load_into(&pins, "kernel_enforcement");
     let placed = first.put_in_force().unwrap();
-    assert!(placed.iter().all(|(_, p)| *p == Placement::Attached), "{placed:?}");
+    assert!(
+        placed.iter().all(|(_, p)| *p == Placement::Attached),
+        "{placed:?}"
+    );
     services(&first);
     first.enroll(cookie, ENFORCING).unwrap();
     assert_eq!(try_connect(&ns, tcp4, out), EPERM);
 
     // The agent goes (crash or stop): the kernel goes on refusing.
     drop(first);
-    assert_eq!(try_connect(&ns, tcp4, out), EPERM, "no agent: still refused");
+    assert_eq!(
+        try_connect(&ns, tcp4, out),
+        EPERM,
+        "no agent: still refused"
+    );
     assert_eq!(
         connect_wait(&ns, (VIP4, 80).into()),
         Some(libc::ECONNREFUSED),
@@ -407,7 +498,10 @@ fn pinned_programs_outlive_the_agent_and_are_swapped_in_place() {
     assert!(second.enrolled().unwrap().contains(&(cookie, ENFORCING)));
     let placed = second.put_in_force().unwrap();
     assert_eq!(placed.len(), egret::kernel::PROGRAMS.len());
-    assert!(placed.iter().all(|(_, p)| *p == Placement::Swapped), "{placed:?}");
+    assert!(
+        placed.iter().all(|(_, p)| *p == Placement::Swapped),
+        "{placed:?}"
+    );
     assert_eq!(try_connect(&ns, tcp4, out), EPERM, "after the swap");
     let before = stat(&second, Stat::DeniedNotInRegistry);
     assert!(before >= 2, "the counters carried over: {before}");

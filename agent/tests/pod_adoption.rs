@@ -119,7 +119,8 @@ async fn pod_is_adopted_enrolled_and_released() {
         state.path().to_path_buf(),
         Vec::new(),
     ));
-    let enrolled = |k: &egret::kernel::Kernel| k.enrolled().unwrap().iter().any(|(c, _)| *c == cookie);
+    let enrolled =
+        |k: &egret::kernel::Kernel| k.enrolled().unwrap().iter().any(|(c, _)| *c == cookie);
 
     // The pod runs in an ambient namespace: adopted.
     let report = sync_now(&manager, vec![pod(&uid)], snapshot(true)).await;

@@ -64,12 +64,23 @@ impl LongWorkload {
         let driver = dir.path().join("driver.py");
         std::fs::write(&driver, DRIVER)?;
         let config = node.config_dir().to_string_lossy().into_owned();
-        let mut args = vec!["--config-dir", &config, "exec", "-n", namespace, "--service-account", service_account];
+        let mut args = vec![
+            "--config-dir",
+            &config,
+            "exec",
+            "-n",
+            namespace,
+            "--service-account",
+            service_account,
+        ];
         args.extend_from_slice(exec_args);
         let driver_path = driver.to_string_lossy().into_owned();
         let dir_path = dir.path().to_string_lossy().into_owned();
         args.extend_from_slice(&["--", "python3", "-u", &driver_path, &dir_path]);
-        let name = format!("workload-{}", dir.path().file_name().unwrap().to_string_lossy());
+        let name = format!(
+            "workload-{}",
+            dir.path().file_name().unwrap().to_string_lossy()
+        );
         let exec = node.spawn_on_node(&name, &crate::bin::egret().to_string_lossy(), &args)?;
         let mut w = LongWorkload { dir, exec, next: 0 };
         // Up when it answers.

@@ -124,7 +124,17 @@ fn through_waypoint(node: &Node) -> String {
         .exec(
             WORKLOAD_NS,
             WORKLOAD_SA,
-            &["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "10", "http://httpbin.org/get"],
+            &[
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-m",
+                "10",
+                "http://httpbin.org/get",
+            ],
         )
         .expect("egret exec curl");
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -157,15 +167,30 @@ fn registry_only_refuses_what_is_outside_the_registry_mesh_wide_and_per_namespac
     node.apply(MESH_REGISTRY_ONLY).unwrap();
     let started = Instant::now();
     assert_eq!(direct(&node, WORKLOAD_NS), "EPERM", "TCP connect");
-    assert_eq!(probe(&node, WORKLOAD_NS, &["tfo", EXTERNAL_ADDR, "80"]), "EPERM", "TFO");
-    assert_eq!(probe(&node, WORKLOAD_NS, &["udp", EXTERNAL_ADDR, "9"]), "EPERM", "UDP sendto");
+    assert_eq!(
+        probe(&node, WORKLOAD_NS, &["tfo", EXTERNAL_ADDR, "80"]),
+        "EPERM",
+        "TFO"
+    );
+    assert_eq!(
+        probe(&node, WORKLOAD_NS, &["udp", EXTERNAL_ADDR, "9"]),
+        "EPERM",
+        "UDP sendto"
+    );
     assert_eq!(
         probe(&node, WORKLOAD_NS, &["udp-connect", EXTERNAL_ADDR, "9"]),
         "EPERM",
         "connected UDP"
     );
-    assert_eq!(probe(&node, WORKLOAD_NS, &["tcp", NODE_ADDR, "22"]), "EPERM", "the node's own address");
-    assert!(started.elapsed() < Duration::from_secs(20), "refusals are immediate");
+    assert_eq!(
+        probe(&node, WORKLOAD_NS, &["tcp", NODE_ADDR, "22"]),
+        "EPERM",
+        "the node's own address"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "refusals are immediate"
+    );
     // The mesh service still works, through the waypoint.
     assert_eq!(through_waypoint(&node), "200");
     // A workload of a namespace outside the mesh is untouched.
@@ -175,21 +200,35 @@ fn registry_only_refuses_what_is_outside_the_registry_mesh_wide_and_per_namespac
     let log = node.agent_log();
     let line = log
         .lines()
-        .find(|l| l.contains("connection denied by the kernel") && l.contains("src.namespace=\"bookinfo\""))
+        .find(|l| {
+            l.contains("connection denied by the kernel")
+                && l.contains("src.namespace=\"bookinfo\"")
+        })
         .unwrap_or_else(|| panic!("no denial line in:\n{log}"));
-    assert!(line.contains("src.identity=\"spiffe://cluster.local/ns/bookinfo/sa/probe\""), "{line}");
-    assert!(line.contains(&format!("dst.addr={EXTERNAL_ADDR}:80")), "{line}");
+    assert!(
+        line.contains("src.identity=\"spiffe://cluster.local/ns/bookinfo/sa/probe\""),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("dst.addr={EXTERNAL_ADDR}:80")),
+        "{line}"
+    );
     assert!(line.contains("reason=\"not_in_registry\""), "{line}");
     let m = metrics(&node);
     let count: u64 = m
         .lines()
-        .find(|l| l.starts_with("egret_kernel_denials_total{namespace=\"bookinfo\",reason=\"not_in_registry\"}"))
+        .find(|l| {
+            l.starts_with(
+                "egret_kernel_denials_total{namespace=\"bookinfo\",reason=\"not_in_registry\"}",
+            )
+        })
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or_else(|| panic!("no denial counter in:\n{m}"));
     assert!(count >= 5, "{count}");
 
     // The change in force decides: back to ALLOW_ANY.
-    node.egret_ok(&["delete", "configmap", "istio", "-n", "istio-system"]).unwrap();
+    node.egret_ok(&["delete", "configmap", "istio", "-n", "istio-system"])
+        .unwrap();
     assert_eq!(direct(&node, WORKLOAD_NS), "ok");
 
     // A namespace's Sidecar: REGISTRY_ONLY for bookinfo only.
@@ -198,7 +237,8 @@ fn registry_only_refuses_what_is_outside_the_registry_mesh_wide_and_per_namespac
     assert_eq!(direct(&node, "other"), "ok");
     // The root namespace's Sidecar is everyone's default; bookinfo's own wins.
     node.apply(&sidecar("bookinfo", "ALLOW_ANY")).unwrap();
-    node.apply(&sidecar("istio-system", "REGISTRY_ONLY")).unwrap();
+    node.apply(&sidecar("istio-system", "REGISTRY_ONLY"))
+        .unwrap();
     assert_eq!(direct(&node, WORKLOAD_NS), "ok");
     assert_eq!(direct(&node, "other"), "EPERM");
 }
@@ -207,7 +247,10 @@ fn registry_only_refuses_what_is_outside_the_registry_mesh_wide_and_per_namespac
 fn dns_answers_come_from_egret_only() {
     let node = walkthrough_node();
     // A resolver on another port that would hand out the real address.
-    let pid_file = format!("--pid-file={}/.logs/dnsmasq-alt.pid", node.config_dir().display());
+    let pid_file = format!(
+        "--pid-file={}/.logs/dnsmasq-alt.pid",
+        node.config_dir().display()
+    );
     let _alt = node
         .spawn_on_node(
             "dnsmasq-alt",
@@ -230,30 +273,50 @@ fn dns_answers_come_from_egret_only() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let out = node
-            .on_node("python3", &["-c", PROBE, "dns", NODE_ADDR, "5353", "httpbin.org"])
+            .on_node(
+                "python3",
+                &["-c", PROBE, "dns", NODE_ADDR, "5353", "httpbin.org"],
+            )
             .unwrap();
         if String::from_utf8_lossy(&out.stdout).trim() == EXTERNAL_ADDR {
             break;
         }
-        assert!(Instant::now() < deadline, "the alternate resolver never answered");
+        assert!(
+            Instant::now() < deadline,
+            "the alternate resolver never answered"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 
     // Port 53, any server: egret answers with the mesh VIP.
     let vip = probe(&node, WORKLOAD_NS, &["dns", NODE_ADDR, "53", "httpbin.org"]);
     assert_eq!(vip, "240.240.0.2");
-    let vip = probe(&node, WORKLOAD_NS, &["dns", "203.0.113.53", "53", "httpbin.org"]);
+    let vip = probe(
+        &node,
+        WORKLOAD_NS,
+        &["dns", "203.0.113.53", "53", "httpbin.org"],
+    );
     assert_eq!(vip, "240.240.0.2", "a resolver that does not even exist");
     // Another port (ALLOW_ANY): the query never leaves, no real answer.
-    let other = probe(&node, WORKLOAD_NS, &["dns", NODE_ADDR, "5353", "httpbin.org"]);
+    let other = probe(
+        &node,
+        WORKLOAD_NS,
+        &["dns", NODE_ADDR, "5353", "httpbin.org"],
+    );
     assert_eq!(other, "EPERM");
     // REGISTRY_ONLY: the resolver is outside the registry too.
     node.apply(MESH_REGISTRY_ONLY).unwrap();
-    let other = probe(&node, WORKLOAD_NS, &["dns", NODE_ADDR, "5353", "httpbin.org"]);
+    let other = probe(
+        &node,
+        WORKLOAD_NS,
+        &["dns", NODE_ADDR, "5353", "httpbin.org"],
+    );
     assert_eq!(other, "EPERM");
     let log = node.agent_log();
     assert!(
-        log.lines().any(|l| l.contains("connection denied by the kernel") && l.contains("reason=\"dns_elsewhere\"")),
+        log.lines()
+            .any(|l| l.contains("connection denied by the kernel")
+                && l.contains("reason=\"dns_elsewhere\"")),
         "{log}"
     );
 }
@@ -265,7 +328,11 @@ fn no_exemption_a_workload_can_claim() {
 
     // A pod's capabilities: no NET_ADMIN (marks), SYS_ADMIN, BPF, PTRACE...
     let caps = node
-        .exec(WORKLOAD_NS, WORKLOAD_SA, &["sh", "-c", "grep -E '^Cap(Eff|Bnd)' /proc/self/status"])
+        .exec(
+            WORKLOAD_NS,
+            WORKLOAD_SA,
+            &["sh", "-c", "grep -E '^Cap(Eff|Bnd)' /proc/self/status"],
+        )
         .unwrap();
     let caps = String::from_utf8_lossy(&caps.stdout).into_owned();
     assert!(caps.contains("CapEff:\t00000000a00425fb"), "{caps}");
@@ -273,10 +340,19 @@ fn no_exemption_a_workload_can_claim() {
     let marked = probe(&node, WORKLOAD_NS, &["tcp", EXTERNAL_ADDR, "80", "0x539"]);
     assert_eq!(marked, "EPERM", "SO_MARK needs CAP_NET_ADMIN");
     let escape = node
-        .exec(WORKLOAD_NS, WORKLOAD_SA, &["nsenter", "--net=/proc/1/ns/net", "true"])
+        .exec(
+            WORKLOAD_NS,
+            WORKLOAD_SA,
+            &["nsenter", "--net=/proc/1/ns/net", "true"],
+        )
         .unwrap();
-    assert!(!escape.status.success(), "entered another network namespace");
-    let unshare = node.exec(WORKLOAD_NS, WORKLOAD_SA, &["unshare", "-n", "true"]).unwrap();
+    assert!(
+        !escape.status.success(),
+        "entered another network namespace"
+    );
+    let unshare = node
+        .exec(WORKLOAD_NS, WORKLOAD_SA, &["unshare", "-n", "true"])
+        .unwrap();
     assert!(!unshare.status.success(), "made a network namespace");
     let bpf = node
         .exec(
@@ -294,14 +370,23 @@ fn no_exemption_a_workload_can_claim() {
     // control socket answers the node only.
     let config = node.config_dir().to_string_lossy().into_owned();
     let write = node
-        .exec(WORKLOAD_NS, WORKLOAD_SA, &["sh", "-c", &format!("echo x > {config}/evil.yaml")])
+        .exec(
+            WORKLOAD_NS,
+            WORKLOAD_SA,
+            &["sh", "-c", &format!("echo x > {config}/evil.yaml")],
+        )
         .unwrap();
     assert!(!write.status.success(), "wrote into the config folder");
     let status = node
         .exec(
             WORKLOAD_NS,
             WORKLOAD_SA,
-            &[&egret_e2e::bin::egret().to_string_lossy(), "--config-dir", &config, "status"],
+            &[
+                &egret_e2e::bin::egret().to_string_lossy(),
+                "--config-dir",
+                &config,
+                "status",
+            ],
         )
         .unwrap();
     assert!(!status.status.success());
@@ -313,10 +398,14 @@ fn no_exemption_a_workload_can_claim() {
 
     // Opted in to NET_ADMIN, a workload sets egret's mark, or any mark:
     // still captured (the VIP reaches the waypoint) and still refused.
-    let mut w = LongWorkload::start(&node, WORKLOAD_NS, WORKLOAD_SA, &["--cap-add", "NET_ADMIN"]).unwrap();
+    let mut w =
+        LongWorkload::start(&node, WORKLOAD_NS, WORKLOAD_SA, &["--cap-add", "NET_ADMIN"]).unwrap();
     for mark in ["0x539", "0x1"] {
         let r = w
-            .run(&format!("python3 -c '{}' tcp {EXTERNAL_ADDR} 80 {mark}", PROBE.replace('\'', "'\\''")))
+            .run(&format!(
+                "python3 -c '{}' tcp {EXTERNAL_ADDR} 80 {mark}",
+                PROBE.replace('\'', "'\\''")
+            ))
             .unwrap();
         assert_eq!(r.stdout.trim(), "EPERM", "mark {mark}: {r:?}");
     }
@@ -324,7 +413,9 @@ fn no_exemption_a_workload_can_claim() {
         .run("python3 -c 'import socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, 0x539); s.settimeout(5); s.connect((\"240.240.0.2\", 80)); s.sendall(b\"GET /get HTTP/1.1\\r\\nHost: httpbin.org\\r\\nConnection: close\\r\\n\\r\\n\"); print(s.recv(200).split(b\"\\r\\n\")[0].decode())'")
         .unwrap();
     assert_eq!(vip.stdout.trim(), "HTTP/1.1 200 OK", "{vip:?}");
-    assert!(node.agent_log().contains("src.identity=\"spiffe://cluster.local/ns/bookinfo/sa/bookinfo-productpage\""));
+    assert!(node
+        .agent_log()
+        .contains("src.identity=\"spiffe://cluster.local/ns/bookinfo/sa/bookinfo-productpage\""));
 }
 
 #[test]
@@ -333,11 +424,13 @@ fn agent_crash_fails_closed_and_a_new_agent_takes_the_workload_over() {
     node.apply(MESH_REGISTRY_ONLY).unwrap();
     let mut w = LongWorkload::start(&node, WORKLOAD_NS, WORKLOAD_SA, &[]).unwrap();
     let curl = |w: &mut LongWorkload, url: &str| {
-        w.run(&format!("curl -s -o /dev/null -w '%{{http_code}}' -m 5 {url}; echo \" exit=$?\""))
-            .unwrap()
-            .stdout
-            .trim()
-            .to_string()
+        w.run(&format!(
+            "curl -s -o /dev/null -w '%{{http_code}}' -m 5 {url}; echo \" exit=$?\""
+        ))
+        .unwrap()
+        .stdout
+        .trim()
+        .to_string()
     };
     let first = curl(&mut w, "http://httpbin.org/get");
     assert_eq!(first, "200 exit=0", "{}", node.agent_log());
@@ -345,19 +438,41 @@ fn agent_crash_fails_closed_and_a_new_agent_takes_the_workload_over() {
     node.kill_agent();
     // No agent: mesh service and DNS refused at once; outside still refused.
     let t = Instant::now();
-    assert_eq!(curl(&mut w, "http://240.240.0.2/get"), "000 exit=7", "VIP: connection refused");
-    assert_eq!(curl(&mut w, "http://httpbin.org/get"), "000 exit=6", "DNS: refused, no name");
-    assert_eq!(curl(&mut w, &format!("http://{EXTERNAL_ADDR}/get")), "000 exit=7", "direct: EPERM");
-    assert!(t.elapsed() < Duration::from_secs(5), "fail fast: {:?}", t.elapsed());
+    assert_eq!(
+        curl(&mut w, "http://240.240.0.2/get"),
+        "000 exit=7",
+        "VIP: connection refused"
+    );
+    assert_eq!(
+        curl(&mut w, "http://httpbin.org/get"),
+        "000 exit=6",
+        "DNS: refused, no name"
+    );
+    assert_eq!(
+        curl(&mut w, &format!("http://{EXTERNAL_ADDR}/get")),
+        "000 exit=7",
+        "direct: EPERM"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "fail fast: {:?}",
+        t.elapsed()
+    );
     let direct = w
-        .run(&format!("python3 -c '{}' tcp {EXTERNAL_ADDR} 80", PROBE.replace('\'', "'\\''")))
+        .run(&format!(
+            "python3 -c '{}' tcp {EXTERNAL_ADDR} 80",
+            PROBE.replace('\'', "'\\''")
+        ))
         .unwrap();
     assert_eq!(direct.stdout.trim(), "EPERM");
 
     // A new agent on the same folder takes the running workload over.
     node.start_agent().unwrap();
     let log = node.agent_log();
-    assert!(log.contains("workload taken over from an earlier agent"), "{log}");
+    assert!(
+        log.contains("workload taken over from an earlier agent"),
+        "{log}"
+    );
     assert!(log.contains("swapped=10"), "{log}");
     assert_eq!(curl(&mut w, "http://httpbin.org/get"), "200 exit=0");
     node.apply(AUTHORIZATION_POLICY).unwrap();
@@ -405,7 +520,11 @@ with open("{out}", "w") as f:
     });
     node.stop_agent();
     node.start_agent_with(&["--bpf-object", &object]).unwrap();
-    assert!(node.agent_log().contains("swapped=10"), "{}", node.agent_log());
+    assert!(
+        node.agent_log().contains("swapped=10"),
+        "{}",
+        node.agent_log()
+    );
     std::thread::sleep(Duration::from_secs(10));
     let text = std::fs::read_to_string(&out).unwrap();
     let rows: Vec<(f64, &str, &str)> = text
@@ -424,17 +543,33 @@ with open("{out}", "w") as f:
     );
     // The service fails only while no listener is up: measure the gap.
     let service: Vec<_> = rows.iter().filter(|r| r.1 == "service").collect();
-    let failed: Vec<f64> = service.iter().filter(|r| r.2 != "ok").map(|r| r.0).collect();
-    assert!(service.last().is_some_and(|r| r.2 == "ok"), "the service works after the upgrade");
+    let failed: Vec<f64> = service
+        .iter()
+        .filter(|r| r.2 != "ok")
+        .map(|r| r.0)
+        .collect();
+    assert!(
+        service.last().is_some_and(|r| r.2 == "ok"),
+        "the service works after the upgrade"
+    );
     assert!(failed.iter().all(|_| true));
     let gap_ms = match (failed.first(), failed.last()) {
         (Some(a), Some(b)) => (b - a) * 1000.0,
         _ => 0.0,
     };
-    let kinds: std::collections::BTreeSet<&str> =
-        service.iter().filter(|r| r.2 != "ok").map(|r| r.2).collect();
-    println!("upgrade gap for the service: {gap_ms:.0} ms ({} failed connects: {kinds:?})", failed.len());
-    assert!(kinds.iter().all(|k| *k == "ECONNREFUSED"), "failures are refusals only: {kinds:?}");
+    let kinds: std::collections::BTreeSet<&str> = service
+        .iter()
+        .filter(|r| r.2 != "ok")
+        .map(|r| r.2)
+        .collect();
+    println!(
+        "upgrade gap for the service: {gap_ms:.0} ms ({} failed connects: {kinds:?})",
+        failed.len()
+    );
+    assert!(
+        kinds.iter().all(|k| *k == "ECONNREFUSED"),
+        "failures are refusals only: {kinds:?}"
+    );
     assert!(gap_ms < 10_000.0, "{gap_ms} ms");
 }
 
@@ -446,7 +581,13 @@ fn egret_monitor_shows_a_denied_connect_with_the_workloads_identity() {
         .spawn_on_node(
             "monitor",
             &egret_e2e::bin::egret().to_string_lossy(),
-            &["--config-dir", &node.config_dir().to_string_lossy(), "monitor", "-o", "json"],
+            &[
+                "--config-dir",
+                &node.config_dir().to_string_lossy(),
+                "monitor",
+                "-o",
+                "json",
+            ],
         )
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
@@ -465,7 +606,10 @@ fn egret_monitor_shows_a_denied_connect_with_the_workloads_identity() {
     let event: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(event["verdict"], "denied", "{line}");
     assert_eq!(event["reason"], "not_in_registry", "{line}");
-    assert_eq!(event["identity"], "spiffe://cluster.local/ns/bookinfo/sa/probe", "{line}");
+    assert_eq!(
+        event["identity"], "spiffe://cluster.local/ns/bookinfo/sa/probe",
+        "{line}"
+    );
     assert_eq!(event["dst"], format!("{EXTERNAL_ADDR}:80"), "{line}");
     assert_eq!(event["comm"], "python3", "{line}");
     assert!(after < Duration::from_secs(1), "{after:?}");

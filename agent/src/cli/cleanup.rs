@@ -56,7 +56,10 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: CleanupArgs) -> anyhow::Re
     }
     let _ = std::fs::remove_dir_all(workloads_dir(state_dir));
     Kernel::remove_pinned(&pins)?;
-    println!("kernel programs and maps in {} removed", pins.path().display());
+    println!(
+        "kernel programs and maps in {} removed",
+        pins.path().display()
+    );
     podnet::remove(&args.bridge);
     Ok(())
 }

@@ -225,7 +225,9 @@ impl Entry {
         for cap in 0..=self.last_cap.min(63) {
             if self.caps & (1u64 << cap) == 0 {
                 // SAFETY: prctl with integer arguments.
-                check(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) })?;
+                check(unsafe {
+                    libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0)
+                })?;
             }
         }
         // SAFETY: as above.

@@ -88,7 +88,11 @@ pub struct RunArgs {
     /// REGISTRY_ONLY workload may reach directly, besides loopback.
     /// Default: --pod-cidr in folder mode; none in Kubernetes mode (set
     /// your cluster's pod and service CIDRs).
-    #[arg(long = "mesh-network", env = "EGRET_MESH_NETWORKS", value_delimiter = ',')]
+    #[arg(
+        long = "mesh-network",
+        env = "EGRET_MESH_NETWORKS",
+        value_delimiter = ','
+    )]
     pub mesh_networks: Vec<ipnet::IpNet>,
 }
 

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use super::allocate::{Addresses, AllocKey};
 use super::kinds::gateway::Gateway;
-use super::kinds::sidecar::Sidecar;
-use super::mesh::OutboundMode;
 use super::kinds::namespace::DATAPLANE_MODE;
 use super::kinds::service_entry::{is_wildcard, ServiceEntry};
+use super::kinds::sidecar::Sidecar;
 use super::kinds::Spec;
+use super::mesh::OutboundMode;
 use super::object::Object;
 use super::snapshot::{
     canonical, NamespaceInfo, Resolution, Service, Snapshot, Waypoint, WaypointBinding, WaypointRef,

@@ -147,7 +147,8 @@ fn field<'a>(map: &'a serde_yaml::Mapping, camel: &str, snake: &str) -> Option<&
 }
 
 fn mapping(v: &Value) -> Result<&serde_yaml::Mapping, String> {
-    v.as_mapping().ok_or_else(|| "must be a mapping".to_string())
+    v.as_mapping()
+        .ok_or_else(|| "must be a mapping".to_string())
 }
 
 #[cfg(test)]
@@ -157,10 +158,15 @@ mod tests {
     #[test]
     fn defaults_and_merging() {
         assert_eq!(parse_mesh_config("").unwrap(), MeshConfig::default());
-        assert_eq!(parse_mesh_config("enableTracing: true\n").unwrap(), MeshConfig::default());
+        assert_eq!(
+            parse_mesh_config("enableTracing: true\n").unwrap(),
+            MeshConfig::default()
+        );
         // Merged over the default (ALLOW_ANY), as istiod's ApplyYAML does.
         assert_eq!(
-            parse_mesh_config("outboundTrafficPolicy: {}\n").unwrap().outbound,
+            parse_mesh_config("outboundTrafficPolicy: {}\n")
+                .unwrap()
+                .outbound,
             OutboundMode::AllowAny
         );
         let m = parse_mesh_config(
@@ -168,7 +174,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.outbound, OutboundMode::RegistryOnly);
-        assert_eq!(m.path_normalization, PathNormalization::DecodeAndMergeSlashes);
+        assert_eq!(
+            m.path_normalization,
+            PathNormalization::DecodeAndMergeSlashes
+        );
         for (name, want) in [
             ("DEFAULT", PathNormalization::Base),
             ("BASE", PathNormalization::Base),
@@ -182,12 +191,11 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_field() {
-        let (field, reason) = parse_mesh_config("outboundTrafficPolicy:\n  mode: allow_any\n")
-            .unwrap_err();
+        let (field, reason) =
+            parse_mesh_config("outboundTrafficPolicy:\n  mode: allow_any\n").unwrap_err();
         assert_eq!(field.as_deref(), Some("outboundTrafficPolicy.mode"));
         assert!(reason.contains("allow_any"), "{reason}");
-        let (field, _) =
-            parse_mesh_config("pathNormalization:\n  normalization: 9\n").unwrap_err();
+        let (field, _) = parse_mesh_config("pathNormalization:\n  normalization: 9\n").unwrap_err();
         assert_eq!(field.as_deref(), Some("pathNormalization.normalization"));
         assert!(parse_mesh_config("- a\n").is_err());
     }

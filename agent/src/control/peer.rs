@@ -31,4 +31,3 @@ fn netns_inode(path: &str) -> Result<u64, String> {
         .map(|m| m.ino())
         .map_err(|e| format!("cannot read {path}: {e}"))
 }
-

@@ -110,7 +110,6 @@ async fn monitor(
     handler.unsubscribe(redirects);
 }
 
-
 /// One CLI connection. Workloads it created are removed when it closes, so
 /// an `egret exec` that dies (even by SIGKILL) leaves nothing behind.
 async fn session(stream: UnixStream, handler: Arc<dyn ControlHandler>) {

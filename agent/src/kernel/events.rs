@@ -115,7 +115,10 @@ mod tests {
     fn raw(e: &Event) -> Vec<u8> {
         // SAFETY: Event is #[repr(C)] plain data.
         unsafe {
-            std::slice::from_raw_parts((e as *const Event).cast::<u8>(), std::mem::size_of::<Event>())
+            std::slice::from_raw_parts(
+                (e as *const Event).cast::<u8>(),
+                std::mem::size_of::<Event>(),
+            )
         }
         .to_vec()
     }
@@ -140,7 +143,10 @@ mod tests {
         let d = KernelEvent::decode(&raw(&e)).unwrap();
         assert_eq!(d.verdict, Verdict::Denied(Reason::NotInRegistry));
         assert_eq!(d.addr, "192.0.2.10".parse::<IpAddr>().unwrap());
-        assert_eq!((d.port, d.proto.as_str(), d.hook, d.pid), (80, "tcp", "connect", 42));
+        assert_eq!(
+            (d.port, d.proto.as_str(), d.hook, d.pid),
+            (80, "tcp", "connect", 42)
+        );
         assert_eq!(d.comm, "curl");
         assert_eq!(KernelEvent::decode(&raw(&e)[1..]), None);
     }

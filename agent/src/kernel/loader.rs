@@ -83,7 +83,10 @@ pub fn load(object: Option<&Path>, pins: &PinDir) -> Result<Ebpf, KernelError> {
 /// pinned link replaces the one behind it atomically; one without is
 /// attached and its link pinned. Links of programs this object no longer
 /// has are removed.
-pub fn put_in_force(ebpf: &mut Ebpf, pins: &PinDir) -> Result<Vec<(&'static str, Placement)>, KernelError> {
+pub fn put_in_force(
+    ebpf: &mut Ebpf,
+    pins: &PinDir,
+) -> Result<Vec<(&'static str, Placement)>, KernelError> {
     let root = cgroup2_root()?;
     let cgroup = File::open(&root).map_err(|source| KernelError::Io {
         what: format!("opening the cgroup v2 root {}", root.display()),

@@ -15,8 +15,8 @@ pub mod events;
 mod loader;
 mod maps;
 mod netns;
-pub mod registry;
 pub mod pins;
+pub mod registry;
 mod sync;
 
 use std::collections::BTreeSet;
@@ -190,8 +190,11 @@ impl Kernel {
 
     /// Turns redirect events on or off (denials are always sent).
     pub fn set_monitor_redirects(&self, on: bool) -> Result<(), KernelError> {
-        self.maps
-            .set_monitor(if on { egret_common::MONITOR_REDIRECTS } else { 0 })
+        self.maps.set_monitor(if on {
+            egret_common::MONITOR_REDIRECTS
+        } else {
+            0
+        })
     }
 
     /// The events ring buffer, for the one reader (`events::read_events`).

@@ -39,7 +39,11 @@ impl PinDir {
     /// same across restarts and upgrades of that agent.
     pub fn for_state_dir(state_dir: &Path) -> Self {
         let absolute = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.into());
-        PinDir(Path::new(BPFFS).join("egret").join(instance_name(&absolute)))
+        PinDir(
+            Path::new(BPFFS)
+                .join("egret")
+                .join(instance_name(&absolute)),
+        )
     }
 
     /// The folder itself.
@@ -75,7 +79,11 @@ impl PinDir {
             .flatten()
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p != &current && p.file_name().is_some_and(|n| n.as_bytes().starts_with(b"v")))
+            .filter(|p| {
+                p != &current
+                    && p.file_name()
+                        .is_some_and(|n| n.as_bytes().starts_with(b"v"))
+            })
             .collect()
     }
 
@@ -134,7 +142,13 @@ fn instance_name(path: &Path) -> String {
         .trim_start_matches('/')
         .chars()
         // bpffs refuses names with a dot (they are its own files').
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if name.is_empty() {
         return "root".into();
@@ -143,9 +157,9 @@ fn instance_name(path: &Path) -> String {
         return name;
     }
     // FNV-1a: stable across builds (std's hashers promise no such thing).
-    let hash = text
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     format!("{}-{hash:016x}", &name[name.len() - 60..])
 }
 
@@ -171,7 +185,9 @@ fn ensure_bpffs() -> Result<(), KernelError> {
         )
     };
     if rc != 0 {
-        return Err(io(format!("mount bpffs at {BPFFS}"))(std::io::Error::last_os_error()));
+        return Err(io(format!("mount bpffs at {BPFFS}"))(
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }

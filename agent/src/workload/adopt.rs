@@ -97,7 +97,11 @@ impl WorkloadManager {
         let enrolled = wanted_flags(&self.services.snapshots.borrow(), &record.namespace);
         let kernel = match enrolled {
             Some(flags) => self.services.kernel.enroll(record.netns_cookie, flags),
-            None => self.services.kernel.unenroll(record.netns_cookie).map(|_| ()),
+            None => self
+                .services
+                .kernel
+                .unenroll(record.netns_cookie)
+                .map(|_| ()),
         };
         if let Err(e) = kernel {
             tracing::error!(workload = %record.name, error = %e, "could not update the enrollment of a taken-over workload; the kernel keeps the earlier one");

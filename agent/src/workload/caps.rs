@@ -104,7 +104,15 @@ mod tests {
         for kept in ["NET_RAW", "NET_BIND_SERVICE", "CHOWN", "KILL", "SETUID"] {
             assert_ne!(set & (1 << number(kept).unwrap()), 0, "{kept}");
         }
-        for dropped in ["NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE", "BPF", "PERFMON", "MKNOD", "SYS_MODULE"] {
+        for dropped in [
+            "NET_ADMIN",
+            "SYS_ADMIN",
+            "SYS_PTRACE",
+            "BPF",
+            "PERFMON",
+            "MKNOD",
+            "SYS_MODULE",
+        ] {
             assert_eq!(set & (1 << number(dropped).unwrap()), 0, "{dropped}");
         }
         assert_eq!(number("CAP_NET_ADMIN"), Some(12));

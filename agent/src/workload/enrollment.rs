@@ -86,7 +86,13 @@ mod tests {
     fn several_namespace_sidecars_take_the_strictest() {
         let a = sidecar("app", "a", ALLOW_ANY);
         let b = sidecar("app", "b", REGISTRY_ONLY);
-        assert_eq!(wanted_flags(&snapshot(&[AMBIENT, &a, &b]), "app"), Some(LOCKED));
-        assert_eq!(wanted_flags(&snapshot(&[AMBIENT, &b, &a]), "app"), Some(LOCKED));
+        assert_eq!(
+            wanted_flags(&snapshot(&[AMBIENT, &a, &b]), "app"),
+            Some(LOCKED)
+        );
+        assert_eq!(
+            wanted_flags(&snapshot(&[AMBIENT, &b, &a]), "app"),
+            Some(LOCKED)
+        );
     }
 }

@@ -468,7 +468,10 @@ impl WorkloadManager {
             self.lock().values().map(|r| r.info.netns_cookie).collect();
         for (cookie, _) in self.services.kernel.enrolled().unwrap_or_default() {
             if !known.contains(&cookie) {
-                tracing::info!(netns_cookie = cookie, "enrollment of a namespace no workload owns removed");
+                tracing::info!(
+                    netns_cookie = cookie,
+                    "enrollment of a namespace no workload owns removed"
+                );
                 let _ = self.services.kernel.unenroll(cookie);
             }
         }

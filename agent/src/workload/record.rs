@@ -43,7 +43,8 @@ impl WorkloadRecord {
             source: std::io::Error::other(e),
         })?;
         let tmp = dir.join(format!(".{RECORD}.tmp"));
-        std::fs::write(&tmp, text).map_err(WorkloadError::io(format!("write {}", tmp.display())))?;
+        std::fs::write(&tmp, text)
+            .map_err(WorkloadError::io(format!("write {}", tmp.display())))?;
         let path = dir.join(RECORD);
         std::fs::rename(&tmp, &path)
             .map_err(WorkloadError::io(format!("rename to {}", path.display())))

@@ -1,3 +1,4 @@
+#![allow(dead_code)] // shared by several test binaries; each uses part of it
 //! egret's kernel programs for a privileged test: loaded, in force at the
 //! cgroup v2 root, pinned in a bpffs folder of the test's own, and removed
 //! (programs detached, maps gone) when the handle drops — also when an
@@ -24,6 +25,16 @@ impl std::ops::Deref for TestKernel {
 impl Drop for TestKernel {
     fn drop(&mut self) {
         let _ = Kernel::remove_pinned(&self.pins);
+    }
+}
+
+/// Removes a bpffs folder's pinned objects when dropped (tests that load
+/// and drop several `Kernel`s on one folder).
+pub struct PinsGuard(pub PinDir);
+
+impl Drop for PinsGuard {
+    fn drop(&mut self) {
+        let _ = Kernel::remove_pinned(&self.0);
     }
 }
 

@@ -34,7 +34,9 @@ impl BenchKernel {
         let _ = Kernel::remove_pinned(&pins);
         let kernel =
             Kernel::load(Some(object), pins.clone()).context("loading egret's eBPF object")?;
-        kernel.put_in_force().context("attaching egret's eBPF programs")?;
+        kernel
+            .put_in_force()
+            .context("attaching egret's eBPF programs")?;
         Ok(BenchKernel { kernel, pins })
     }
 
