@@ -8,12 +8,9 @@
 //! cannot load them.
 
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd};
-use std::path::PathBuf;
-use std::process::Command;
+use std::os::fd::AsFd;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -21,6 +18,10 @@ use egret::kernel::{netns_cookie_of, Kernel};
 
 #[path = "support/test_kernel.rs"]
 mod test_kernel;
+#[path = "support/test_netns.rs"]
+mod test_netns;
+
+use test_netns::Netns;
 
 use egret_common::{
     v4_mapped, FlowKey, OrigDst, ServiceKey, ServiceRange, Stat, AF_INET, AF_INET6, DNS_PORT,
@@ -33,64 +34,6 @@ const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
 const RESOLVER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 53);
 const RESOLVER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x53);
 const TIMEOUT: Duration = Duration::from_secs(3);
-
-/// A network namespace made for this test (`lo` up, nothing else),
-/// deleted on drop, also when an assertion fails.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("egret-kt-{}-{tag}", std::process::id());
-        // A leftover from an earlier crashed run with the same pid.
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        ip(&["netns", "add", &name]);
-        let ns = Netns { name };
-        ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
-        ns
-    }
-
-    /// Runs `f` on a thread that has entered this namespace; sockets it
-    /// creates stay in the namespace after it returns.
-    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = PathBuf::from("/var/run/netns").join(&self.name);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let ns =
-                    File::open(&path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-                // SAFETY: setns on this thread only, with a valid netns fd.
-                let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(
-                    rc,
-                    0,
-                    "setns {}: {}",
-                    self.name,
-                    std::io::Error::last_os_error()
-                );
-                f()
-            })
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e))
-        })
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn ip(args: &[&str]) {
-    let status = Command::new("ip")
-        .args(args)
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run `ip` (iproute2): {e}"));
-    assert!(status.success(), "ip {} failed: {status}", args.join(" "));
-}
 
 /// Keeps every `log` record so the test can see the programs' aya-log lines.
 struct Recorder(Mutex<Vec<String>>);
@@ -179,8 +122,8 @@ fn accept_captured(listener: &TcpListener, client: &TcpStream) -> u16 {
 
 #[test]
 fn tcp_connects_to_services_reach_the_outbound_listener() {
-    let enrolled = Netns::new("tcp");
-    let other = Netns::new("tcp-other");
+    let enrolled = Netns::new("kt", "tcp");
+    let other = Netns::new("kt", "tcp-other");
     let kernel = load_kernel();
     assert!(kernel.log_fd().is_some(), "the aya-log ring is set up");
 
@@ -295,7 +238,7 @@ fn tcp_connects_to_services_reach_the_outbound_listener() {
 
 #[test]
 fn connects_into_a_service_address_range_are_captured() {
-    let enrolled = Netns::new("range");
+    let enrolled = Netns::new("kt", "range");
     let kernel = load_kernel();
     let (listener4, listener6) = enrolled.run(|| {
         (
@@ -413,8 +356,8 @@ fn udp_dns_roundtrip(ns: &Netns, listen: SocketAddr, resolver: SocketAddr) -> So
 
 #[test]
 fn dns_from_enrolled_namespaces_reaches_the_dns_listener() {
-    let enrolled = Netns::new("dns");
-    let other = Netns::new("dns-other");
+    let enrolled = Netns::new("kt", "dns");
+    let other = Netns::new("kt", "dns-other");
     let kernel = load_kernel();
 
     let tcp_dns = enrolled.run(|| {

@@ -11,16 +11,13 @@
 //! `EGRET_BPF_OBJECT=PATH`); fails, never skips, when it cannot run.
 
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd};
-use std::path::PathBuf;
-use std::process::Command;
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use egret::kernel::events::{KernelEvent, Verdict};
 use egret::kernel::registry::registry_nets;
-use egret::kernel::{netns_cookie_of, Kernel, Placement};
+use egret::kernel::{Kernel, Placement};
 use egret_common::{
     v4_mapped, Reason, ServiceKey, Stat, DNS_PORT, EGRET_MARK, ENROLL_DNS, ENROLL_REGISTRY_ONLY,
     ENROLL_SERVICES, OUTBOUND_PORT,
@@ -29,6 +26,10 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 #[path = "support/test_kernel.rs"]
 mod test_kernel;
+#[path = "support/test_netns.rs"]
+mod test_netns;
+
+use test_netns::Netns;
 
 /// An address outside the registry (the "internet").
 const OUTSIDE4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
@@ -40,72 +41,6 @@ const VIP4: Ipv4Addr = Ipv4Addr::new(240, 240, 0, 2);
 const TIMEOUT: Duration = Duration::from_secs(3);
 const ENFORCING: u32 = ENROLL_SERVICES | ENROLL_DNS | ENROLL_REGISTRY_ONLY;
 const OPEN: u32 = ENROLL_SERVICES | ENROLL_DNS;
-
-/// A network namespace made for this test: `lo`, and a veth `d0` carrying
-/// the default routes whose peer `d1` (same namespace) stays down.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("egret-ke-{}-{tag}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        ip(&["netns", "add", &name]);
-        let ns = Netns { name };
-        for args in [
-            &["link", "set", "lo", "up"][..],
-            &["link", "add", "d0", "type", "veth", "peer", "name", "d1"],
-            &["link", "set", "d0", "up"],
-            &["addr", "add", "198.51.100.1/24", "dev", "d0"],
-            &["addr", "add", "2001:db8:1::1/64", "dev", "d0", "nodad"],
-            &["route", "add", "default", "dev", "d0"],
-            &["-6", "route", "add", "default", "dev", "d0"],
-        ] {
-            let mut full = vec!["-n", &ns.name];
-            full.extend_from_slice(args);
-            ip(&full);
-        }
-        ns
-    }
-
-    /// Runs `f` on a thread inside this namespace.
-    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = PathBuf::from("/var/run/netns").join(&self.name);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let ns = File::open(&path).expect("open the netns");
-                // SAFETY: setns on this thread only, with a valid netns fd.
-                let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-                f()
-            })
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e))
-        })
-    }
-
-    /// The namespace's cookie (read from a socket made inside it).
-    fn cookie(&self) -> u64 {
-        self.run(|| {
-            let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-            netns_cookie_of(s.as_fd()).unwrap()
-        })
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn ip(args: &[&str]) {
-    let status = Command::new("ip").args(args).status().expect("run ip");
-    assert!(status.success(), "ip {} failed", args.join(" "));
-}
 
 /// What a non-blocking connect says at once: `Ok` (connected: loopback),
 /// or the error (EINPROGRESS: let through; EPERM: refused).
@@ -209,9 +144,9 @@ const LET_THROUGH: Option<i32> = Some(libc::EINPROGRESS);
 #[test]
 fn registry_only_refuses_connects_and_sends_outside_the_registry() {
     let kernel = test_kernel::load_kernel("kernel_enforcement");
-    let enrolled = Netns::new("ro");
-    let open = Netns::new("open");
-    let bystander = Netns::new("by");
+    let enrolled = Netns::with_dead_end("ke", "ro");
+    let open = Netns::with_dead_end("ke", "open");
+    let bystander = Netns::with_dead_end("ke", "by");
     services(&kernel);
     let cookie = enrolled.cookie();
     kernel.enroll(cookie, ENFORCING).unwrap();
@@ -379,7 +314,7 @@ fn registry_only_refuses_connects_and_sends_outside_the_registry() {
 #[test]
 fn the_packet_backstop_catches_what_no_connect_hook_sees() {
     let kernel = test_kernel::load_kernel("kernel_enforcement");
-    let ns = Netns::new("pkt");
+    let ns = Netns::with_dead_end("ke", "pkt");
     services(&kernel);
     let cookie = ns.cookie();
     kernel.enroll(cookie, OPEN).unwrap();
@@ -467,7 +402,7 @@ fn pinned_programs_outlive_the_agent_and_are_swapped_in_place() {
     let pins = test_kernel::test_pins("kernel_enforcement");
     let _ = Kernel::remove_pinned(&pins);
     let _guard = test_kernel::PinsGuard(pins.clone());
-    let ns = Netns::new("pin");
+    let ns = Netns::with_dead_end("ke", "pin");
     let out = SocketAddr::from((OUTSIDE4, 80));
     let cookie = ns.cookie();
     let first = test_kernel::load_into(&pins, "kernel_enforcement");

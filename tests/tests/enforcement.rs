@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use egret_e2e::manifests::{AUTHORIZATION_POLICY, SERVICE_ENTRY};
 use egret_e2e::node::{EXTERNAL_ADDR, NODE_ADDR};
-use egret_e2e::walkthrough::{mesh_with_waypoint, WORKLOAD_NS, WORKLOAD_SA};
+use egret_e2e::walkthrough::{mesh_with_waypoint, status_code, WORKLOAD_NS, WORKLOAD_SA};
 use egret_e2e::workload::LongWorkload;
 use egret_e2e::{Node, NodeOptions};
 
@@ -120,24 +120,7 @@ fn direct(node: &Node, namespace: &str) -> String {
 
 /// `curl httpbin.org/get` as the walkthrough's workload: the status code.
 fn through_waypoint(node: &Node) -> String {
-    let out = node
-        .exec(
-            WORKLOAD_NS,
-            WORKLOAD_SA,
-            &[
-                "curl",
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "-m",
-                "10",
-                "http://httpbin.org/get",
-            ],
-        )
-        .expect("egret exec curl");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    status_code(node, WORKLOAD_NS, WORKLOAD_SA, "http://httpbin.org/get").expect("egret exec curl")
 }
 
 fn walkthrough_node() -> Node {

@@ -10,10 +10,8 @@ use anyhow::bail;
 
 use crate::control::protocol::SOCKET_NAME;
 use crate::kernel::{Kernel, PinDir};
-use crate::workload::cgroup::WorkloadCgroup;
-use crate::workload::netns::NamedNetns;
 use crate::workload::podnet;
-use crate::workload::record::{workloads_dir, WorkloadRecord};
+use crate::workload::record::{remove_leftovers, workloads_dir, WorkloadRecord};
 
 /// Arguments of `egret cleanup`.
 #[derive(Debug, clap::Args)]
@@ -41,17 +39,7 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: CleanupArgs) -> anyhow::Re
     for (record, dir) in WorkloadRecord::load_all(state_dir) {
         // Killed first: nothing of the workload runs uncaptured once the
         // programs detach below.
-        WorkloadCgroup {
-            path: record.cgroup.clone(),
-        }
-        .remove();
-        let netns = NamedNetns {
-            name: record.netns.clone(),
-        };
-        if netns.path().exists() {
-            netns.remove();
-        }
-        let _ = std::fs::remove_dir_all(dir);
+        remove_leftovers(&record, &dir);
         println!("workload {}/{} removed", record.namespace, record.name);
     }
     let _ = std::fs::remove_dir_all(workloads_dir(state_dir));

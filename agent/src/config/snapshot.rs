@@ -246,14 +246,7 @@ impl Snapshot {
     pub fn kernel_service_ranges(&self) -> BTreeSet<ServiceRange> {
         self.address_ranges
             .iter()
-            .map(|(net, _)| {
-                let net = net.trunc();
-                let mapped = if net.addr().is_ipv4() { 96 } else { 0 };
-                ServiceRange {
-                    prefix_len: u32::from(net.prefix_len()) + mapped,
-                    addr: addr16(net.addr()),
-                }
-            })
+            .map(|(net, _)| crate::kernel::registry::lpm_prefix(*net))
             .collect()
     }
 }

@@ -12,9 +12,10 @@ use aya::programs::links::FdLink;
 use aya::programs::{CgroupAttachMode, CgroupSkbAttachType, Program};
 use aya::{Ebpf, EbpfLoader};
 
+use super::bpf_sys;
 use super::cgroup::cgroup2_root;
 use super::error::KernelError;
-use super::pins::{self, PinDir};
+use super::pins::PinDir;
 
 /// Every program, in the order they are put in force. The packet and socket
 /// programs come before the connect hooks, so that by the time a workload
@@ -96,10 +97,10 @@ pub fn put_in_force(
     for name in PROGRAMS {
         let prog = program(ebpf, name)?;
         let path = pins.link(name);
-        let placement = match pins::obj_get(&path) {
+        let placement = match bpf_sys::obj_get(&path) {
             Ok(link) => {
                 let fd = prog.fd().map_err(KernelError::program(name))?;
-                pins::link_update(&link, fd.as_fd()).map_err(|source| KernelError::Io {
+                bpf_sys::link_update(&link, fd.as_fd()).map_err(|source| KernelError::Io {
                     what: format!("swap {name} behind its pinned link {}", path.display()),
                     source,
                 })?;

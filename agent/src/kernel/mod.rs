@@ -9,6 +9,7 @@
 //! diffs, original destinations of captured flows, verdict counters and
 //! events, and the programs' log lines.
 
+mod bpf_sys;
 mod cgroup;
 mod error;
 pub mod events;

@@ -20,15 +20,19 @@ pub fn registry_nets(mesh_networks: &[IpNet]) -> BTreeSet<RegistryNet> {
         .iter()
         .map(|n| n.parse::<IpNet>().expect("valid constant"))
         .chain(mesh_networks.iter().copied())
-        .map(|net| {
-            let net = net.trunc();
-            let mapped = if net.addr().is_ipv4() { 96 } else { 0 };
-            RegistryNet {
-                prefix_len: u32::from(net.prefix_len()) + mapped,
-                addr: addr16(net.addr()),
-            }
-        })
+        .map(lpm_prefix)
         .collect()
+}
+
+/// A network as the kernel's LPM tries key it: 16-byte address, IPv4
+/// mapped (`::ffff:0:0/96` + its length), bits past the prefix zero.
+pub fn lpm_prefix(net: IpNet) -> RegistryNet {
+    let net = net.trunc();
+    let mapped = if net.addr().is_ipv4() { 96 } else { 0 };
+    RegistryNet {
+        prefix_len: u32::from(net.prefix_len()) + mapped,
+        addr: addr16(net.addr()),
+    }
 }
 
 /// Whether `ip` is in `nets` (what the kernel's longest-prefix lookup

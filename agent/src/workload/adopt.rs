@@ -10,12 +10,11 @@ use std::sync::Arc;
 
 use super::cgroup::WorkloadCgroup;
 use super::enrollment::{mode_name, wanted_flags};
-use super::error::WorkloadError;
 use super::identity::WorkloadInfo;
 use super::listeners::bind_in;
 use super::manager::{Origin, Running, WorkloadManager};
 use super::netns::NamedNetns;
-use super::record::WorkloadRecord;
+use super::record::{remove_leftovers, WorkloadRecord};
 
 /// Why a recorded workload was not taken over.
 #[derive(Debug, thiserror::Error)]
@@ -144,28 +143,11 @@ impl WorkloadManager {
     /// Removes what is left of a workload that is not taken over.
     fn discard(&self, record: &WorkloadRecord, dir: &Path) {
         let _ = self.services.kernel.unenroll(record.netns_cookie);
-        WorkloadCgroup {
-            path: record.cgroup.clone(),
-        }
-        .remove();
-        let netns = NamedNetns {
-            name: record.netns.clone(),
-        };
-        if netns.path().exists() {
-            netns.remove();
-        }
-        let _ = std::fs::remove_dir_all(dir);
+        remove_leftovers(record, dir);
     }
 }
 
 /// Whether a cgroup still has processes (a missing cgroup has none).
 fn has_processes(cgroup: &Path) -> bool {
     std::fs::read_to_string(cgroup.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty())
-}
-
-/// Not every error above is a `WorkloadError`; this keeps `?` honest.
-impl From<WorkloadError> for Gone {
-    fn from(e: WorkloadError) -> Self {
-        Gone::NoNamespace(e.to_string())
-    }
 }

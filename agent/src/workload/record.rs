@@ -75,6 +75,22 @@ impl WorkloadRecord {
     }
 }
 
+/// Removes what a recorded workload leaves on the host: its processes (the
+/// cgroup is killed first), its network namespace and its folder.
+pub fn remove_leftovers(record: &WorkloadRecord, dir: &Path) {
+    super::cgroup::WorkloadCgroup {
+        path: record.cgroup.clone(),
+    }
+    .remove();
+    let netns = super::netns::NamedNetns {
+        name: record.netns.clone(),
+    };
+    if netns.path().exists() {
+        netns.remove();
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

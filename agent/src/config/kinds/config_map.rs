@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_yaml::Value;
 
-use super::{typed_spec, Kind, KindInfo};
+use super::{typed_content, Kind, KindInfo};
 use crate::config::mesh::{self, MeshConfig};
 use crate::config::object::{FieldError, ObjectMeta};
 
@@ -54,16 +54,7 @@ impl Kind for ConfigMap {
     };
 
     fn parse(spec: &Value, meta: &ObjectMeta) -> Result<Self, Vec<FieldError>> {
-        // The content is top-level in a ConfigMap: drop typed_spec's `spec.` prefix.
-        let mut cm: ConfigMap = typed_spec(spec).map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|e| {
-                    let field = e.field.strip_prefix("spec.").unwrap_or(&e.field);
-                    FieldError::new(field, e.reason)
-                })
-                .collect::<Vec<_>>()
-        })?;
+        let mut cm: ConfigMap = typed_content(spec)?;
         if is_mesh_config(meta) {
             let text = cm.data.get(MESH_KEY).map(String::as_str).unwrap_or("");
             let parsed = mesh::parse_mesh_config(text).map_err(|(field, reason)| {
