@@ -58,9 +58,11 @@ fn identities(
 ) -> anyhow::Result<Arc<IdentityStore>> {
     let source = match files {
         Some(f) => CertSource::Files(f),
-        None => CertSource::LocalCa(Box::new(
-            LocalCa::load_or_create(ca_dir).context("loading the local CA")?,
-        )),
+        None => CertSource::Ca(
+            LocalCa::load_or_create(ca_dir)
+                .context("loading the local CA")?
+                .signer(),
+        ),
     };
     Ok(Arc::new(
         IdentityStore::new(trust_domain, source).context("loading certificates")?,

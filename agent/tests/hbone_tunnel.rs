@@ -181,8 +181,7 @@ struct Setup {
 async fn setup(authorizer: Option<Arc<dyn AuthorizeTunnel>>) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let ca = LocalCa::load_or_create(dir.path()).unwrap();
-    let store =
-        Arc::new(IdentityStore::new("cluster.local", CertSource::LocalCa(Box::new(ca))).unwrap());
+    let store = Arc::new(IdentityStore::new("cluster.local", CertSource::Ca(ca.signer())).unwrap());
     let dead = dead_port().await;
     let snap = snapshot(vec![
         service(
