@@ -107,7 +107,9 @@ async fn walkthrough_through_the_api() {
     let svc = s.services.iter().find(|x| x.host == "httpbin.org").unwrap();
     assert!(matches!(&svc.waypoint, WaypointBinding::Bound(r) if r.name == "egress-waypoint"));
     assert_eq!(svc.ports[0].number, 80);
-    let lease = fake.lock().lease.clone().expect("a Lease was created");
+    let lease = fake
+        .get("leases", "egret-system", "egret-status-writer")
+        .expect("a Lease was created");
     assert_eq!(lease["spec"]["holderIdentity"], "node-a");
 
     // Status as `kubectl get serviceentry httpbin.org -o yaml` shows it.
@@ -205,4 +207,152 @@ async fn api_over_tls_with_the_kubeconfig_ca() {
         !auth.is_empty() && auth.iter().all(|a| a == "Bearer test-token"),
         "{auth:?}"
     );
+}
+
+fn list_requests(fake: &Fake, path: &str) -> usize {
+    let prefix = format!("GET {path}?");
+    fake.lock()
+        .requests
+        .iter()
+        .filter(|r| r.starts_with(&prefix) && !r.contains("watch=true"))
+        .count()
+}
+
+async fn wait_for(what: &str, ok: impl Fn() -> bool) {
+    let wait = async {
+        while !ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(TIMEOUT, wait)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+fn namespace(name: &str, mode: &str) -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "Namespace",
+           "metadata": {"name": name, "labels": {"istio.io/dataplane-mode": mode}}})
+}
+
+/// A watch that resumes from a resourceVersion the server has compacted
+/// away gets 410 Gone: the source lists again and misses nothing. With a
+/// bookmark first, it resumes from the bookmark and needs no list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_resume_after_bookmarks_and_relist_after_410_gone() {
+    let fake = Fake::new();
+    fake.apply(namespace("bookinfo", "ambient"));
+    let addr = start_server(fake.clone()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let client = egret::kube::client::connect(Some(&kubeconfig(tmp.path(), addr)))
+        .await
+        .unwrap();
+    let mut rx = egret::kube::start(client, StatusWriter::Never).await;
+    snapshot_where(&mut rx, "bookinfo ambient", |s| s.is_ambient("bookinfo")).await;
+    let namespaces = "/api/v1/namespaces";
+    assert_eq!(list_requests(&fake, namespaces), 1);
+
+    // Bookmark, compaction, server restart: every watch resumes from the
+    // bookmark's version, which is still served.
+    fake.apply_yaml(&walkthrough("step3-serviceentry.yaml"));
+    fake.bookmark();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    fake.compact();
+    fake.close_watches();
+    fake.apply(namespace("reviews", "ambient"));
+    snapshot_where(&mut rx, "reviews ambient", |s| s.is_ambient("reviews")).await;
+    assert_eq!(
+        list_requests(&fake, namespaces),
+        1,
+        "resumed without a list"
+    );
+    let gone = fake.lock().requests.len();
+
+    // No bookmark this time: the namespace watch last saw an older version
+    // than the compaction, gets 410 and lists again.
+    fake.apply_yaml(&walkthrough("step2-gateway.yaml"));
+    fake.compact();
+    fake.close_watches();
+    fake.apply(namespace("bookinfo", "none"));
+    snapshot_where(&mut rx, "bookinfo no longer ambient", |s| {
+        !s.is_ambient("bookinfo") && s.is_ambient("reviews")
+    })
+    .await;
+    wait_for("a new list of namespaces", || {
+        list_requests(&fake, namespaces) == 2
+    })
+    .await;
+    assert!(fake.lock().requests.len() > gone);
+}
+
+/// Two agents, one Lease: one holds it (the other's write conflicts), and
+/// only once it stops renewing does the other take it over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_lease_holder_and_takeover_after_expiry() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let fake = Fake::new();
+    fake.apply(namespace("bookinfo", "ambient"));
+    let addr = start_server(fake.clone()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(tmp.path(), addr);
+    let writer = |id: &str| {
+        StatusWriter::Lease(LeaseConfig {
+            namespace: "egret-system".into(),
+            name: "egret-status-writer".into(),
+            identity: id.into(),
+            duration: Duration::from_secs(2),
+        })
+    };
+    let holder = || {
+        fake.get("leases", "egret-system", "egret-status-writer")
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
+    };
+    let a = egret::kube::start(
+        egret::kube::client::connect(Some(&kc)).await.unwrap(),
+        writer("node-a"),
+    )
+    .await;
+    wait_for("node-a holding the lease", || {
+        holder().as_deref() == Some("node-a")
+    })
+    .await;
+    let b = egret::kube::start(
+        egret::kube::client::connect(Some(&kc)).await.unwrap(),
+        writer("node-b"),
+    )
+    .await;
+    // node-b follows while node-a renews (every 2/3 s).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(holder().as_deref(), Some("node-a"));
+
+    // A writer holding an old resourceVersion is refused.
+    let client = egret::kube::client::connect(Some(&kc)).await.unwrap();
+    let leases: kube::Api<Lease> = kube::Api::namespaced(client, "egret-system");
+    let mut stale = leases.get("egret-status-writer").await.unwrap();
+    wait_for("a renewal", || {
+        fake.get("leases", "egret-system", "egret-status-writer")
+            .unwrap()["metadata"]["resourceVersion"]
+            != stale.metadata.resource_version.clone().unwrap().as_str()
+    })
+    .await;
+    stale.spec.as_mut().unwrap().holder_identity = Some("intruder".into());
+    let err = leases
+        .replace("egret-status-writer", &Default::default(), &stale)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 409),
+        "{err}"
+    );
+
+    // node-a stops: its lease runs out and node-b takes it over.
+    drop(a);
+    wait_for("node-b holding the lease", || {
+        holder().as_deref() == Some("node-b")
+    })
+    .await;
+    let lease = fake
+        .get("leases", "egret-system", "egret-status-writer")
+        .unwrap();
+    assert_eq!(lease["spec"]["leaseTransitions"], 1);
+    drop(b);
 }
