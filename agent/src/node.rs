@@ -62,6 +62,8 @@ pub struct KubernetesSource {
     pub status_writer: StatusWriter,
     /// The host's `/proc` (pods' namespaces are found there).
     pub proc_root: PathBuf,
+    /// Cluster CA and waypoint Deployments.
+    pub cluster: Box<crate::kube::cluster::ClusterOptions>,
 }
 
 /// Runs the agent until SIGINT or SIGTERM, then removes everything it made.
@@ -72,24 +74,28 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let admin = crate::admin::start(cfg.admin)?;
     let kernel =
         Arc::new(Kernel::load(cfg.bpf_object.as_deref()).context("loading eBPF programs")?);
-    let (snapshots, cluster) = match &cfg.source {
+    let (snapshots, cluster, identities) = match &cfg.source {
         ConfigSource::Folder => {
             let rx = crate::config::start(cfg.config_dir.clone(), cfg.state_dir.clone())
                 .await
                 .context("reading the config folder")?;
-            (rx, None)
+            let local = crate::waypoint::local_identities(&cfg.state_dir, &cfg.trust_domain)?;
+            (rx, None, local)
         }
         ConfigSource::Kubernetes(k) => {
-            let client = crate::kube::client::connect(k.kubeconfig.as_deref())
-                .await
-                .context("Kubernetes API client")?;
-            let rx = crate::kube::start(client.clone(), k.status_writer.clone()).await;
-            (rx, Some((client, k.clone())))
+            let c = crate::kube::cluster::join(
+                k.kubeconfig.as_deref(),
+                k.status_writer.clone(),
+                &k.cluster,
+                &cfg.trust_domain,
+            )
+            .await
+            .context("joining the Kubernetes cluster")?;
+            (c.snapshots, Some((c.client, k.clone())), c.identities)
         }
     };
     let resolver = Arc::new(Resolver::new(cfg.dns_upstreams.clone()).context("DNS resolver")?);
     let dns = DnsProxy::new(snapshots.clone(), cfg.dns_upstreams.clone());
-    let identities = crate::waypoint::local_identities(&cfg.state_dir, &cfg.trust_domain)?;
     let proxy = Arc::new(ProxyContext {
         snapshots: snapshots.clone(),
         resolver: Arc::new(UpstreamResolver(resolver)),

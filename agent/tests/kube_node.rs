@@ -94,6 +94,8 @@ impl Agent {
                 "node-a",
                 "--status-writer",
                 "always",
+                "--waypoint-image",
+                "egret:test",
                 "--dns-upstream",
                 "127.0.0.1",
                 "--log",

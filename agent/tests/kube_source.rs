@@ -5,45 +5,25 @@
 //! resourceVersion asked for), the Lease, and status PATCHes, which it
 //! records. Nothing leaves loopback.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use egret::config::snapshot::{Snapshot, WaypointBinding};
 use egret::kube::lease::LeaseConfig;
-use egret::kube::StatusWriter;
+use egret::kube::{SourceOptions, StatusWriter, WaypointMode};
 use serde_json::json;
-use tokio::sync::watch;
 
+#[path = "support/eventually.rs"]
+mod eventually;
 #[path = "support/fake_api.rs"]
 mod fake_api;
 
+use eventually::{snapshot_where, until, TIMEOUT};
 use fake_api::{kubeconfig, kubeconfig_tls, serve_tls_on, start_server, Fake, Patch};
 
 const WALKTHROUGH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../deploy/examples/walkthrough"
 );
-const TIMEOUT: Duration = Duration::from_secs(15);
-
-/// Waits until a published snapshot satisfies `ok`.
-async fn snapshot_where(
-    rx: &mut watch::Receiver<Arc<Snapshot>>,
-    what: &str,
-    ok: impl Fn(&Snapshot) -> bool,
-) -> Arc<Snapshot> {
-    let wait = async {
-        loop {
-            let s = rx.borrow_and_update().clone();
-            if ok(&s) {
-                return s;
-            }
-            rx.changed().await.expect("the source is running");
-        }
-    };
-    tokio::time::timeout(TIMEOUT, wait)
-        .await
-        .unwrap_or_else(|_| panic!("no snapshot with {what}: last {:?}", rx.borrow().services))
-}
 
 async fn patch_where(fake: &Fake, what: &str, ok: impl Fn(&Patch) -> bool) -> Patch {
     let wait = async {
@@ -57,6 +37,14 @@ async fn patch_where(fake: &Fake, what: &str, ok: impl Fn(&Patch) -> bool) -> Pa
     tokio::time::timeout(TIMEOUT, wait)
         .await
         .unwrap_or_else(|_| panic!("no status patch {what}: got {:#?}", fake.patches()))
+}
+
+/// Waypoints served by this process, as before waypoint Deployments.
+fn local(writer: StatusWriter) -> SourceOptions {
+    SourceOptions {
+        writer,
+        waypoints: WaypointMode::Local,
+    }
 }
 
 fn walkthrough(file: &str) -> String {
@@ -96,7 +84,7 @@ async fn walkthrough_through_the_api() {
         identity: "node-a".into(),
         duration: Duration::from_secs(15),
     });
-    let mut rx = egret::kube::start(client, writer).await;
+    let mut rx = egret::kube::start(client, local(writer)).await;
 
     // The Lease is taken, addresses handed out, the waypoint bound.
     let s = snapshot_where(&mut rx, "httpbin.org's walkthrough addresses", |s| {
@@ -195,7 +183,7 @@ async fn api_over_tls_with_the_kubeconfig_ca() {
     let client = egret::kube::client::connect(Some(&kubeconfig_tls(tmp.path(), addr, &ca)))
         .await
         .unwrap();
-    let mut rx = egret::kube::start(client, StatusWriter::Never).await;
+    let mut rx = egret::kube::start(client, local(StatusWriter::Never)).await;
     snapshot_where(&mut rx, "bookinfo ambient", |s| s.is_ambient("bookinfo")).await;
     assert!(fake
         .lock()
@@ -218,17 +206,6 @@ fn list_requests(fake: &Fake, path: &str) -> usize {
         .count()
 }
 
-async fn wait_for(what: &str, ok: impl Fn() -> bool) {
-    let wait = async {
-        while !ok() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(TIMEOUT, wait)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
-}
-
 fn namespace(name: &str, mode: &str) -> serde_json::Value {
     json!({"apiVersion": "v1", "kind": "Namespace",
            "metadata": {"name": name, "labels": {"istio.io/dataplane-mode": mode}}})
@@ -246,7 +223,7 @@ async fn watches_resume_after_bookmarks_and_relist_after_410_gone() {
     let client = egret::kube::client::connect(Some(&kubeconfig(tmp.path(), addr)))
         .await
         .unwrap();
-    let mut rx = egret::kube::start(client, StatusWriter::Never).await;
+    let mut rx = egret::kube::start(client, local(StatusWriter::Never)).await;
     snapshot_where(&mut rx, "bookinfo ambient", |s| s.is_ambient("bookinfo")).await;
     let namespaces = "/api/v1/namespaces";
     assert_eq!(list_requests(&fake, namespaces), 1);
@@ -277,7 +254,7 @@ async fn watches_resume_after_bookmarks_and_relist_after_410_gone() {
         !s.is_ambient("bookinfo") && s.is_ambient("reviews")
     })
     .await;
-    wait_for("a new list of namespaces", || {
+    until("a new list of namespaces", || {
         list_requests(&fake, namespaces) == 2
     })
     .await;
@@ -308,16 +285,16 @@ async fn one_lease_holder_and_takeover_after_expiry() {
     };
     let a = egret::kube::start(
         egret::kube::client::connect(Some(&kc)).await.unwrap(),
-        writer("node-a"),
+        local(writer("node-a")),
     )
     .await;
-    wait_for("node-a holding the lease", || {
+    until("node-a holding the lease", || {
         holder().as_deref() == Some("node-a")
     })
     .await;
     let b = egret::kube::start(
         egret::kube::client::connect(Some(&kc)).await.unwrap(),
-        writer("node-b"),
+        local(writer("node-b")),
     )
     .await;
     // node-b follows while node-a renews (every 2/3 s).
@@ -328,7 +305,7 @@ async fn one_lease_holder_and_takeover_after_expiry() {
     let client = egret::kube::client::connect(Some(&kc)).await.unwrap();
     let leases: kube::Api<Lease> = kube::Api::namespaced(client, "egret-system");
     let mut stale = leases.get("egret-status-writer").await.unwrap();
-    wait_for("a renewal", || {
+    until("a renewal", || {
         fake.get("leases", "egret-system", "egret-status-writer")
             .unwrap()["metadata"]["resourceVersion"]
             != stale.metadata.resource_version.clone().unwrap().as_str()
@@ -346,7 +323,7 @@ async fn one_lease_holder_and_takeover_after_expiry() {
 
     // node-a stops: its lease runs out and node-b takes it over.
     drop(a);
-    wait_for("node-b holding the lease", || {
+    until("node-b holding the lease", || {
         holder().as_deref() == Some("node-b")
     })
     .await;

@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use crate::config::snapshot::WaypointRef;
 use crate::identity::CertFiles;
 use crate::logging::LogFormat;
-use crate::waypoint::{run as run_waypoint, WaypointConfig, DEFAULT_HBONE_LISTEN};
+use crate::waypoint::{run as run_waypoint, WaypointConfig, WaypointSource, DEFAULT_HBONE_LISTEN};
 
 /// Arguments of `egret waypoint`.
 #[derive(Debug, clap::Args)]
@@ -42,6 +42,14 @@ pub struct WaypointArgs {
     /// `<config>/.egret/ca`). Default: `<config>/.egret/ca`.
     #[arg(long, conflicts_with = "cert_chain")]
     pub ca_dir: Option<PathBuf>,
+    /// Take the config from the Kubernetes API (as the waypoint
+    /// Deployment egret makes for a Gateway runs) instead of the folder.
+    #[arg(long)]
+    pub kubernetes: bool,
+    /// With --kubernetes: kubeconfig file. Default: $KUBECONFIG,
+    /// ~/.kube/config, then the pod's service account.
+    #[arg(long, requires = "kubernetes")]
+    pub kubeconfig: Option<PathBuf>,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: super::run::Format,
@@ -55,15 +63,11 @@ pub struct WaypointArgs {
 
 /// `NAMESPACE/NAME`.
 fn parse_ref(text: &str) -> Result<WaypointRef, String> {
-    match text.split_once('/') {
-        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
-            Ok(WaypointRef {
-                namespace: ns.to_string(),
-                name: name.to_string(),
-            })
-        }
-        _ => Err(format!("`{text}` is not NAMESPACE/NAME")),
-    }
+    let (namespace, name) = crate::config::object::split_namespaced(text)?;
+    Ok(WaypointRef {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    })
 }
 
 /// `1.2.3.4`, `1.2.3.4:5353`, `::1` or `[::1]:53` (as `egret run` takes them).
@@ -98,7 +102,15 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: WaypointArgs) -> anyhow::R
         (None, None, None) => None,
         _ => bail!("--cert-chain, --key and --ca-bundle go together"),
     };
+    let source = if args.kubernetes {
+        WaypointSource::Kubernetes {
+            kubeconfig: args.kubeconfig,
+        }
+    } else {
+        WaypointSource::Folder
+    };
     let cfg = WaypointConfig {
+        source,
         config_dir: config_dir.to_path_buf(),
         state_dir: state_dir.to_path_buf(),
         name: args.name,
