@@ -1,6 +1,7 @@
 //! The install manifests (`deploy/kubernetes/`, the Helm chart) checked
-//! against the code: they parse, the DaemonSet has what pod adoption needs,
-//! and RBAC grants exactly the verbs the agent uses.
+//! against the code: they parse, the DaemonSet has what pod adoption needs
+//! and its probes, and RBAC grants exactly the verbs the agent (and the
+//! waypoints it deploys) use.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_yaml::Value;
 
 use super::resources::{has_status, watched};
+use super::waypoints::controller::API_USE;
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
@@ -64,18 +66,24 @@ fn grants(role: &Value) -> BTreeSet<(String, String, String)> {
     out
 }
 
-/// What the agent does with the cluster-wide API: watches every config
-/// kind and its node's pods, patches status of the kinds that have one.
-fn needed() -> BTreeSet<(String, String, String)> {
+/// What a config source reads: every config kind.
+fn config_reads() -> BTreeSet<(String, String, String)> {
     let mut out = BTreeSet::new();
-    let mut read = |g: &str, r: &str| {
-        for v in ["get", "list", "watch"] {
-            out.insert((g.to_string(), r.to_string(), v.to_string()));
-        }
-    };
-    read("", "pods");
     for k in watched() {
-        read(k.group, k.plural);
+        for v in ["get", "list", "watch"] {
+            out.insert((k.group.to_string(), k.plural.to_string(), v.to_string()));
+        }
+    }
+    out
+}
+
+/// What the agent does with the cluster-wide API: watches every config
+/// kind and its node's pods, patches status of the kinds that have one,
+/// and runs the waypoint controller (which binds the waypoint role).
+fn needed() -> BTreeSet<(String, String, String)> {
+    let mut out = config_reads();
+    for v in ["get", "list", "watch"] {
+        out.insert(("".into(), "pods".into(), v.into()));
     }
     for k in watched().filter(|k| has_status(k)) {
         out.insert((
@@ -84,7 +92,53 @@ fn needed() -> BTreeSet<(String, String, String)> {
             "patch".into(),
         ));
     }
+    for (group, resource, verbs) in API_USE {
+        for v in *verbs {
+            out.insert((group.to_string(), resource.to_string(), v.to_string()));
+        }
+    }
+    out.insert((
+        "rbac.authorization.k8s.io".into(),
+        "clusterroles".into(),
+        "bind".into(),
+    ));
     out
+}
+
+/// The agent may bind only the waypoint role, by name.
+fn check_bind_is_named(role: &Value, waypoint_role: &Value) {
+    let bind = role["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|r| strings(&r["verbs"]).contains(&"bind".to_string()))
+        .expect("a bind rule");
+    assert_eq!(bind["resourceNames"][0], waypoint_role["metadata"]["name"]);
+    assert_eq!(bind["resourceNames"].as_sequence().unwrap().len(), 1);
+}
+
+/// The ClusterRole named like the agent's, and the waypoints'.
+fn roles<'a>(docs: &'a [Value]) -> (&'a Value, &'a Value) {
+    let roles = of_kind(docs, "ClusterRole");
+    let waypoint = roles
+        .iter()
+        .find(|r| {
+            r["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .ends_with("waypoint")
+        })
+        .expect("the waypoint role");
+    let agent = roles
+        .iter()
+        .find(|r| {
+            !r["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .ends_with("waypoint")
+        })
+        .expect("the agent role");
+    (agent, waypoint)
 }
 
 fn lease_grants() -> BTreeSet<(String, String, String)> {
@@ -122,15 +176,33 @@ fn check_daemonset(ds: &Value) {
         .map(|m| m["mountPath"].as_str().unwrap())
         .collect();
     assert!(mounts.contains(&"/host/proc"), "{mounts:?}");
+    // Probes on the admin endpoint, on the node's loopback.
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/healthz/ready");
+    assert_eq!(c["readinessProbe"]["httpGet"]["host"], "127.0.0.1");
+    assert_eq!(
+        c["readinessProbe"]["httpGet"]["port"].as_u64(),
+        Some(u64::from(crate::admin::DEFAULT_ADMIN_LISTEN.port()))
+    );
+    assert!(c["livenessProbe"]["tcpSocket"]["port"].is_number());
+    // Waypoint Deployments run the agent's image.
+    let image = env
+        .iter()
+        .find(|e| e["name"] == "EGRET_WAYPOINT_IMAGE")
+        .unwrap();
+    assert_eq!(image["value"], c["image"]);
 }
 
 #[test]
 fn kubernetes_manifests_parse_and_match_the_code() {
     let docs = documents(&deploy_dir().join("kubernetes"));
+    assert_eq!(
+        of_kind(&docs, "ClusterRole").len(),
+        2,
+        "the agent's and the waypoints'"
+    );
     for kind in [
         "Namespace",
         "ServiceAccount",
-        "ClusterRole",
         "ClusterRoleBinding",
         "Role",
         "RoleBinding",
@@ -145,8 +217,18 @@ fn kubernetes_manifests_parse_and_match_the_code() {
         );
     }
     check_daemonset(of_kind(&docs, "DaemonSet")[0]);
-    assert_eq!(grants(of_kind(&docs, "ClusterRole")[0]), needed());
+    let (agent, waypoint) = roles(&docs);
+    assert_eq!(grants(agent), needed());
+    assert_eq!(grants(waypoint), config_reads());
+    check_bind_is_named(agent, waypoint);
     assert_eq!(grants(of_kind(&docs, "Role")[0]), lease_grants());
+    let ds_args = strings(
+        &of_kind(&docs, "DaemonSet")[0]["spec"]["template"]["spec"]["containers"][0]["args"],
+    );
+    assert!(
+        ds_args.contains(&"--waypoints=deployment".to_string()),
+        "{ds_args:?}"
+    );
     let sa =
         of_kind(&docs, "DaemonSet")[0]["spec"]["template"]["spec"]["serviceAccountName"].clone();
     for binding in ["ClusterRoleBinding", "RoleBinding"] {
@@ -169,7 +251,14 @@ fn helm_chart_renders_the_same_install() {
     let chart = deploy_dir().join("helm/egret");
     let values: Value =
         serde_yaml::from_str(&std::fs::read_to_string(chart.join("values.yaml")).unwrap()).unwrap();
-    for key in ["image", "trustDomain", "dnsUpstream", "logLevel"] {
+    for key in [
+        "image",
+        "trustDomain",
+        "dnsUpstream",
+        "logLevel",
+        "waypoints",
+        "caSecret",
+    ] {
         assert!(!values[key].is_null(), "values.{key}");
     }
     let meta: Value =
@@ -196,7 +285,17 @@ fn helm_chart_renders_the_same_install() {
         docs.extend(parse_all(&render(&text), &path));
     }
     check_daemonset(of_kind(&docs, "DaemonSet")[0]);
-    assert_eq!(grants(of_kind(&docs, "ClusterRole")[0]), needed());
-    assert_eq!(grants(of_kind(&docs, "Role")[0]), lease_grants());
-    assert_eq!(of_kind(&docs, "ServiceAccount").len(), 1);
+    let (agent, waypoint) = roles(&docs);
+    assert_eq!(grants(agent), needed());
+    assert_eq!(grants(waypoint), config_reads());
+    check_bind_is_named(agent, waypoint);
+    let args = strings(
+        &of_kind(&docs, "DaemonSet")[0]["spec"]["template"]["spec"]["containers"][0]["args"],
+    );
+    // The agent binds the chart's own waypoint role.
+    assert!(
+        args.iter()
+            .any(|a| a.starts_with("--waypoint-cluster-role=")),
+        "{args:?}"
+    );
 }
