@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use super::cgroup::WorkloadCgroup;
 use super::error::WorkloadError;
-use super::identity::WorkloadInfo;
+use super::identity::{source_ip, WorkloadInfo};
 use super::listeners::{bind_in, NetnsSockets};
 use super::netns::NamedNetns;
 use super::podnet::PodNetwork;
@@ -188,7 +188,7 @@ impl WorkloadManager {
                 .kernel
                 .enroll(info.netns_cookie, ENROLL_SERVICES | ENROLL_DNS)?;
         }
-        let tasks = match self.spawn_listeners(&info, sockets) {
+        let tasks = match self.spawn_listeners(&info, &[], sockets) {
             Ok(t) => t,
             Err(e) => {
                 let _ = self.services.kernel.unenroll(info.netns_cookie);
@@ -220,12 +220,16 @@ impl WorkloadManager {
         Ok((running, created))
     }
 
+    /// Serves the workload's listeners; `other_ips`: its addresses besides
+    /// `info.ip` (dual-stack pods).
     pub(super) fn spawn_listeners(
         &self,
         info: &Arc<WorkloadInfo>,
+        other_ips: &[IpAddr],
         sockets: NetnsSockets,
     ) -> Result<Vec<JoinHandle<()>>, WorkloadError> {
         let mut tasks = Vec::new();
+        let other_ips: Arc<[IpAddr]> = Arc::from(other_ips);
         let label: Arc<str> = Arc::from(format!("{}/{}", info.namespace, info.name));
         for l in sockets.outbound {
             let listener = tokio::net::TcpListener::from_std(l)
@@ -233,6 +237,7 @@ impl WorkloadManager {
             tasks.push(tokio::spawn(accept_outbound(
                 listener,
                 info.clone(),
+                other_ips.clone(),
                 self.services.kernel.clone(),
                 self.services.proxy.clone(),
             )));
@@ -372,6 +377,7 @@ fn resolv_conf_text(nameservers: &[SocketAddr]) -> String {
 async fn accept_outbound(
     listener: tokio::net::TcpListener,
     info: Arc<WorkloadInfo>,
+    other_ips: Arc<[IpAddr]>,
     kernel: Arc<Kernel>,
     proxy: Arc<ProxyContext>,
 ) {
@@ -404,7 +410,7 @@ async fn accept_outbound(
         };
         let ip = canonical(IpAddr::from(orig.addr));
         let orig_dst = SocketAddr::new(ip, orig.port);
-        let src = SocketAddr::new(info.ip, peer.port());
+        let src = SocketAddr::new(source_ip(info.ip, &other_ips, peer.ip()), peer.port());
         tokio::spawn(handle_outbound(
             proxy.clone(),
             stream,

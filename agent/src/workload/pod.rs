@@ -26,8 +26,11 @@ pub struct PodWorkload {
     pub namespace: String,
     /// `spec.serviceAccountName` (`default` when unset).
     pub service_account: String,
-    /// `status.podIP`.
+    /// `status.podIP` (the first of `status.podIPs`).
     pub ip: IpAddr,
+    /// The rest of `status.podIPs`: a dual-stack pod's address of the
+    /// other family.
+    pub other_ips: Vec<IpAddr>,
     /// A path to its network namespace (`/proc/<pid>/ns/net`).
     pub netns: PathBuf,
 }
@@ -48,7 +51,7 @@ impl WorkloadManager {
             ip: pod.ip,
             netns_cookie: sockets.netns_cookie,
         });
-        let tasks = self.spawn_listeners(&info, sockets)?;
+        let tasks = self.spawn_listeners(&info, &pod.other_ips, sockets)?;
         let enrolled = self.services.snapshots.borrow().is_ambient(&pod.namespace);
         if enrolled {
             if let Err(e) = self
@@ -63,7 +66,7 @@ impl WorkloadManager {
             }
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(pod = %pod.name, namespace = %pod.namespace, uid = %pod.uid, ip = %pod.ip, netns_cookie = info.netns_cookie, enrolled, "pod adopted");
+        tracing::info!(pod = %pod.name, namespace = %pod.namespace, uid = %pod.uid, ip = %pod.ip, other_ips = ?pod.other_ips, netns_cookie = info.netns_cookie, enrolled, "pod adopted");
         self.lock().insert(
             id,
             Running {
