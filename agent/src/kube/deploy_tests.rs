@@ -118,7 +118,7 @@ fn check_bind_is_named(role: &Value, waypoint_role: &Value) {
 }
 
 /// The ClusterRole named like the agent's, and the waypoints'.
-fn roles<'a>(docs: &'a [Value]) -> (&'a Value, &'a Value) {
+fn roles(docs: &[Value]) -> (&Value, &Value) {
     let roles = of_kind(docs, "ClusterRole");
     let waypoint = roles
         .iter()
