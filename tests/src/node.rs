@@ -31,6 +31,9 @@ pub struct NodeOptions {
     pub tls_httpbins: Vec<TlsHttpbin>,
     /// `--ca-roots` files the agent trusts besides the system roots.
     pub ca_roots: Vec<PathBuf>,
+    /// Leave the agent to the test ([`Node::start_agent_with`]), e.g. to
+    /// start it in Kubernetes mode once a fake API server listens.
+    pub defer_agent: bool,
 }
 
 /// An httpbin serving HTTPS on `EXTERNAL_ADDR:port`.
@@ -185,12 +188,25 @@ impl Node {
         for t in &opts.tls_httpbins {
             node.wait_tls_httpbin(t.port)?;
         }
-        node.start_agent()?;
+        if !opts.defer_agent {
+            node.start_agent()?;
+        }
         Ok(node)
     }
 
     /// Starts (or restarts) the agent and waits for its control socket.
     pub fn start_agent(&mut self) -> anyhow::Result<()> {
+        let mut args: Vec<String> = Vec::new();
+        for ca in &self.ca_roots {
+            args.push("--ca-roots".into());
+            args.push(ca.display().to_string());
+        }
+        self.start_agent_with(&args)
+    }
+
+    /// Starts (or restarts) `egret run` with `extra` arguments and waits
+    /// for its control socket.
+    pub fn start_agent_with(&mut self, extra: &[String]) -> anyhow::Result<()> {
         if let Some(mut old) = self.agent.take() {
             old.stop();
         }
@@ -202,9 +218,7 @@ impl Node {
             "--log",
             "info,egret=debug",
         ]);
-        for ca in &self.ca_roots {
-            cmd.arg("--ca-roots").arg(ca);
-        }
+        cmd.args(extra);
         let mut agent = Background::spawn("egret agent", cmd, &self.logs.join("agent.log"))?;
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {

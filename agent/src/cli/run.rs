@@ -218,13 +218,7 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
     };
     let _log = crate::logging::init(format, &args.log)?.flush_on_drop();
     let source = config_source(&args)?;
-    if !args.ca_roots.is_empty() {
-        let count = crate::proxy::tls::install_extra_roots(&args.ca_roots)?;
-        tracing::info!(
-            certificates = count,
-            "extra CA roots trusted for TLS origination"
-        );
-    }
+    trust_extra_roots(&args.ca_roots)?;
     let dns_upstreams = if args.dns_upstream.is_empty() {
         crate::dns::system_upstreams()
             .context("reading the host's resolvers; pass --dns-upstream")?
@@ -259,6 +253,18 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
         .build()
         .context("tokio runtime")?
         .block_on(run_node(cfg))
+}
+
+/// Trusts `--ca-roots` files for TLS origination, besides the system roots.
+pub(super) fn trust_extra_roots(paths: &[std::path::PathBuf]) -> anyhow::Result<()> {
+    if !paths.is_empty() {
+        let count = crate::proxy::tls::install_extra_roots(paths)?;
+        tracing::info!(
+            certificates = count,
+            "extra CA roots trusted for TLS origination"
+        );
+    }
+    Ok(())
 }
 
 /// `1.2.3.4`, `1.2.3.4:5353`, `::1` or `[::1]:53`.

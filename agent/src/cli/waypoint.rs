@@ -42,6 +42,11 @@ pub struct WaypointArgs {
     /// `<config>/.egret/ca`). Default: `<config>/.egret/ca`.
     #[arg(long, conflicts_with = "cert_chain")]
     pub ca_dir: Option<PathBuf>,
+    /// PEM file of CA certificates trusted for TLS origination in addition
+    /// to the system roots, when a DestinationRule names no
+    /// `caCertificates` (repeatable; comma-separated in the env variable).
+    #[arg(long = "ca-roots", env = "EGRET_CA_ROOTS", value_delimiter = ',')]
+    pub ca_roots: Vec<PathBuf>,
     /// Take the config from the Kubernetes API (as the waypoint
     /// Deployment egret makes for a Gateway runs) instead of the folder.
     #[arg(long)]
@@ -87,6 +92,7 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: WaypointArgs) -> anyhow::R
         super::run::Format::Json => LogFormat::Json,
     };
     let _log = crate::logging::init(format, &args.log)?.flush_on_drop();
+    super::run::trust_extra_roots(&args.ca_roots)?;
     let dns_upstreams = if args.dns_upstream.is_empty() {
         crate::dns::system_upstreams()
             .context("reading the host's resolvers; pass --dns-upstream")?

@@ -192,6 +192,12 @@ pub struct Fake {
 
 type Reply = Response<BoxBody<Bytes, Infallible>>;
 
+impl Default for Fake {
+    fn default() -> Self {
+        Fake::new()
+    }
+}
+
 impl Fake {
     pub fn new() -> Fake {
         let (live, _) = broadcast::channel(4096);
