@@ -50,6 +50,7 @@ fn template() -> WaypointTemplate {
         trust_domain: "cluster.local".into(),
         replicas: 2,
         cluster_role: "egret-waypoint".into(),
+        mesh_config_role: "egret-mesh-config".into(),
         log: "info".into(),
     }
 }
@@ -173,6 +174,15 @@ async fn a_waypoint_gateway_runs_as_its_own_deployment_and_is_reached_at_its_ser
     })
     .await;
     assert_eq!(crb["subjects"][0]["name"], GW);
+    // It reads the MeshConfig as the agents do.
+    let rb = eventually("the MeshConfig RoleBinding", || {
+        fake.get("rolebindings", "istio-system", binding_name)
+    })
+    .await;
+    assert_eq!(
+        (&rb["roleRef"]["kind"], &rb["roleRef"]["name"]),
+        (&json!("Role"), &json!("egret-mesh-config"))
+    );
     let service_ip = fake.get("services", NS, GW).unwrap()["spec"]["clusterIP"]
         .as_str()
         .unwrap()
@@ -259,7 +269,10 @@ async fn a_waypoint_gateway_runs_as_its_own_deployment_and_is_reached_at_its_ser
             && fake
                 .get("secrets", NS, "egress-waypoint-identity")
                 .is_none()
-            && fake.get("clusterrolebindings", "", binding_name).is_none();
+            && fake.get("clusterrolebindings", "", binding_name).is_none()
+            && fake
+                .get("rolebindings", "istio-system", binding_name)
+                .is_none();
         gone.then_some(())
     })
     .await;

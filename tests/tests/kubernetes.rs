@@ -180,20 +180,18 @@ fn walkthrough_on_kubernetes_through_a_waypoint_deployment() -> anyhow::Result<(
     api.fake.apply(app.object(&uid));
 
     let kubeconfig = api.kubeconfig(&node.config_dir().join("kube"), "127.0.0.1")?;
-    node.start_agent_with(
-        &[
-            "--kubernetes",
-            "--kubeconfig",
-            &kubeconfig.display().to_string(),
-            "--node-name",
-            "node-a",
-            "--status-writer",
-            "always",
-            "--waypoint-image",
-            "egret:e2e",
-        ]
-        .map(String::from),
-    )?;
+    let kubeconfig = kubeconfig.display().to_string();
+    node.start_agent_with(&[
+        "--kubernetes",
+        "--kubeconfig",
+        &kubeconfig,
+        "--node-name",
+        "node-a",
+        "--status-writer",
+        "always",
+        "--waypoint-image",
+        "egret:e2e",
+    ])?;
 
     // Step 2: `kubectl rollout status deployment/egress-waypoint` has a
     // Deployment to wait for; run it as kubelet would.

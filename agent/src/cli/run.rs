@@ -110,6 +110,14 @@ pub struct RunArgs {
         env = "EGRET_WAYPOINT_CLUSTER_ROLE"
     )]
     pub waypoint_cluster_role: String,
+    /// Kubernetes mode: the Role in istiod's namespace that lets waypoints
+    /// read its MeshConfig.
+    #[arg(
+        long,
+        default_value = "egret-mesh-config",
+        env = "EGRET_WAYPOINT_MESH_CONFIG_ROLE"
+    )]
+    pub waypoint_mesh_config_role: String,
     /// Kubernetes mode: Istio's plug-in CA Secret (`NAMESPACE/NAME`), used
     /// when it exists. Default: `cacerts` in the Lease's namespace.
     #[arg(long, env = "EGRET_CA_SECRET")]
@@ -122,6 +130,20 @@ pub struct RunArgs {
     /// in the agent's own network namespace, out of workloads' reach.
     #[arg(long, default_value_t = crate::admin::DEFAULT_ADMIN_LISTEN, env = "EGRET_ADMIN")]
     pub admin: SocketAddr,
+    /// bpffs folder of this agent's pinned programs and maps (they outlive
+    /// the agent). Default: /sys/fs/bpf/egret/<state folder, / as _>.
+    #[arg(long, env = "EGRET_BPF_PIN_DIR")]
+    pub bpf_pin_dir: Option<std::path::PathBuf>,
+    /// The node's pod and service networks (CIDR; repeatable): what a
+    /// REGISTRY_ONLY workload may reach directly, besides loopback.
+    /// Default: --pod-cidr in folder mode; none in Kubernetes mode (set
+    /// your cluster's pod and service CIDRs).
+    #[arg(
+        long = "mesh-network",
+        env = "EGRET_MESH_NETWORKS",
+        value_delimiter = ','
+    )]
+    pub mesh_networks: Vec<ipnet::IpNet>,
 }
 
 /// `--source`.
@@ -185,6 +207,7 @@ fn config_source(args: &RunArgs) -> anyhow::Result<ConfigSource> {
             trust_domain: args.trust_domain.clone(),
             replicas: args.waypoint_replicas,
             cluster_role: args.waypoint_cluster_role.clone(),
+            mesh_config_role: args.waypoint_mesh_config_role.clone(),
             log: args.log.clone(),
         }),
     };
@@ -219,6 +242,7 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
     let _log = crate::logging::init(format, &args.log)?.flush_on_drop();
     let source = config_source(&args)?;
     trust_extra_roots(&args.ca_roots)?;
+    let mesh_networks = mesh_networks(&args, &source);
     let dns_upstreams = if args.dns_upstream.is_empty() {
         crate::dns::system_upstreams()
             .context("reading the host's resolvers; pass --dns-upstream")?
@@ -236,6 +260,8 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
         pod_cidr: args.pod_cidr,
         source,
         admin: args.admin,
+        bpf_pin_dir: args.bpf_pin_dir,
+        mesh_networks,
     };
     // One data-plane thread runs best without the work-stealing scheduler's
     // cross-thread bookkeeping.
@@ -267,6 +293,20 @@ pub(super) fn trust_extra_roots(paths: &[std::path::PathBuf]) -> anyhow::Result<
     Ok(())
 }
 
+/// `--mesh-network`, or the mode's default.
+fn mesh_networks(args: &RunArgs, source: &ConfigSource) -> Vec<ipnet::IpNet> {
+    if !args.mesh_networks.is_empty() {
+        return args.mesh_networks.clone();
+    }
+    match source {
+        ConfigSource::Folder => vec![ipnet::IpNet::V4(args.pod_cidr)],
+        ConfigSource::Kubernetes(_) => {
+            tracing::warn!("no --mesh-network given: REGISTRY_ONLY workloads reach no pod or service network (set the cluster's pod and service CIDRs)");
+            Vec::new()
+        }
+    }
+}
+
 /// `1.2.3.4`, `1.2.3.4:5353`, `::1` or `[::1]:53`.
 fn parse_dns_addr(text: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
@@ -287,7 +327,7 @@ mod tests {
         let mut argv = vec!["egret", "run"];
         argv.extend_from_slice(args);
         match crate::cli::Cli::try_parse_from(argv).unwrap().command {
-            crate::cli::Command::Run(a) => a,
+            crate::cli::Command::Run(a) => *a,
             other => panic!("not run: {other:?}"),
         }
     }

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml::Value;
 
-use super::resources::{has_status, watched};
-use super::waypoints::controller::API_USE;
+use super::resources::{has_status, scope, watched, Scope};
+use super::waypoints::controller::{API_USE, MESH_NAMESPACE_API_USE};
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
@@ -69,7 +69,7 @@ fn grants(role: &Value) -> BTreeSet<(String, String, String)> {
 /// What a config source reads: every config kind.
 fn config_reads() -> BTreeSet<(String, String, String)> {
     let mut out = BTreeSet::new();
-    for k in watched() {
+    for k in watched().filter(|k| matches!(scope(k), Scope::All)) {
         for v in ["get", "list", "watch"] {
             out.insert((k.group.to_string(), k.plural.to_string(), v.to_string()));
         }
@@ -105,15 +105,15 @@ fn needed() -> BTreeSet<(String, String, String)> {
     out
 }
 
-/// The agent may bind only the waypoint role, by name.
-fn check_bind_is_named(role: &Value, waypoint_role: &Value) {
+/// `role` may bind only `bound`, by name.
+fn check_bind_is_named(role: &Value, bound: &Value) {
     let bind = role["rules"]
         .as_sequence()
         .unwrap()
         .iter()
         .find(|r| strings(&r["verbs"]).contains(&"bind".to_string()))
         .expect("a bind rule");
-    assert_eq!(bind["resourceNames"][0], waypoint_role["metadata"]["name"]);
+    assert_eq!(bind["resourceNames"][0], bound["metadata"]["name"]);
     assert_eq!(bind["resourceNames"].as_sequence().unwrap().len(), 1);
 }
 
@@ -139,6 +139,26 @@ fn roles(docs: &[Value]) -> (&Value, &Value) {
         })
         .expect("the agent role");
     (agent, waypoint)
+}
+
+/// What the agent reads in istiod's namespace only (its MeshConfig).
+fn mesh_config_grants() -> BTreeSet<(String, String, String)> {
+    ["get", "list", "watch"]
+        .iter()
+        .map(|v| (String::new(), "configmaps".into(), v.to_string()))
+        .collect()
+}
+
+/// The Role named `name` among `docs`.
+fn role<'a>(docs: &'a [Value], name_suffix: &str) -> &'a Value {
+    of_kind(docs, "Role")
+        .into_iter()
+        .find(|r| {
+            r["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with(name_suffix))
+        })
+        .unwrap_or_else(|| panic!("no Role named *{name_suffix}"))
 }
 
 fn lease_grants() -> BTreeSet<(String, String, String)> {
@@ -204,12 +224,16 @@ fn kubernetes_manifests_parse_and_match_the_code() {
         "Namespace",
         "ServiceAccount",
         "ClusterRoleBinding",
-        "Role",
-        "RoleBinding",
         "DaemonSet",
     ] {
         assert_eq!(of_kind(&docs, kind).len(), 1, "one {kind}");
     }
+    assert_eq!(
+        of_kind(&docs, "Role").len(),
+        3,
+        "the Lease's, istiod's ConfigMap's, the waypoints' bindings to it"
+    );
+    assert_eq!(of_kind(&docs, "RoleBinding").len(), 3);
     for d in &docs {
         assert!(
             d["apiVersion"].is_string() && d["metadata"]["name"].is_string(),
@@ -217,11 +241,7 @@ fn kubernetes_manifests_parse_and_match_the_code() {
         );
     }
     check_daemonset(of_kind(&docs, "DaemonSet")[0]);
-    let (agent, waypoint) = roles(&docs);
-    assert_eq!(grants(agent), needed());
-    assert_eq!(grants(waypoint), config_reads());
-    check_bind_is_named(agent, waypoint);
-    assert_eq!(grants(of_kind(&docs, "Role")[0]), lease_grants());
+    check_roles(&docs);
     let ds_args = strings(
         &of_kind(&docs, "DaemonSet")[0]["spec"]["template"]["spec"]["containers"][0]["args"],
     );
@@ -232,8 +252,42 @@ fn kubernetes_manifests_parse_and_match_the_code() {
     let sa =
         of_kind(&docs, "DaemonSet")[0]["spec"]["template"]["spec"]["serviceAccountName"].clone();
     for binding in ["ClusterRoleBinding", "RoleBinding"] {
-        assert_eq!(of_kind(&docs, binding)[0]["subjects"][0]["name"], sa);
+        for b in of_kind(&docs, binding) {
+            assert_eq!(b["subjects"][0]["name"], sa);
+        }
     }
+}
+
+/// The ClusterRoles (the agent's, the waypoints'), the Lease's Role and
+/// the MeshConfig Role grant exactly what is used, the last in istiod's
+/// namespace only.
+fn check_roles(docs: &[Value]) {
+    let (agent, waypoint) = roles(docs);
+    assert_eq!(grants(agent), needed());
+    assert_eq!(grants(waypoint), config_reads());
+    check_bind_is_named(agent, waypoint);
+    assert_eq!(grants(role(docs, "-status-writer")), lease_grants());
+    let mesh = role(docs, "-mesh-config");
+    assert_eq!(mesh["metadata"]["namespace"], "istio-system");
+    assert_eq!(grants(mesh), mesh_config_grants());
+    // The controller binds waypoints to that Role, and to nothing else.
+    let binder = role(docs, "-waypoint-bindings");
+    assert_eq!(binder["metadata"]["namespace"], "istio-system");
+    let mut want: BTreeSet<(String, String, String)> = MESH_NAMESPACE_API_USE
+        .iter()
+        .flat_map(|(g, r, verbs)| {
+            verbs
+                .iter()
+                .map(move |v| (g.to_string(), r.to_string(), v.to_string()))
+        })
+        .collect();
+    want.insert((
+        "rbac.authorization.k8s.io".into(),
+        "roles".into(),
+        "bind".into(),
+    ));
+    assert_eq!(grants(binder), want);
+    check_bind_is_named(binder, mesh);
 }
 
 /// A crude Helm render: directive-only lines dropped, `{{ … }}` replaced
@@ -285,17 +339,13 @@ fn helm_chart_renders_the_same_install() {
         docs.extend(parse_all(&render(&text), &path));
     }
     check_daemonset(of_kind(&docs, "DaemonSet")[0]);
-    let (agent, waypoint) = roles(&docs);
-    assert_eq!(grants(agent), needed());
-    assert_eq!(grants(waypoint), config_reads());
-    check_bind_is_named(agent, waypoint);
+    check_roles(&docs);
+    assert_eq!(of_kind(&docs, "ServiceAccount").len(), 1);
     let args = strings(
         &of_kind(&docs, "DaemonSet")[0]["spec"]["template"]["spec"]["containers"][0]["args"],
     );
-    // The agent binds the chart's own waypoint role.
-    assert!(
-        args.iter()
-            .any(|a| a.starts_with("--waypoint-cluster-role=")),
-        "{args:?}"
-    );
+    // The agent binds the chart's own roles.
+    for flag in ["--waypoint-cluster-role=", "--waypoint-mesh-config-role="] {
+        assert!(args.iter().any(|a| a.starts_with(flag)), "{flag} {args:?}");
+    }
 }

@@ -110,6 +110,13 @@ const KINDS: &[Kind] = &[
         true,
     ),
     kind(
+        "RoleBinding",
+        "rolebindings",
+        "rbac.authorization.k8s.io/v1",
+        true,
+        false,
+    ),
+    kind(
         "ClusterRoleBinding",
         "clusterrolebindings",
         "rbac.authorization.k8s.io/v1",

@@ -1,7 +1,7 @@
 //! Carries out the controller's passes against the API: server-side apply
 //! (field manager `egret`) of each waypoint's objects, issuing its
 //! identity Secret, Gateway status patches, deletes. It watches the
-//! Deployments, Services and ClusterRoleBindings egret manages (by label),
+//! Deployments, Services and bindings egret manages (by label),
 //! and never takes over an object of the same name that another
 //! controller made.
 
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, Store};
@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use super::plan::{plan, Action, View};
 use super::render::{
     identity_secret, Desired, GatewayRef, WaypointTemplate, MANAGED_BY, MANAGED_BY_LABEL,
+    MESH_CONFIG_NAMESPACE,
 };
 use crate::identity::signer::{pem, LEAF_LIFETIME};
 use crate::identity::{CaSigner, Identity};
@@ -75,6 +76,14 @@ pub const API_USE: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
+/// What the controller uses in istiod's namespace only (the waypoints'
+/// MeshConfig RoleBindings).
+pub const MESH_NAMESPACE_API_USE: &[(&str, &str, &[&str])] = &[(
+    "rbac.authorization.k8s.io",
+    "rolebindings",
+    &["get", "list", "watch", "create", "patch", "delete"],
+)];
+
 /// `(group, version, kind, namespaced)` of a resource the controller writes.
 fn resource(plural: &str) -> (ApiResource, bool) {
     let (group, version, kind, namespaced) = match plural {
@@ -89,6 +98,7 @@ fn resource(plural: &str) -> (ApiResource, bool) {
             "ClusterRoleBinding",
             false,
         ),
+        "rolebindings" => ("rbac.authorization.k8s.io", "v1", "RoleBinding", true),
         other => unreachable!("the controller writes no {other}"),
     };
     let api_version = if group.is_empty() {
@@ -114,6 +124,7 @@ pub struct Controller {
     deployments: Store<Deployment>,
     services: Store<Service>,
     bindings: Store<ClusterRoleBinding>,
+    role_bindings: Store<RoleBinding>,
     tasks: Vec<JoinHandle<()>>,
     applied: HashMap<(&'static str, String, String), (u64, Instant)>,
     issued: HashMap<(String, String), Instant>,
@@ -138,9 +149,16 @@ impl Controller {
             .map(|r| pem("CERTIFICATE", r.as_ref()))
             .collect();
         let mut tasks = Vec::new();
-        let deployments = watch_managed::<Deployment>(&client, &changed, &mut tasks);
-        let services = watch_managed::<Service>(&client, &changed, &mut tasks);
-        let bindings = watch_managed::<ClusterRoleBinding>(&client, &changed, &mut tasks);
+        let deployments =
+            watch_managed::<Deployment>(Api::all(client.clone()), &changed, &mut tasks);
+        let services = watch_managed::<Service>(Api::all(client.clone()), &changed, &mut tasks);
+        let bindings =
+            watch_managed::<ClusterRoleBinding>(Api::all(client.clone()), &changed, &mut tasks);
+        let role_bindings = watch_managed::<RoleBinding>(
+            Api::namespaced(client.clone(), MESH_CONFIG_NAMESPACE),
+            &changed,
+            &mut tasks,
+        );
         Controller {
             client,
             config,
@@ -148,6 +166,7 @@ impl Controller {
             deployments,
             services,
             bindings,
+            role_bindings,
             tasks,
             applied: HashMap::new(),
             issued: HashMap::new(),
@@ -166,13 +185,15 @@ impl Controller {
         let complete = listed
             && is_ready(&self.deployments)
             && is_ready(&self.services)
-            && is_ready(&self.bindings);
+            && is_ready(&self.bindings)
+            && is_ready(&self.role_bindings);
         let view = View {
             gateways,
             secrets,
             deployments: self.deployments.state(),
             services: self.services.state(),
             bindings: self.bindings.state(),
+            role_bindings: self.role_bindings.state(),
             complete,
         };
         let now = SystemTime::now();
@@ -257,6 +278,7 @@ impl Controller {
             "deployments" => present(&view.deployments, &d),
             "services" => present(&view.services, &d),
             "clusterrolebindings" => present(&view.bindings, &d),
+            "rolebindings" => present(&view.role_bindings, &d),
             _ => true,
         };
         if let Some((h, at)) = self.applied.get(&key) {
@@ -371,12 +393,8 @@ where
     matches!(store.wait_until_ready().now_or_never(), Some(Ok(())))
 }
 
-/// Watches the objects of `K` egret manages, cluster-wide.
-fn watch_managed<K>(
-    client: &Client,
-    changed: &Arc<Notify>,
-    tasks: &mut Vec<JoinHandle<()>>,
-) -> Store<K>
+/// Watches the objects of `K` egret manages, through `api`.
+fn watch_managed<K>(api: Api<K>, changed: &Arc<Notify>, tasks: &mut Vec<JoinHandle<()>>) -> Store<K>
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -386,7 +404,6 @@ where
         + Sync
         + 'static,
 {
-    let api: Api<K> = Api::all(client.clone());
     let writer = reflector::store::Writer::default();
     let store = writer.as_reader();
     let config = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));

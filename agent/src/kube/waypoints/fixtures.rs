@@ -20,6 +20,7 @@ pub fn template() -> WaypointTemplate {
         trust_domain: "cluster.local".into(),
         replicas: 2,
         cluster_role: "egret-waypoint".into(),
+        mesh_config_role: "egret-mesh-config".into(),
         log: "info".into(),
     }
 }

@@ -10,13 +10,14 @@ use std::time::SystemTime;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
 use kube::core::DynamicObject;
 use kube::ResourceExt;
 
 use super::identity::reissue_reason;
 use super::render::{
     objects, Desired, GatewayRef, WaypointTemplate, GATEWAY_NAMESPACE_LABEL, GATEWAY_NAME_LABEL,
+    MESH_CONFIG_NAMESPACE,
 };
 use super::status;
 use crate::config::kinds::gateway::WAYPOINT_CLASS;
@@ -35,6 +36,8 @@ pub struct View {
     pub services: Vec<Arc<Service>>,
     /// ClusterRoleBindings egret manages.
     pub bindings: Vec<Arc<ClusterRoleBinding>>,
+    /// RoleBindings egret manages in istiod's namespace.
+    pub role_bindings: Vec<Arc<RoleBinding>>,
     /// Every list above is complete (its watch has listed once). Nothing
     /// is deleted before: a Gateway not listed yet is not a deleted one.
     pub complete: bool,
@@ -143,8 +146,8 @@ fn waypoint_of(gw: &DynamicObject) -> Option<GatewayRef> {
 }
 
 /// Deletes for what egret made for Gateways that are no waypoints now.
-/// The API's garbage collector removes the namespaced objects of a deleted
-/// Gateway too; the binding is cluster-scoped and only egret removes it.
+/// The API's garbage collector removes the objects in a deleted Gateway's
+/// namespace too; the bindings live elsewhere and only egret removes them.
 fn leftovers(view: &View, waypoints: &HashSet<(String, String)>) -> Vec<Action> {
     let mut gone: Vec<(String, String)> = Vec::new();
     let deployments = view
@@ -184,8 +187,19 @@ fn leftovers(view: &View, waypoints: &HashSet<(String, String)>) -> Vec<Action> 
             });
         }
     }
-    for b in &view.bindings {
-        let labels = b.labels();
+    let cluster = view
+        .bindings
+        .iter()
+        .map(|b| ("clusterrolebindings", "", b.labels(), b.name_any()));
+    let mesh = view.role_bindings.iter().map(|b| {
+        (
+            "rolebindings",
+            MESH_CONFIG_NAMESPACE,
+            b.labels(),
+            b.name_any(),
+        )
+    });
+    for (resource, namespace, labels, name) in cluster.chain(mesh) {
         let key = (
             labels
                 .get(GATEWAY_NAMESPACE_LABEL)
@@ -195,9 +209,9 @@ fn leftovers(view: &View, waypoints: &HashSet<(String, String)>) -> Vec<Action> 
         );
         if !waypoints.contains(&key) {
             actions.push(Action::Delete {
-                resource: "clusterrolebindings",
-                namespace: String::new(),
-                name: b.name_any(),
+                resource,
+                namespace: namespace.to_string(),
+                name,
             });
         }
     }

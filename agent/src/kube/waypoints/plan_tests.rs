@@ -47,6 +47,7 @@ fn a_new_waypoint_gateway_gets_its_objects_identity_and_pending_status() {
         [
             "serviceaccounts",
             "clusterrolebindings",
+            "rolebindings",
             "services",
             "deployments",
             "poddisruptionbudgets"
@@ -111,10 +112,17 @@ fn objects_of_a_gateway_that_is_no_waypoint_are_deleted_once_lists_are_complete(
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "egret-waypoint"}
     }))
     .unwrap();
+    let role_binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "egret-waypoint:istio-egress:egress-waypoint", "namespace": "istio-system",
+                     "labels": {GATEWAY_NAME_LABEL: "egress-waypoint", GATEWAY_NAMESPACE_LABEL: "istio-egress", MANAGED_BY_LABEL: MANAGED_BY}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "egret-mesh-config"}
+    }))
+    .unwrap();
     let mut view = View {
         gateways: vec![gateway("istio")],
         deployments: vec![Arc::new(deployment)],
         bindings: vec![Arc::new(binding)],
+        role_bindings: vec![Arc::new(role_binding)],
         complete: false,
         ..View::default()
     };

@@ -2,14 +2,17 @@
 //! them: a ServiceAccount named after the Gateway (its SPIFFE identity, as
 //! Istio names waypoint accounts), a Deployment running `egret waypoint`
 //! with that identity's certificate from a Secret, a Service in front of
-//! it (HBONE on 15008), a PodDisruptionBudget, and a ClusterRoleBinding
-//! that lets the waypoint read the config kinds. Everything namespaced is
-//! owned by the Gateway, so deleting it removes them.
+//! it (HBONE on 15008), a PodDisruptionBudget, a ClusterRoleBinding that
+//! lets the waypoint read the config kinds and a RoleBinding that lets it
+//! read istiod's MeshConfig. What lives in the Gateway's namespace is owned
+//! by the Gateway, so deleting it removes them.
 
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
+
+pub use crate::config::kinds::config_map::MESH_CONFIG_NAMESPACE;
 
 /// Label naming the Gateway a pod or object belongs to (Gateway API's).
 pub const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
@@ -40,6 +43,8 @@ pub struct WaypointTemplate {
     pub replicas: i32,
     /// The ClusterRole that lets a waypoint read the config kinds.
     pub cluster_role: String,
+    /// The Role (in istiod's namespace) that lets it read the MeshConfig.
+    pub mesh_config_role: String,
     /// Log filter of the waypoint.
     pub log: String,
 }
@@ -61,7 +66,9 @@ impl GatewayRef {
         format!("{}-identity", self.name)
     }
 
-    /// The ClusterRoleBinding's name (cluster-scoped: namespace in it).
+    /// The name of its bindings: the ClusterRoleBinding (cluster-scoped)
+    /// and the RoleBinding in istiod's namespace (both name the Gateway's
+    /// namespace).
     pub fn binding(&self) -> String {
         format!("egret-waypoint:{}:{}", self.namespace, self.name)
     }
@@ -119,6 +126,12 @@ pub fn objects(gw: &GatewayRef, t: &WaypointTemplate) -> Vec<Desired> {
             json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": gw.metadata(&gw.name)}),
         ),
         desired("clusterrolebindings", "", &gw.binding(), binding(gw, t)),
+        desired(
+            "rolebindings",
+            MESH_CONFIG_NAMESPACE,
+            &gw.binding(),
+            mesh_config_binding(gw, t),
+        ),
         desired("services", &gw.namespace, &gw.name, service(gw)),
         desired("deployments", &gw.namespace, &gw.name, deployment(gw, t)),
         desired(
@@ -137,20 +150,39 @@ pub fn objects(gw: &GatewayRef, t: &WaypointTemplate) -> Vec<Desired> {
     ]
 }
 
+/// Metadata of a binding outside the Gateway's namespace: the Gateway
+/// cannot own it, so the controller deletes it itself, found by these labels.
+fn binding_metadata(gw: &GatewayRef, namespace: Option<&str>) -> Value {
+    let mut meta = json!({
+        "name": gw.binding(),
+        "labels": {
+            GATEWAY_NAME_LABEL: gw.name,
+            GATEWAY_NAMESPACE_LABEL: gw.namespace,
+            MANAGED_BY_LABEL: MANAGED_BY,
+        },
+    });
+    if let Some(ns) = namespace {
+        meta["namespace"] = json!(ns);
+    }
+    meta
+}
+
 fn binding(gw: &GatewayRef, t: &WaypointTemplate) -> Value {
-    // Cluster-scoped: a namespaced Gateway cannot own it; the controller
-    // deletes it itself, found by these labels.
     json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-        "metadata": {
-            "name": gw.binding(),
-            "labels": {
-                GATEWAY_NAME_LABEL: gw.name,
-                GATEWAY_NAMESPACE_LABEL: gw.namespace,
-                MANAGED_BY_LABEL: MANAGED_BY,
-            },
-        },
+        "metadata": binding_metadata(gw, None),
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": t.cluster_role},
+        "subjects": [{"kind": "ServiceAccount", "name": gw.name, "namespace": gw.namespace}],
+    })
+}
+
+/// The waypoint runs the same L7 rules as the agents, so it reads the same
+/// MeshConfig (path normalization, outbound policy).
+fn mesh_config_binding(gw: &GatewayRef, t: &WaypointTemplate) -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": binding_metadata(gw, Some(MESH_CONFIG_NAMESPACE)),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": t.mesh_config_role},
         "subjects": [{"kind": "ServiceAccount", "name": gw.name, "namespace": gw.namespace}],
     })
 }
@@ -343,5 +375,10 @@ mod tests {
         assert!(b.body["metadata"]["ownerReferences"].is_null());
         assert_eq!(b.body["subjects"][0]["name"], "egress-waypoint");
         assert_eq!(b.body["roleRef"]["name"], "egret-waypoint");
+        let r = all.iter().find(|d| d.resource == "rolebindings").unwrap();
+        assert_eq!(r.namespace, "istio-system");
+        assert_eq!(r.body["roleRef"]["kind"], "Role");
+        assert_eq!(r.body["roleRef"]["name"], "egret-mesh-config");
+        assert_eq!(r.body["subjects"][0]["namespace"], "istio-egress");
     }
 }
