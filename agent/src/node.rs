@@ -79,6 +79,8 @@ pub struct KubernetesSource {
     pub status_writer: StatusWriter,
     /// The host's `/proc` (pods' namespaces are found there).
     pub proc_root: PathBuf,
+    /// Cluster CA and waypoint Deployments.
+    pub cluster: Box<crate::kube::cluster::ClusterOptions>,
 }
 
 /// Runs the agent until SIGINT or SIGTERM, then removes everything it made.
@@ -104,24 +106,28 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     kernel
         .sync_registry_nets(&crate::kernel::registry::registry_nets(&cfg.mesh_networks))
         .context("filling REGISTRY_NETS")?;
-    let (snapshots, cluster) = match &cfg.source {
+    let (snapshots, cluster, identities) = match &cfg.source {
         ConfigSource::Folder => {
             let rx = crate::config::start(cfg.config_dir.clone(), cfg.state_dir.clone())
                 .await
                 .context("reading the config folder")?;
-            (rx, None)
+            let local = crate::waypoint::local_identities(&cfg.state_dir, &cfg.trust_domain)?;
+            (rx, None, local)
         }
         ConfigSource::Kubernetes(k) => {
-            let client = crate::kube::client::connect(k.kubeconfig.as_deref())
-                .await
-                .context("Kubernetes API client")?;
-            let rx = crate::kube::start(client.clone(), k.status_writer.clone()).await;
-            (rx, Some((client, k.clone())))
+            let c = crate::kube::cluster::join(
+                k.kubeconfig.as_deref(),
+                k.status_writer.clone(),
+                &k.cluster,
+                &cfg.trust_domain,
+            )
+            .await
+            .context("joining the Kubernetes cluster")?;
+            (c.snapshots, Some((c.client, k.clone())), c.identities)
         }
     };
     let resolver = Arc::new(Resolver::new(cfg.dns_upstreams.clone()).context("DNS resolver")?);
     let dns = DnsProxy::new(snapshots.clone(), cfg.dns_upstreams.clone());
-    let identities = crate::waypoint::local_identities(&cfg.state_dir, &cfg.trust_domain)?;
     let proxy = Arc::new(ProxyContext {
         snapshots: snapshots.clone(),
         resolver: Arc::new(UpstreamResolver(resolver)),

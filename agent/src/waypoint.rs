@@ -20,9 +20,23 @@ use crate::proxy::ProxyContext;
 pub const DEFAULT_HBONE_LISTEN: SocketAddr =
     SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), crate::hbone::HBONE_PORT);
 
+/// Where a standalone waypoint's config comes from.
+#[derive(Clone, Debug)]
+pub enum WaypointSource {
+    /// Manifests in `config_dir`.
+    Folder,
+    /// The cluster's API (read only: the elected node agent writes status).
+    Kubernetes {
+        /// A kubeconfig file; `None`: `$KUBECONFIG`, `~/.kube/config`, in-cluster.
+        kubeconfig: Option<PathBuf>,
+    },
+}
+
 /// Settings of one standalone waypoint.
 #[derive(Clone, Debug)]
 pub struct WaypointConfig {
+    /// Where the config comes from.
+    pub source: WaypointSource,
     /// Folder of manifests (its own: the state folder inside is not shared).
     pub config_dir: PathBuf,
     /// Private state (`<config>/.egret`).
@@ -58,9 +72,11 @@ fn identities(
 ) -> anyhow::Result<Arc<IdentityStore>> {
     let source = match files {
         Some(f) => CertSource::Files(f),
-        None => CertSource::LocalCa(Box::new(
-            LocalCa::load_or_create(ca_dir).context("loading the local CA")?,
-        )),
+        None => CertSource::Ca(
+            LocalCa::load_or_create(ca_dir)
+                .context("loading the local CA")?
+                .signer(),
+        ),
     };
     Ok(Arc::new(
         IdentityStore::new(trust_domain, source).context("loading certificates")?,
@@ -88,9 +104,23 @@ pub async fn run(cfg: WaypointConfig) -> anyhow::Result<()> {
         .with_context(|| format!("create state folder {}", cfg.state_dir.display()))?;
     // Not ready (503) until the config is loaded and HBONE is served.
     let admin = crate::admin::start(cfg.admin)?;
-    let snapshots = crate::config::start(cfg.config_dir.clone(), cfg.state_dir.clone())
-        .await
-        .context("reading the config folder")?;
+    let snapshots = match &cfg.source {
+        WaypointSource::Folder => {
+            crate::config::start(cfg.config_dir.clone(), cfg.state_dir.clone())
+                .await
+                .context("reading the config folder")?
+        }
+        WaypointSource::Kubernetes { kubeconfig } => {
+            let client = crate::kube::client::connect(kubeconfig.as_deref())
+                .await
+                .context("Kubernetes API client")?;
+            let options = crate::kube::SourceOptions {
+                writer: crate::kube::StatusWriter::Never,
+                waypoints: crate::kube::WaypointMode::Local,
+            };
+            crate::kube::start(client, options).await
+        }
+    };
     let ca_dir = cfg
         .ca_dir
         .clone()

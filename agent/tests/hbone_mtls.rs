@@ -18,7 +18,7 @@ fn id(td: &str, ns: &str, sa: &str) -> Identity {
 
 fn store(dir: &std::path::Path, td: &str) -> Arc<IdentityStore> {
     let ca = LocalCa::load_or_create(dir).unwrap();
-    Arc::new(IdentityStore::new(td, CertSource::LocalCa(Box::new(ca))).unwrap())
+    Arc::new(IdentityStore::new(td, CertSource::Ca(ca.signer())).unwrap())
 }
 
 fn waypoint() -> Identity {
@@ -135,6 +135,7 @@ async fn expired_client_certificate_is_refused() {
     let day = Duration::from_secs(86400);
     let now = SystemTime::now();
     let expired = ca
+        .signer()
         .issue_between(&workload(), now - 2 * day, now - day)
         .unwrap();
     let client = client_with(&store, &expired, vec![waypoint()]);

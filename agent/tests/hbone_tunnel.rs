@@ -25,6 +25,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+#[path = "support/log_capture.rs"]
+mod log_capture;
+
 const TCP_VIP: &str = "240.240.0.9";
 const HTTP_VIP: &str = "240.240.0.10";
 const DEAD_VIP: &str = "240.240.0.11";
@@ -178,8 +181,7 @@ struct Setup {
 async fn setup(authorizer: Option<Arc<dyn AuthorizeTunnel>>) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let ca = LocalCa::load_or_create(dir.path()).unwrap();
-    let store =
-        Arc::new(IdentityStore::new("cluster.local", CertSource::LocalCa(Box::new(ca))).unwrap());
+    let store = Arc::new(IdentityStore::new("cluster.local", CertSource::Ca(ca.signer())).unwrap());
     let dead = dead_port().await;
     let snap = snapshot(vec![
         service(
@@ -321,6 +323,15 @@ async fn rbac_deny_is_401() {
 
 /// Raw h2 over the client's TLS: requests the client itself never sends.
 async fn raw(s: &Setup, req: http::Request<()>) -> u16 {
+    raw_stream(s, req).await.0
+}
+
+/// Like [`raw`], and keeps the stream open: (status, request body sender,
+/// response body).
+async fn raw_stream(
+    s: &Setup,
+    req: http::Request<()>,
+) -> (u16, h2::SendStream<bytes::Bytes>, h2::RecvStream) {
     let store = s.client_store();
     let config = egret::identity::client_config(
         &store,
@@ -338,13 +349,9 @@ async fn raw(s: &Setup, req: http::Request<()>) -> u16 {
         .unwrap();
     let (mut sender, conn) = h2::client::handshake(tls).await.unwrap();
     tokio::spawn(conn);
-    let (resp, _send) = sender.send_request(req, false).unwrap();
-    tokio::time::timeout(LIMIT, resp)
-        .await
-        .unwrap()
-        .unwrap()
-        .status()
-        .as_u16()
+    let (resp, send) = sender.send_request(req, false).unwrap();
+    let resp = tokio::time::timeout(LIMIT, resp).await.unwrap().unwrap();
+    (resp.status().as_u16(), send, resp.into_body())
 }
 
 impl Setup {
@@ -373,4 +380,49 @@ async fn bad_authority_is_400() {
         .body(())
         .unwrap();
     assert_eq!(raw(&s, req).await, 400);
+}
+
+#[tokio::test]
+async fn ztunnel_baggage_names_the_deployment_as_the_source_workload() {
+    log_capture::logs();
+    let s = setup(None).await;
+    // As ztunnel sends it for a pod of Deployment productpage-v1.
+    let src = "127.0.0.1:40123";
+    let req = http::Request::builder()
+        .method("CONNECT")
+        .uri(format!("{TCP_VIP}:80"))
+        .header("forwarded", format!("for=\"{src}\""))
+        .header(
+            "baggage",
+            "k8s.cluster.name=Kubernetes,k8s.namespace.name=bookinfo,k8s.deployment.name=productpage-v1,service.name=productpage,service.version=v1",
+        )
+        .body(())
+        .unwrap();
+    let (status, mut send, mut body) = raw_stream(&s, req).await;
+    assert_eq!(status, 200);
+    send.send_data(bytes::Bytes::from_static(b"hi"), true)
+        .unwrap();
+    let echoed = tokio::time::timeout(LIMIT, body.data())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echoed[..], b"hi");
+    drop((send, body));
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let line = loop {
+        let lines = log_capture::lines_for(src.parse().unwrap());
+        if let Some(l) = lines
+            .into_iter()
+            .find(|l| l.contains("connection complete"))
+        {
+            break l;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no access log line for {src}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(line.contains("src.workload=\"productpage-v1\""), "{line}");
 }

@@ -75,6 +75,8 @@ struct Agent {
     child: Child,
     log: PathBuf,
     config_dir: PathBuf,
+    /// The node's namespace: the control socket serves callers there only.
+    netns: String,
 }
 
 impl Agent {
@@ -94,6 +96,8 @@ impl Agent {
                 "node-a",
                 "--status-writer",
                 "always",
+                "--waypoint-image",
+                "egret:test",
                 "--dns-upstream",
                 "127.0.0.1",
                 "--log",
@@ -107,11 +111,14 @@ impl Agent {
             child,
             log,
             config_dir: config_dir.to_path_buf(),
+            netns: node.0.clone(),
         }
     }
 
     fn egret(&self, args: &[&str]) -> std::process::Output {
-        Command::new(EGRET)
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.netns))
+            .arg(EGRET)
             .arg("--config-dir")
             .arg(&self.config_dir)
             .args(args)

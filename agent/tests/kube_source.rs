@@ -5,45 +5,25 @@
 //! resourceVersion asked for), the Lease, and status PATCHes, which it
 //! records. Nothing leaves loopback.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use egret::config::snapshot::{Snapshot, WaypointBinding};
 use egret::kube::lease::LeaseConfig;
-use egret::kube::StatusWriter;
+use egret::kube::{SourceOptions, StatusWriter, WaypointMode};
 use serde_json::json;
-use tokio::sync::watch;
 
+#[path = "support/eventually.rs"]
+mod eventually;
 #[path = "support/fake_api.rs"]
 mod fake_api;
 
+use eventually::{snapshot_where, until, TIMEOUT};
 use fake_api::{kubeconfig, kubeconfig_tls, serve_tls_on, start_server, Fake, Patch};
 
 const WALKTHROUGH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../deploy/examples/walkthrough"
 );
-const TIMEOUT: Duration = Duration::from_secs(15);
-
-/// Waits until a published snapshot satisfies `ok`.
-async fn snapshot_where(
-    rx: &mut watch::Receiver<Arc<Snapshot>>,
-    what: &str,
-    ok: impl Fn(&Snapshot) -> bool,
-) -> Arc<Snapshot> {
-    let wait = async {
-        loop {
-            let s = rx.borrow_and_update().clone();
-            if ok(&s) {
-                return s;
-            }
-            rx.changed().await.expect("the source is running");
-        }
-    };
-    tokio::time::timeout(TIMEOUT, wait)
-        .await
-        .unwrap_or_else(|_| panic!("no snapshot with {what}: last {:?}", rx.borrow().services))
-}
 
 async fn patch_where(fake: &Fake, what: &str, ok: impl Fn(&Patch) -> bool) -> Patch {
     let wait = async {
@@ -57,6 +37,14 @@ async fn patch_where(fake: &Fake, what: &str, ok: impl Fn(&Patch) -> bool) -> Pa
     tokio::time::timeout(TIMEOUT, wait)
         .await
         .unwrap_or_else(|_| panic!("no status patch {what}: got {:#?}", fake.patches()))
+}
+
+/// Waypoints served by this process, as before waypoint Deployments.
+fn local(writer: StatusWriter) -> SourceOptions {
+    SourceOptions {
+        writer,
+        waypoints: WaypointMode::Local,
+    }
 }
 
 fn walkthrough(file: &str) -> String {
@@ -96,7 +84,7 @@ async fn walkthrough_through_the_api() {
         identity: "node-a".into(),
         duration: Duration::from_secs(15),
     });
-    let mut rx = egret::kube::start(client, writer).await;
+    let mut rx = egret::kube::start(client, local(writer)).await;
 
     // The Lease is taken, addresses handed out, the waypoint bound.
     let s = snapshot_where(&mut rx, "httpbin.org's walkthrough addresses", |s| {
@@ -107,7 +95,9 @@ async fn walkthrough_through_the_api() {
     let svc = s.services.iter().find(|x| x.host == "httpbin.org").unwrap();
     assert!(matches!(&svc.waypoint, WaypointBinding::Bound(r) if r.name == "egress-waypoint"));
     assert_eq!(svc.ports[0].number, 80);
-    let lease = fake.lock().lease.clone().expect("a Lease was created");
+    let lease = fake
+        .get("leases", "egret-system", "egret-status-writer")
+        .expect("a Lease was created");
     assert_eq!(lease["spec"]["holderIdentity"], "node-a");
 
     // Status as `kubectl get serviceentry httpbin.org -o yaml` shows it.
@@ -193,7 +183,7 @@ async fn api_over_tls_with_the_kubeconfig_ca() {
     let client = egret::kube::client::connect(Some(&kubeconfig_tls(tmp.path(), addr, &ca)))
         .await
         .unwrap();
-    let mut rx = egret::kube::start(client, StatusWriter::Never).await;
+    let mut rx = egret::kube::start(client, local(StatusWriter::Never)).await;
     snapshot_where(&mut rx, "bookinfo ambient", |s| s.is_ambient("bookinfo")).await;
     assert!(fake
         .lock()
@@ -205,4 +195,141 @@ async fn api_over_tls_with_the_kubeconfig_ca() {
         !auth.is_empty() && auth.iter().all(|a| a == "Bearer test-token"),
         "{auth:?}"
     );
+}
+
+fn list_requests(fake: &Fake, path: &str) -> usize {
+    let prefix = format!("GET {path}?");
+    fake.lock()
+        .requests
+        .iter()
+        .filter(|r| r.starts_with(&prefix) && !r.contains("watch=true"))
+        .count()
+}
+
+fn namespace(name: &str, mode: &str) -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "Namespace",
+           "metadata": {"name": name, "labels": {"istio.io/dataplane-mode": mode}}})
+}
+
+/// A watch that resumes from a resourceVersion the server has compacted
+/// away gets 410 Gone: the source lists again and misses nothing. With a
+/// bookmark first, it resumes from the bookmark and needs no list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_resume_after_bookmarks_and_relist_after_410_gone() {
+    let fake = Fake::new();
+    fake.apply(namespace("bookinfo", "ambient"));
+    let addr = start_server(fake.clone()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let client = egret::kube::client::connect(Some(&kubeconfig(tmp.path(), addr)))
+        .await
+        .unwrap();
+    let mut rx = egret::kube::start(client, local(StatusWriter::Never)).await;
+    snapshot_where(&mut rx, "bookinfo ambient", |s| s.is_ambient("bookinfo")).await;
+    let namespaces = "/api/v1/namespaces";
+    assert_eq!(list_requests(&fake, namespaces), 1);
+
+    // Bookmark, compaction, server restart: every watch resumes from the
+    // bookmark's version, which is still served.
+    fake.apply_yaml(&walkthrough("step3-serviceentry.yaml"));
+    fake.bookmark();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    fake.compact();
+    fake.close_watches();
+    fake.apply(namespace("reviews", "ambient"));
+    snapshot_where(&mut rx, "reviews ambient", |s| s.is_ambient("reviews")).await;
+    assert_eq!(
+        list_requests(&fake, namespaces),
+        1,
+        "resumed without a list"
+    );
+    let gone = fake.lock().requests.len();
+
+    // No bookmark this time: the namespace watch last saw an older version
+    // than the compaction, gets 410 and lists again.
+    fake.apply_yaml(&walkthrough("step2-gateway.yaml"));
+    fake.compact();
+    fake.close_watches();
+    fake.apply(namespace("bookinfo", "none"));
+    snapshot_where(&mut rx, "bookinfo no longer ambient", |s| {
+        !s.is_ambient("bookinfo") && s.is_ambient("reviews")
+    })
+    .await;
+    until("a new list of namespaces", || {
+        list_requests(&fake, namespaces) == 2
+    })
+    .await;
+    assert!(fake.lock().requests.len() > gone);
+}
+
+/// Two agents, one Lease: one holds it (the other's write conflicts), and
+/// only once it stops renewing does the other take it over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_lease_holder_and_takeover_after_expiry() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let fake = Fake::new();
+    fake.apply(namespace("bookinfo", "ambient"));
+    let addr = start_server(fake.clone()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(tmp.path(), addr);
+    let writer = |id: &str| {
+        StatusWriter::Lease(LeaseConfig {
+            namespace: "egret-system".into(),
+            name: "egret-status-writer".into(),
+            identity: id.into(),
+            duration: Duration::from_secs(2),
+        })
+    };
+    let holder = || {
+        fake.get("leases", "egret-system", "egret-status-writer")
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
+    };
+    let a = egret::kube::start(
+        egret::kube::client::connect(Some(&kc)).await.unwrap(),
+        local(writer("node-a")),
+    )
+    .await;
+    until("node-a holding the lease", || {
+        holder().as_deref() == Some("node-a")
+    })
+    .await;
+    let b = egret::kube::start(
+        egret::kube::client::connect(Some(&kc)).await.unwrap(),
+        local(writer("node-b")),
+    )
+    .await;
+    // node-b follows while node-a renews (every 2/3 s).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(holder().as_deref(), Some("node-a"));
+
+    // A writer holding an old resourceVersion is refused.
+    let client = egret::kube::client::connect(Some(&kc)).await.unwrap();
+    let leases: kube::Api<Lease> = kube::Api::namespaced(client, "egret-system");
+    let mut stale = leases.get("egret-status-writer").await.unwrap();
+    until("a renewal", || {
+        fake.get("leases", "egret-system", "egret-status-writer")
+            .unwrap()["metadata"]["resourceVersion"]
+            != stale.metadata.resource_version.clone().unwrap().as_str()
+    })
+    .await;
+    stale.spec.as_mut().unwrap().holder_identity = Some("intruder".into());
+    let err = leases
+        .replace("egret-status-writer", &Default::default(), &stale)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 409),
+        "{err}"
+    );
+
+    // node-a stops: its lease runs out and node-b takes it over.
+    drop(a);
+    until("node-b holding the lease", || {
+        holder().as_deref() == Some("node-b")
+    })
+    .await;
+    let lease = fake
+        .get("leases", "egret-system", "egret-status-writer")
+        .unwrap();
+    assert_eq!(lease["spec"]["leaseTransitions"], 1);
+    drop(b);
 }

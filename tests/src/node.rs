@@ -31,6 +31,9 @@ pub struct NodeOptions {
     pub tls_httpbins: Vec<TlsHttpbin>,
     /// `--ca-roots` files the agent trusts besides the system roots.
     pub ca_roots: Vec<PathBuf>,
+    /// Leave the agent to the test ([`Node::start_agent_with`]), e.g. to
+    /// start it in Kubernetes mode once a fake API server listens.
+    pub defer_agent: bool,
 }
 
 /// An httpbin serving HTTPS on `EXTERNAL_ADDR:port`.
@@ -189,7 +192,9 @@ impl Node {
         for t in &opts.tls_httpbins {
             node.wait_tls_httpbin(t.port)?;
         }
-        node.start_agent()?;
+        if !opts.defer_agent {
+            node.start_agent()?;
+        }
         Ok(node)
     }
 

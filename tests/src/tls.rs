@@ -57,6 +57,11 @@ impl TestCa {
         self.cert.pem()
     }
 
+    /// The CA's private key, PEM.
+    pub fn key_pem(&self) -> String {
+        self.key.serialize_pem()
+    }
+
     /// A server certificate for `names` (DNS names or IPs), files `<label>.pem`/`<label>-key.pem`.
     pub fn server(&self, label: &str, names: &[&str]) -> anyhow::Result<LeafFiles> {
         self.leaf(label, names, ExtendedKeyUsagePurpose::ServerAuth)

@@ -36,6 +36,36 @@ impl WaypointNode {
     /// a config folder of its own, and starts `egret waypoint --name NAME`
     /// with `extra` arguments; waits until it listens on 15008.
     pub fn start(node: &Node, manifests: &str, name: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        let mut wp = Self::linked(node)?;
+        std::fs::write(wp.config.path().join("mesh.yaml"), manifests)?;
+        let ca_dir = node.config_dir().join(".egret").join("ca");
+        let mut args: Vec<String> = vec![
+            "--config-dir".into(),
+            wp.config.path().display().to_string(),
+        ];
+        args.extend(
+            [
+                "waypoint",
+                "--name",
+                name,
+                "--listen",
+                &format!("{WAYPOINT_ADDR}:15008"),
+                "--dns-upstream",
+                NODE_ADDR,
+                "--log",
+                "info,egret=debug",
+                "--ca-dir",
+                &ca_dir.display().to_string(),
+            ]
+            .map(String::from),
+        );
+        args.extend(extra.iter().map(|a| a.to_string()));
+        wp.launch(&args)?;
+        Ok(wp)
+    }
+
+    /// The namespace and its link beside `node`, nothing running yet.
+    pub fn linked(node: &Node) -> anyhow::Result<Self> {
         let ns = format!(
             "egw{}x{}",
             std::process::id(),
@@ -109,35 +139,56 @@ impl WaypointNode {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        std::fs::write(wp.config.path().join("mesh.yaml"), manifests)?;
-        let ca_dir = node.config_dir().join(".egret").join("ca");
-        let mut cmd = in_netns(&ns, &egret().to_string_lossy());
-        cmd.arg("--config-dir")
-            .arg(wp.config.path())
-            .args(["waypoint", "--name", name, "--listen"])
-            .arg(format!("{WAYPOINT_ADDR}:15008"))
-            .args([
-                "--dns-upstream",
-                NODE_ADDR,
-                "--log",
-                "info,egret=debug",
-                "--ca-dir",
-            ])
-            .arg(&ca_dir)
-            .args(extra);
-        let mut process = Background::spawn("egret waypoint", cmd, &wp.log)?;
+        Ok(wp)
+    }
+
+    /// Gives this node `ip` too and routes it here from `node`: what
+    /// kube-proxy does for a Service's cluster IP, minus the translation.
+    pub fn add_address(&self, node: &Node, ip: &str) -> anyhow::Result<()> {
+        must(
+            "ip",
+            &[
+                "-n",
+                &self.ns,
+                "addr",
+                "add",
+                &format!("{ip}/32"),
+                "dev",
+                "eth0",
+            ],
+        )?;
+        must(
+            "ip",
+            &[
+                "-n",
+                &node.node_ns,
+                "route",
+                "add",
+                &format!("{ip}/32"),
+                "via",
+                WAYPOINT_ADDR,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Starts `egret ARGS` here and waits until it listens for HBONE.
+    pub fn launch(&mut self, args: &[String]) -> anyhow::Result<()> {
+        let mut cmd = in_netns(&self.ns, &egret().to_string_lossy());
+        cmd.args(args);
+        let mut process = Background::spawn("egret waypoint", cmd, &self.log)?;
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             process
                 .check_running()
-                .map_err(|e| anyhow::anyhow!("{e}; waypoint log:\n{}", wp.log()))?;
-            if wp.log().contains("HBONE listening") {
-                wp.process = Some(process);
-                return Ok(wp);
+                .map_err(|e| anyhow::anyhow!("{e}; waypoint log:\n{}", self.log()))?;
+            if self.log().contains("HBONE listening") {
+                self.process = Some(process);
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        bail!("waypoint not listening within 20 s; log:\n{}", wp.log())
+        bail!("waypoint not listening within 20 s; log:\n{}", self.log())
     }
 
     /// The waypoint's log so far.

@@ -63,3 +63,17 @@ pub fn status_code(
     )?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// A curl that prints the status code on a last line of its own.
+pub const CURL_WITH_STATUS: &[&str] = &["curl", "-sv", "-m", "10", "-w", "\n%{http_code}"];
+
+/// (status, body, curl's stderr) of a [`CURL_WITH_STATUS`] run.
+pub fn curl_result(out: &std::process::Output) -> (u16, String, String) {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
+    (
+        code.trim().parse().unwrap_or(0),
+        body.to_string(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

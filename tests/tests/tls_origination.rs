@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use egret_e2e::manifests::{SERVICE_ENTRY, TLS_ORIGINATION};
 use egret_e2e::node::EXTERNAL_ADDR;
 use egret_e2e::tls::{LeafFiles, TestCa};
-use egret_e2e::walkthrough::{mesh_with_waypoint, WORKLOAD_NS, WORKLOAD_SA};
+use egret_e2e::walkthrough::{
+    curl_result, mesh_with_waypoint, CURL_WITH_STATUS, WORKLOAD_NS, WORKLOAD_SA,
+};
 use egret_e2e::{Node, NodeOptions, TlsHttpbin};
 
 /// The TLS httpbin that wants a client certificate.
@@ -16,18 +18,9 @@ const MUTUAL_PORT: u16 = 8443;
 
 /// `curl http://URL` from the workload: (status, body, curl's stderr).
 fn curl(node: &Node, url: &str) -> anyhow::Result<(u16, String, String)> {
-    let out = node.exec(
-        WORKLOAD_NS,
-        WORKLOAD_SA,
-        &["curl", "-sv", "-m", "10", "-w", "\n%{http_code}", url],
-    )?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
-    Ok((
-        code.trim().parse().unwrap_or(0),
-        body.to_string(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
+    let mut cmd = CURL_WITH_STATUS.to_vec();
+    cmd.push(url);
+    Ok(curl_result(&node.exec(WORKLOAD_NS, WORKLOAD_SA, &cmd)?))
 }
 
 /// Curls until the status is `status` and the body contains `needle`

@@ -36,7 +36,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the node agent: eBPF capture, DNS proxy and waypoint.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Run a command as a mesh workload of a namespace and service account.
     Exec(exec::ExecArgs),
     /// Create or update objects from a file, a folder, or stdin (-).
@@ -52,7 +52,7 @@ pub enum Command {
     /// What the running agent has in force: config, kernel maps, workloads.
     Status(status::StatusArgs),
     /// Run a standalone waypoint: HBONE server and L7 pipeline, no eBPF.
-    Waypoint(waypoint::WaypointArgs),
+    Waypoint(Box<waypoint::WaypointArgs>),
     /// Watch the kernel's verdicts live: denied connects (and redirects).
     Monitor(monitor::MonitorArgs),
     /// Remove everything an agent left behind: pinned kernel programs and
@@ -71,7 +71,7 @@ pub fn main() -> ExitCode {
     let config_dir = cli.config_dir;
     let state = state_dir(&config_dir);
     let result = match cli.command {
-        Command::Run(a) => run::run(&config_dir, &state, a).map(|()| ExitCode::SUCCESS),
+        Command::Run(a) => run::run(&config_dir, &state, *a).map(|()| ExitCode::SUCCESS),
         Command::Exec(a) => exec::run(&config_dir, &state, a),
         Command::Apply(a) => apply::run(&config_dir, a).map(|()| ExitCode::SUCCESS),
         Command::Get(a) => get::run(&config_dir, a).map(|()| ExitCode::SUCCESS),
@@ -79,7 +79,7 @@ pub fn main() -> ExitCode {
         Command::Create(a) => create::run(&config_dir, a).map(|()| ExitCode::SUCCESS),
         Command::Label(a) => label::run(&config_dir, a).map(|()| ExitCode::SUCCESS),
         Command::Status(a) => status::run(&config_dir, &state, a).map(|()| ExitCode::SUCCESS),
-        Command::Waypoint(a) => waypoint::run(&config_dir, &state, a).map(|()| ExitCode::SUCCESS),
+        Command::Waypoint(a) => waypoint::run(&config_dir, &state, *a).map(|()| ExitCode::SUCCESS),
         Command::Monitor(a) => monitor::run(&config_dir, &state, a).map(|()| ExitCode::SUCCESS),
         Command::Cleanup(a) => cleanup::run(&config_dir, &state, a).map(|()| ExitCode::SUCCESS),
     };

@@ -6,7 +6,10 @@ use std::path::Path;
 use anyhow::Context;
 use ipnet::Ipv4Net;
 
+use crate::kube::cluster::ClusterOptions;
+use crate::kube::cluster_ca::{CaSecrets, SecretRef};
 use crate::kube::lease::LeaseConfig;
+use crate::kube::waypoints::WaypointTemplate;
 use crate::kube::StatusWriter;
 use crate::logging::LogFormat;
 use crate::node::{run as run_node, ConfigSource, KubernetesSource, NodeConfig};
@@ -76,6 +79,53 @@ pub struct RunArgs {
     /// are found; the DaemonSet mounts it at /host/proc).
     #[arg(long, default_value = "/proc", env = "EGRET_PROC_ROOT")]
     pub proc_root: std::path::PathBuf,
+    /// Kubernetes mode: where waypoints run. `deployment`: each waypoint
+    /// Gateway gets its own Deployment and Service (made by the elected
+    /// agent) and node agents tunnel to it; `node`: every node agent serves
+    /// them itself.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "deployment",
+        env = "EGRET_WAYPOINTS"
+    )]
+    pub waypoints: WaypointsArg,
+    /// Kubernetes mode: the image waypoint Deployments run (egret's own).
+    #[arg(long, env = "EGRET_WAYPOINT_IMAGE")]
+    pub waypoint_image: Option<String>,
+    /// Kubernetes mode: the waypoint Deployments' `imagePullPolicy`.
+    #[arg(
+        long,
+        default_value = "IfNotPresent",
+        env = "EGRET_WAYPOINT_IMAGE_PULL_POLICY"
+    )]
+    pub waypoint_image_pull_policy: String,
+    /// Kubernetes mode: replicas of each waypoint Deployment.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..))]
+    pub waypoint_replicas: i32,
+    /// Kubernetes mode: the ClusterRole that lets waypoints read the config.
+    #[arg(
+        long,
+        default_value = "egret-waypoint",
+        env = "EGRET_WAYPOINT_CLUSTER_ROLE"
+    )]
+    pub waypoint_cluster_role: String,
+    /// Kubernetes mode: the Role in istiod's namespace that lets waypoints
+    /// read its MeshConfig.
+    #[arg(
+        long,
+        default_value = "egret-mesh-config",
+        env = "EGRET_WAYPOINT_MESH_CONFIG_ROLE"
+    )]
+    pub waypoint_mesh_config_role: String,
+    /// Kubernetes mode: Istio's plug-in CA Secret (`NAMESPACE/NAME`), used
+    /// when it exists. Default: `cacerts` in the Lease's namespace.
+    #[arg(long, env = "EGRET_CA_SECRET")]
+    pub ca_secret: Option<SecretRef>,
+    /// Kubernetes mode: egret's own cluster CA Secret, created when no
+    /// plug-in CA exists. Default: `egret-ca` in the Lease's namespace.
+    #[arg(long, env = "EGRET_OWN_CA_SECRET")]
+    pub own_ca_secret: Option<SecretRef>,
     /// Admin endpoint: `/metrics`, `/healthz/ready`, `/config_dump`. Bound
     /// in the agent's own network namespace, out of workloads' reach.
     #[arg(long, default_value_t = crate::admin::DEFAULT_ADMIN_LISTEN, env = "EGRET_ADMIN")]
@@ -101,6 +151,13 @@ pub struct RunArgs {
 pub enum Source {
     Folder,
     Kubernetes,
+}
+
+/// `--waypoints`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum WaypointsArg {
+    Deployment,
+    Node,
 }
 
 /// `--status-writer`.
@@ -134,11 +191,38 @@ fn config_source(args: &RunArgs) -> anyhow::Result<ConfigSource> {
             duration: LEASE_DURATION,
         }),
     };
+    let secret = |given: &Option<SecretRef>, name: &str| {
+        given.clone().unwrap_or_else(|| SecretRef {
+            namespace: args.lease_namespace.clone(),
+            name: name.into(),
+        })
+    };
+    let waypoints = match args.waypoints {
+        WaypointsArg::Node => None,
+        WaypointsArg::Deployment => Some(WaypointTemplate {
+            image: args.waypoint_image.clone().filter(|i| !i.is_empty()).context(
+                "waypoint Deployments need --waypoint-image (or EGRET_WAYPOINT_IMAGE); or pass --waypoints=node",
+            )?,
+            pull_policy: args.waypoint_image_pull_policy.clone(),
+            trust_domain: args.trust_domain.clone(),
+            replicas: args.waypoint_replicas,
+            cluster_role: args.waypoint_cluster_role.clone(),
+            mesh_config_role: args.waypoint_mesh_config_role.clone(),
+            log: args.log.clone(),
+        }),
+    };
     Ok(ConfigSource::Kubernetes(KubernetesSource {
         kubeconfig: args.kubeconfig.clone(),
         node_name,
         status_writer,
         proc_root: args.proc_root.clone(),
+        cluster: Box::new(ClusterOptions {
+            ca: CaSecrets {
+                plugin: secret(&args.ca_secret, "cacerts"),
+                own: secret(&args.own_ca_secret, "egret-ca"),
+            },
+            waypoints,
+        }),
     }))
 }
 
@@ -157,13 +241,7 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
     };
     let _log = crate::logging::init(format, &args.log)?.flush_on_drop();
     let source = config_source(&args)?;
-    if !args.ca_roots.is_empty() {
-        let count = crate::proxy::tls::install_extra_roots(&args.ca_roots)?;
-        tracing::info!(
-            certificates = count,
-            "extra CA roots trusted for TLS origination"
-        );
-    }
+    trust_extra_roots(&args.ca_roots)?;
     let mesh_networks = mesh_networks(&args, &source);
     let dns_upstreams = if args.dns_upstream.is_empty() {
         crate::dns::system_upstreams()
@@ -203,6 +281,18 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
         .block_on(run_node(cfg))
 }
 
+/// Trusts `--ca-roots` files for TLS origination, besides the system roots.
+pub(super) fn trust_extra_roots(paths: &[std::path::PathBuf]) -> anyhow::Result<()> {
+    if !paths.is_empty() {
+        let count = crate::proxy::tls::install_extra_roots(paths)?;
+        tracing::info!(
+            certificates = count,
+            "extra CA roots trusted for TLS origination"
+        );
+    }
+    Ok(())
+}
+
 /// `--mesh-network`, or the mode's default.
 fn mesh_networks(args: &RunArgs, source: &ConfigSource) -> Vec<ipnet::IpNet> {
     if !args.mesh_networks.is_empty() {
@@ -237,7 +327,7 @@ mod tests {
         let mut argv = vec!["egret", "run"];
         argv.extend_from_slice(args);
         match crate::cli::Cli::try_parse_from(argv).unwrap().command {
-            crate::cli::Command::Run(a) => a,
+            crate::cli::Command::Run(a) => *a,
             other => panic!("not run: {other:?}"),
         }
     }
@@ -250,6 +340,8 @@ mod tests {
         ));
         let err = config_source(&run_args(&["--kubernetes"])).unwrap_err();
         assert!(err.to_string().contains("--node-name"), "{err}");
+        let err = config_source(&run_args(&["--kubernetes", "--node-name", "n"])).unwrap_err();
+        assert!(err.to_string().contains("--waypoint-image"), "{err}");
         let ConfigSource::Kubernetes(k) = config_source(&run_args(&[
             "--source",
             "kubernetes",
@@ -257,6 +349,8 @@ mod tests {
             "node-a",
             "--lease-namespace",
             "egret",
+            "--waypoint-image",
+            "registry.example/egret:1",
         ]))
         .unwrap() else {
             panic!("not Kubernetes mode")
@@ -269,16 +363,30 @@ mod tests {
             (lease.namespace.as_str(), lease.identity.as_str()),
             ("egret", "node-a")
         );
+        assert_eq!(k.cluster.ca.plugin.to_string(), "egret/cacerts");
+        assert_eq!(k.cluster.ca.own.to_string(), "egret/egret-ca");
+        let t = k
+            .cluster
+            .waypoints
+            .expect("waypoints run as Deployments by default");
+        assert_eq!(
+            (t.image.as_str(), t.replicas),
+            ("registry.example/egret:1", 2)
+        );
         let ConfigSource::Kubernetes(k) = config_source(&run_args(&[
             "--kubernetes",
             "--node-name=n",
             "--status-writer=always",
             "--proc-root=/host/proc",
+            "--waypoints=node",
+            "--ca-secret=istio-system/cacerts",
         ]))
         .unwrap() else {
             panic!("not Kubernetes mode")
         };
         assert!(matches!(k.status_writer, StatusWriter::Always));
+        assert!(k.cluster.waypoints.is_none());
+        assert_eq!(k.cluster.ca.plugin.to_string(), "istio-system/cacerts");
         assert_eq!(k.proc_root, std::path::Path::new("/host/proc"));
     }
 

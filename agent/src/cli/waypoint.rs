@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use crate::config::snapshot::WaypointRef;
 use crate::identity::CertFiles;
 use crate::logging::LogFormat;
-use crate::waypoint::{run as run_waypoint, WaypointConfig, DEFAULT_HBONE_LISTEN};
+use crate::waypoint::{run as run_waypoint, WaypointConfig, WaypointSource, DEFAULT_HBONE_LISTEN};
 
 /// Arguments of `egret waypoint`.
 #[derive(Debug, clap::Args)]
@@ -42,6 +42,19 @@ pub struct WaypointArgs {
     /// `<config>/.egret/ca`). Default: `<config>/.egret/ca`.
     #[arg(long, conflicts_with = "cert_chain")]
     pub ca_dir: Option<PathBuf>,
+    /// PEM file of CA certificates trusted for TLS origination in addition
+    /// to the system roots, when a DestinationRule names no
+    /// `caCertificates` (repeatable; comma-separated in the env variable).
+    #[arg(long = "ca-roots", env = "EGRET_CA_ROOTS", value_delimiter = ',')]
+    pub ca_roots: Vec<PathBuf>,
+    /// Take the config from the Kubernetes API (as the waypoint
+    /// Deployment egret makes for a Gateway runs) instead of the folder.
+    #[arg(long)]
+    pub kubernetes: bool,
+    /// With --kubernetes: kubeconfig file. Default: $KUBECONFIG,
+    /// ~/.kube/config, then the pod's service account.
+    #[arg(long, requires = "kubernetes")]
+    pub kubeconfig: Option<PathBuf>,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: super::run::Format,
@@ -55,15 +68,11 @@ pub struct WaypointArgs {
 
 /// `NAMESPACE/NAME`.
 fn parse_ref(text: &str) -> Result<WaypointRef, String> {
-    match text.split_once('/') {
-        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
-            Ok(WaypointRef {
-                namespace: ns.to_string(),
-                name: name.to_string(),
-            })
-        }
-        _ => Err(format!("`{text}` is not NAMESPACE/NAME")),
-    }
+    let (namespace, name) = crate::config::object::split_namespaced(text)?;
+    Ok(WaypointRef {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    })
 }
 
 /// `1.2.3.4`, `1.2.3.4:5353`, `::1` or `[::1]:53` (as `egret run` takes them).
@@ -83,6 +92,7 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: WaypointArgs) -> anyhow::R
         super::run::Format::Json => LogFormat::Json,
     };
     let _log = crate::logging::init(format, &args.log)?.flush_on_drop();
+    super::run::trust_extra_roots(&args.ca_roots)?;
     let dns_upstreams = if args.dns_upstream.is_empty() {
         crate::dns::system_upstreams()
             .context("reading the host's resolvers; pass --dns-upstream")?
@@ -98,7 +108,15 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: WaypointArgs) -> anyhow::R
         (None, None, None) => None,
         _ => bail!("--cert-chain, --key and --ca-bundle go together"),
     };
+    let source = if args.kubernetes {
+        WaypointSource::Kubernetes {
+            kubeconfig: args.kubeconfig,
+        }
+    } else {
+        WaypointSource::Folder
+    };
     let cfg = WaypointConfig {
+        source,
         config_dir: config_dir.to_path_buf(),
         state_dir: state_dir.to_path_buf(),
         name: args.name,

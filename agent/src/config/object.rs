@@ -69,6 +69,17 @@ impl ObjectKey {
     }
 }
 
+/// `NAMESPACE/NAME` split in two, both parts non-empty (how the CLI names
+/// a namespaced object).
+pub fn split_namespaced(text: &str) -> Result<(&str, &str), String> {
+    match text.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns, name))
+        }
+        _ => Err(format!("`{text}` is not NAMESPACE/NAME")),
+    }
+}
+
 impl fmt::Display for ObjectKey {
     /// `ServiceEntry istio-egress/httpbin.org`, `Namespace istio-egress`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

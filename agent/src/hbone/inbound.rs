@@ -164,7 +164,7 @@ impl Inbound {
         let headers = request.headers();
         let src = request::forwarded_for(headers).unwrap_or(tunnel.peer_addr);
         let workload = Arc::new(WorkloadInfo {
-            name: request::baggage(headers, "k8s.pod.name")
+            name: request::baggage_workload_name(headers)
                 .unwrap_or_default()
                 .to_string(),
             namespace: tunnel.peer.namespace.clone(),

@@ -92,17 +92,36 @@ pub fn forwarded_for(headers: &HeaderMap) -> Option<SocketAddr> {
     })
 }
 
-/// A value of the `baggage` header (`k8s.pod.name`, `k8s.namespace.name`…).
-pub fn baggage<'a>(headers: &'a HeaderMap, key: &str) -> Option<&'a str> {
+/// Baggage keys that name the client workload: ztunnel sends
+/// `k8s.<workload type>.name` with the type istiod reports (deployment,
+/// cronjob, pod or job) and reads any of them (istio/ztunnel
+/// `src/baggage.rs`).
+pub const WORKLOAD_NAME_KEYS: &[&str] = &[
+    "k8s.deployment.name",
+    "k8s.cronjob.name",
+    "k8s.pod.name",
+    "k8s.job.name",
+];
+
+/// The `baggage` entries, in order (every header line, comma-separated).
+fn baggage_entries(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
     headers
         .get_all(BAGGAGE_HEADER)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .find_map(|kv| {
-            let (k, v) = kv.trim().split_once('=')?;
-            (k == key && !v.is_empty()).then_some(v)
-        })
+        .filter_map(|kv| kv.trim().split_once('='))
+}
+
+/// The client workload's name from `baggage`: the value of any of
+/// [`WORKLOAD_NAME_KEYS`]; as in ztunnel, the last one given wins and an
+/// empty value clears it.
+pub fn baggage_workload_name(headers: &HeaderMap) -> Option<&str> {
+    baggage_entries(headers)
+        .filter(|(k, _)| WORKLOAD_NAME_KEYS.contains(k))
+        .last()
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]
@@ -137,10 +156,51 @@ mod tests {
             forwarded_for(req.headers()),
             Some("10.238.0.2:41000".parse().unwrap())
         );
-        assert_eq!(baggage(req.headers(), "k8s.pod.name"), Some("curl-1"));
+        assert_eq!(baggage_workload_name(req.headers()), Some("curl-1"));
         let tp = req.headers()[TRACEPARENT_HEADER].to_str().unwrap();
         assert_eq!(tp.len(), 55, "{tp}");
         assert_eq!(target(&req), Ok("240.240.0.2:80".parse().unwrap()));
+    }
+
+    fn headers(lines: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for l in lines {
+            h.append(BAGGAGE_HEADER, HeaderValue::from_str(l).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn workload_name_comes_from_any_k8s_workload_type() {
+        // ztunnel's own header for a Deployment's pod.
+        let ztunnel = headers(&["k8s.cluster.name=Kubernetes,k8s.namespace.name=bookinfo,k8s.deployment.name=productpage-v1,service.name=productpage,service.version=v1"]);
+        assert_eq!(baggage_workload_name(&ztunnel), Some("productpage-v1"));
+        for kind in ["cronjob", "pod", "job"] {
+            let h = headers(&[&format!("k8s.namespace.name=ns,k8s.{kind}.name=w-{kind}")]);
+            assert_eq!(
+                baggage_workload_name(&h),
+                Some(format!("w-{kind}").as_str())
+            );
+        }
+        // One entry per header line, as ztunnel also accepts.
+        let split = headers(&["k8s.namespace.name=ns", "k8s.job.name=nightly"]);
+        assert_eq!(baggage_workload_name(&split), Some("nightly"));
+        // Types ztunnel does not read, and empty values, name nobody.
+        for h in [
+            headers(&["k8s.statefulset.name=db"]),
+            headers(&["k8s.deployment.name="]),
+            HeaderMap::new(),
+        ] {
+            assert_eq!(baggage_workload_name(&h), None, "{h:?}");
+        }
+        // egret's own client header is read back.
+        let req = build(
+            "240.240.0.2:80".parse().unwrap(),
+            "10.238.0.2:41000".parse().unwrap(),
+            None,
+            &workload(),
+        );
+        assert_eq!(baggage_workload_name(req.headers()), Some("curl-1"));
     }
 
     #[test]

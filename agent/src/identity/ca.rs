@@ -1,48 +1,38 @@
 //! The single-host CA: a root key made once in `<state>/ca/`, issuing
-//! short-lived leaf certificates for workload and waypoint identities.
-//! Copying the folder to another host (or passing its `root-cert.pem` as
-//! `--ca-bundle`) makes both trust the same root.
+//! short-lived leaf certificates for workload and waypoint identities
+//! through a [`CaSigner`]. Copying the folder to another host (or passing
+//! its `root-cert.pem` as `--ca-bundle`) makes both trust the same root.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::CertificateDer;
 
-use super::credential::Credential;
 use super::error::IdentityError;
-use super::spiffe::Identity;
+use super::signer::{CaSigner, BACKDATE};
+
+pub use super::signer::LEAF_LIFETIME;
 
 /// Root certificate file inside the CA folder (the trust bundle).
 pub const ROOT_CERT_FILE: &str = "root-cert.pem";
 /// Root key file inside the CA folder (mode 0600).
 pub const ROOT_KEY_FILE: &str = "root-key.pem";
-/// Lifetime of issued leaf certificates (Istio's default workload TTL).
-pub const LEAF_LIFETIME: Duration = Duration::from_secs(24 * 3600);
-/// Leaves start a little in the past so peers with a skewed clock accept them.
-const BACKDATE: Duration = Duration::from_secs(60);
 /// The root is long-lived; rotating it means replacing the folder.
 const ROOT_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// Organization of the root's subject. Its common name is derived from the
-/// key: a root rebuilt from the stored key has the stored root's subject, and
-/// two hosts' CAs never share one (which would confuse chain building).
+/// key, so two hosts' (or clusters') CAs never share one, which would
+/// confuse chain building.
 const ROOT_ORG: &str = "egret";
 
 /// The CA of one host.
+#[derive(Debug)]
 pub struct LocalCa {
     dir: PathBuf,
-    root_der: CertificateDer<'static>,
-    issuer: rcgen::Certificate,
-    key: KeyPair,
-}
-
-impl std::fmt::Debug for LocalCa {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalCa").field("dir", &self.dir).finish()
-    }
+    signer: Arc<CaSigner>,
 }
 
 impl LocalCa {
@@ -55,10 +45,11 @@ impl LocalCa {
         }
         let key_pem = read(&key_path)?;
         let cert_pem = read(&cert_path)?;
-        let key = KeyPair::from_pem(&key_pem).map_err(|source| IdentityError::Ca {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
+        let key =
+            super::ca_key::parse(key_pem.as_bytes()).map_err(|reason| IdentityError::Pem {
+                path: key_path.clone(),
+                reason,
+            })?;
         let root_der = rustls_pemfile::certs(&mut cert_pem.as_bytes())
             .next()
             .and_then(Result::ok)
@@ -66,105 +57,27 @@ impl LocalCa {
                 path: cert_path.clone(),
                 reason: "no certificate".into(),
             })?;
-        // rcgen signs with a Certificate value; the one rebuilt here has the
-        // stored root's subject and key, which is all a leaf's chain needs.
-        let issuer = root_params(&key, SystemTime::now())
-            .self_signed(&key)
-            .map_err(|source| IdentityError::Ca {
-                dir: dir.to_path_buf(),
-                source,
-            })?;
+        let origin = format!("local CA in {}", dir.display());
+        let signer = CaSigner::new(origin, root_der.clone(), key, Vec::new(), vec![root_der])?;
         Ok(LocalCa {
             dir: dir.to_path_buf(),
-            root_der,
-            issuer,
-            key,
+            signer: Arc::new(signer),
         })
+    }
+
+    /// The signer, for an [`super::IdentityStore`].
+    pub fn signer(&self) -> Arc<CaSigner> {
+        self.signer.clone()
     }
 
     /// The root certificate: the trust bundle of everything this CA issues.
     pub fn root(&self) -> &CertificateDer<'static> {
-        &self.root_der
+        &self.signer.roots()[0]
     }
 
     /// The folder the CA lives in.
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    /// A fresh leaf for `identity`, valid from now for `lifetime`.
-    pub fn issue(
-        &self,
-        identity: &Identity,
-        lifetime: Duration,
-    ) -> Result<Credential, IdentityError> {
-        let now = SystemTime::now();
-        self.issue_between(identity, now - BACKDATE, now + lifetime)
-    }
-
-    /// A leaf for `identity` valid in `[not_before, not_after]` (tests use a
-    /// past window to make expired certificates).
-    pub fn issue_between(
-        &self,
-        identity: &Identity,
-        not_before: SystemTime,
-        not_after: SystemTime,
-    ) -> Result<Credential, IdentityError> {
-        let (cert, key) = self.sign(identity, not_before, not_after)?;
-        let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        Credential::new(
-            identity.clone(),
-            vec![cert.der().clone()],
-            key_der,
-            not_before,
-            not_after,
-        )
-    }
-
-    /// A leaf as PEM files hold it: `(certificate, private key)`, for
-    /// `--cert-chain`/`--key` of a host that does not keep the CA key.
-    pub fn issue_pem(
-        &self,
-        identity: &Identity,
-        lifetime: Duration,
-    ) -> Result<(String, String), IdentityError> {
-        let now = SystemTime::now();
-        let (cert, key) = self.sign(identity, now - BACKDATE, now + lifetime)?;
-        Ok((cert.pem(), key.serialize_pem()))
-    }
-
-    fn sign(
-        &self,
-        identity: &Identity,
-        not_before: SystemTime,
-        not_after: SystemTime,
-    ) -> Result<(rcgen::Certificate, KeyPair), IdentityError> {
-        let fail = |source| IdentityError::Issue {
-            identity: identity.clone(),
-            source,
-        };
-        let uri = rcgen::Ia5String::try_from(identity.to_string()).map_err(fail)?;
-        let mut params = CertificateParams::default();
-        // Istio's workload certificates have an empty subject: the URI SAN
-        // is the identity.
-        params.distinguished_name = DistinguishedName::new();
-        params.subject_alt_names = vec![SanType::URI(uri)];
-        params.not_before = not_before.into();
-        params.not_after = not_after.into();
-        params.serial_number = Some(random_serial());
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let key = KeyPair::generate().map_err(fail)?;
-        let cert = params
-            .signed_by(&key, &self.issuer, &self.key)
-            .map_err(fail)?;
-        Ok((cert, key))
     }
 }
 
@@ -180,14 +93,18 @@ fn create(dir: &Path) -> Result<(), IdentityError> {
         path: dir.to_path_buf(),
         source,
     })?;
-    let key = KeyPair::generate().map_err(ca_err)?;
-    let cert = root_params(&key, SystemTime::now())
-        .self_signed(&key)
-        .map_err(ca_err)?;
-    write_private(&dir.join(ROOT_KEY_FILE), &key.serialize_pem())?;
-    write_private(&dir.join(ROOT_CERT_FILE), &cert.pem())?;
+    let (cert, key) = new_root().map_err(ca_err)?;
+    write_private(&dir.join(ROOT_KEY_FILE), &key)?;
+    write_private(&dir.join(ROOT_CERT_FILE), &cert)?;
     tracing::info!(dir = %dir.display(), "created the local CA");
     Ok(())
+}
+
+/// A new self-signed root: `(certificate PEM, private key PEM)`.
+pub fn new_root() -> Result<(String, String), rcgen::Error> {
+    let key = KeyPair::generate()?;
+    let cert = root_params(&key, SystemTime::now()).self_signed(&key)?;
+    Ok((cert.pem(), key.serialize_pem()))
 }
 
 fn root_params(key: &KeyPair, now: SystemTime) -> CertificateParams {
@@ -196,7 +113,7 @@ fn root_params(key: &KeyPair, now: SystemTime) -> CertificateParams {
     dn.push(DnType::OrganizationName, ROOT_ORG);
     dn.push(
         DnType::CommonName,
-        format!("egret local CA {:016x}", fnv1a(key.public_key_raw())),
+        format!("egret CA {:016x}", fnv1a(key.public_key_raw())),
     );
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -215,13 +132,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
-}
-
-fn random_serial() -> SerialNumber {
-    let mut bytes: [u8; 16] = rand::random();
-    // Positive and non-zero as RFC 5280 wants.
-    bytes[0] = (bytes[0] & 0x7f) | 0x01;
-    SerialNumber::from_slice(&bytes)
 }
 
 fn read(path: &Path) -> Result<String, IdentityError> {
@@ -256,7 +166,7 @@ fn write_private(path: &Path, text: &str) -> Result<(), IdentityError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::spiffe::identities_in;
+    use crate::identity::spiffe::{identities_in, Identity};
 
     fn id(sa: &str) -> Identity {
         Identity {
@@ -287,7 +197,7 @@ mod tests {
         let root = LocalCa::load_or_create(dir.path()).unwrap().root().clone();
         // Issued by a CA loaded from disk, not the one that made the root.
         let ca = LocalCa::load_or_create(dir.path()).unwrap();
-        let leaf = ca.issue(&id("a"), LEAF_LIFETIME).unwrap();
+        let leaf = ca.signer().issue(&id("a"), LEAF_LIFETIME).unwrap();
         let der = &leaf.certified.cert[0];
         assert_eq!(identities_in(der).unwrap(), vec![id("a")]);
 
@@ -310,7 +220,7 @@ mod tests {
     fn renewal_is_due_at_half_life() {
         let dir = tempfile::tempdir().unwrap();
         let ca = LocalCa::load_or_create(dir.path()).unwrap();
-        let leaf = ca.issue(&id("a"), LEAF_LIFETIME).unwrap();
+        let leaf = ca.signer().issue(&id("a"), LEAF_LIFETIME).unwrap();
         assert!(!leaf.needs_refresh(SystemTime::now()));
         assert!(leaf.needs_refresh(SystemTime::now() + LEAF_LIFETIME / 2 + BACKDATE));
     }

@@ -35,6 +35,15 @@ pub enum IdentityError {
         #[source]
         source: rcgen::Error,
     },
+    /// A CA's certificate, key or chain cannot be used to issue
+    /// certificates peers accept.
+    #[error("{origin}: {reason}")]
+    CaCertificate {
+        /// Where the CA came from (a folder, a Secret).
+        origin: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A leaf certificate could not be issued.
     #[error("issuing a certificate for {identity}: {source}")]
     Issue {

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rustls::RootCertStore;
 
-use super::ca::{LocalCa, LEAF_LIFETIME};
 use super::credential::Credential;
 use super::error::IdentityError;
 use super::files::{CertFiles, LoadedFiles};
+use super::signer::{CaSigner, LEAF_LIFETIME};
 use super::spiffe::Identity;
 
 /// How often the files are checked for a change, at most.
@@ -20,8 +20,9 @@ const FILE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Where certificates come from.
 #[derive(Debug)]
 pub enum CertSource {
-    /// Issued on demand by this host's CA, for any identity.
-    LocalCa(Box<LocalCa>),
+    /// Issued on demand by a CA (this host's, or the cluster's), for any
+    /// identity.
+    Ca(Arc<CaSigner>),
     /// One certificate from files, for the identity it holds.
     Files(CertFiles),
 }
@@ -55,7 +56,7 @@ impl IdentityStore {
     /// A store over `source` for identities of `trust_domain`.
     pub fn new(trust_domain: &str, source: CertSource) -> Result<Self, IdentityError> {
         let (roots, files) = match &source {
-            CertSource::LocalCa(ca) => (vec![ca.root().clone()], None),
+            CertSource::Ca(ca) => (ca.roots().to_vec(), None),
             CertSource::Files(f) => {
                 let loaded = f.load()?;
                 (loaded.roots.clone(), Some((loaded, Instant::now())))
@@ -85,7 +86,7 @@ impl IdentityStore {
     pub fn credential(&self, identity: &Identity) -> Result<Arc<Credential>, IdentityError> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match &self.source {
-            CertSource::LocalCa(ca) => {
+            CertSource::Ca(ca) => {
                 let now = SystemTime::now();
                 if let Some(c) = state.leaves.get(identity) {
                     if !c.needs_refresh(now) {
@@ -162,7 +163,7 @@ fn root_store(
     for root in roots {
         store.add(root.clone()).map_err(|source_err| {
             let what = match source {
-                CertSource::LocalCa(ca) => format!("local CA root in {}", ca.dir().display()),
+                CertSource::Ca(ca) => format!("root of the {}", ca.origin()),
                 CertSource::Files(f) => format!("CA bundle {}", f.ca_bundle.display()),
             };
             IdentityError::Tls {
@@ -177,7 +178,7 @@ fn root_store(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::ca::ROOT_CERT_FILE;
+    use crate::identity::ca::{LocalCa, ROOT_CERT_FILE};
 
     fn id(sa: &str) -> Identity {
         Identity {
@@ -189,7 +190,7 @@ mod tests {
 
     /// Writes a leaf for `sa` as the cert-chain and key files.
     fn write_leaf(ca: &LocalCa, files: &CertFiles, sa: &str) {
-        let (cert, key) = ca.issue_pem(&id(sa), LEAF_LIFETIME).unwrap();
+        let (cert, key) = ca.signer().issue_pem(&id(sa), LEAF_LIFETIME).unwrap();
         std::fs::write(&files.cert_chain, cert).unwrap();
         std::fs::write(&files.key, key).unwrap();
     }
@@ -237,7 +238,7 @@ mod tests {
     fn local_ca_leaves_are_cached_per_identity() {
         let dir = tempfile::tempdir().unwrap();
         let ca = LocalCa::load_or_create(dir.path()).unwrap();
-        let store = IdentityStore::new("cluster.local", CertSource::LocalCa(Box::new(ca))).unwrap();
+        let store = IdentityStore::new("cluster.local", CertSource::Ca(ca.signer())).unwrap();
         let a = store.credential(&id("a")).unwrap();
         assert!(Arc::ptr_eq(&a, &store.credential(&id("a")).unwrap()));
         assert!(!Arc::ptr_eq(&a, &store.credential(&id("b")).unwrap()));

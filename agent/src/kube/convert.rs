@@ -11,6 +11,7 @@ use serde_yaml::{Mapping, Value};
 use crate::config::allocate::{Addresses, AllocKey};
 use crate::config::object::{Object, ObjectKey, DEFAULT_NAMESPACE};
 use crate::config::parse::{parse_object, Rejected};
+use crate::config::snapshot::WaypointRef;
 use crate::config::status::{AddressStatus, Status};
 
 /// Metadata the API server maintains; dropped so that an object counts as
@@ -84,6 +85,28 @@ pub fn status_of(obj: &DynamicObject) -> Status {
         .get("status")
         .and_then(|s| serde_json::from_value(s.clone()).ok())
         .unwrap_or_default()
+}
+
+/// The address a Gateway's `status.addresses` publishes (the first
+/// `IPAddress`, the Gateway API's default type): where its waypoint is
+/// reached when it runs as a Deployment.
+pub fn gateway_address(obj: &DynamicObject) -> Option<(WaypointRef, IpAddr)> {
+    let addresses = obj.data.get("status")?.get("addresses")?.as_array()?;
+    let ip = addresses.iter().find_map(|a| {
+        let kind = a
+            .get("type")
+            .and_then(|t| t.as_str())
+            .unwrap_or("IPAddress");
+        let value = a.get("value")?.as_str()?;
+        (kind == "IPAddress")
+            .then(|| value.parse::<IpAddr>().ok())
+            .flatten()
+    })?;
+    let r = WaypointRef {
+        namespace: obj.metadata.namespace.clone()?,
+        name: obj.metadata.name.clone()?,
+    };
+    Some((r, crate::config::snapshot::canonical(ip)))
 }
 
 /// Addresses already published in a ServiceEntry's `status.addresses`: one

@@ -1,6 +1,7 @@
 //! The install manifests (`deploy/kubernetes/`, the Helm chart) checked
-//! against the code: they parse, the DaemonSet has what pod adoption needs,
-//! and RBAC grants exactly the verbs the agent uses.
+//! against the code: they parse, the DaemonSet has what pod adoption needs
+//! and its probes, and RBAC grants exactly the verbs the agent (and the
+//! waypoints it deploys) use.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_yaml::Value;
 
 use super::resources::{has_status, scope, watched, Scope};
+use super::waypoints::controller::{API_USE, MESH_NAMESPACE_API_USE};
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
@@ -64,18 +66,24 @@ fn grants(role: &Value) -> BTreeSet<(String, String, String)> {
     out
 }
 
-/// What the agent does with the cluster-wide API: watches every config
-/// kind and its node's pods, patches status of the kinds that have one.
-fn needed() -> BTreeSet<(String, String, String)> {
+/// What a config source reads: every config kind.
+fn config_reads() -> BTreeSet<(String, String, String)> {
     let mut out = BTreeSet::new();
-    let mut read = |g: &str, r: &str| {
-        for v in ["get", "list", "watch"] {
-            out.insert((g.to_string(), r.to_string(), v.to_string()));
-        }
-    };
-    read("", "pods");
     for k in watched().filter(|k| matches!(scope(k), Scope::All)) {
-        read(k.group, k.plural);
+        for v in ["get", "list", "watch"] {
+            out.insert((k.group.to_string(), k.plural.to_string(), v.to_string()));
+        }
+    }
+    out
+}
+
+/// What the agent does with the cluster-wide API: watches every config
+/// kind and its node's pods, patches status of the kinds that have one,
+/// and runs the waypoint controller (which binds the waypoint role).
+fn needed() -> BTreeSet<(String, String, String)> {
+    let mut out = config_reads();
+    for v in ["get", "list", "watch"] {
+        out.insert(("".into(), "pods".into(), v.into()));
     }
     for k in watched().filter(|k| has_status(k)) {
         out.insert((
@@ -84,7 +92,53 @@ fn needed() -> BTreeSet<(String, String, String)> {
             "patch".into(),
         ));
     }
+    for (group, resource, verbs) in API_USE {
+        for v in *verbs {
+            out.insert((group.to_string(), resource.to_string(), v.to_string()));
+        }
+    }
+    out.insert((
+        "rbac.authorization.k8s.io".into(),
+        "clusterroles".into(),
+        "bind".into(),
+    ));
     out
+}
+
+/// `role` may bind only `bound`, by name.
+fn check_bind_is_named(role: &Value, bound: &Value) {
+    let bind = role["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|r| strings(&r["verbs"]).contains(&"bind".to_string()))
+        .expect("a bind rule");
+    assert_eq!(bind["resourceNames"][0], bound["metadata"]["name"]);
+    assert_eq!(bind["resourceNames"].as_sequence().unwrap().len(), 1);
+}
+
+/// The ClusterRole named like the agent's, and the waypoints'.
+fn roles(docs: &[Value]) -> (&Value, &Value) {
+    let roles = of_kind(docs, "ClusterRole");
+    let waypoint = roles
+        .iter()
+        .find(|r| {
+            r["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .ends_with("waypoint")
+        })
+        .expect("the waypoint role");
+    let agent = roles
+        .iter()
+        .find(|r| {
+            !r["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .ends_with("waypoint")
+        })
+        .expect("the agent role");
+    (agent, waypoint)
 }
 
 /// What the agent reads in istiod's namespace only (its MeshConfig).
@@ -142,15 +196,33 @@ fn check_daemonset(ds: &Value) {
         .map(|m| m["mountPath"].as_str().unwrap())
         .collect();
     assert!(mounts.contains(&"/host/proc"), "{mounts:?}");
+    // Probes on the admin endpoint, on the node's loopback.
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/healthz/ready");
+    assert_eq!(c["readinessProbe"]["httpGet"]["host"], "127.0.0.1");
+    assert_eq!(
+        c["readinessProbe"]["httpGet"]["port"].as_u64(),
+        Some(u64::from(crate::admin::DEFAULT_ADMIN_LISTEN.port()))
+    );
+    assert!(c["livenessProbe"]["tcpSocket"]["port"].is_number());
+    // Waypoint Deployments run the agent's image.
+    let image = env
+        .iter()
+        .find(|e| e["name"] == "EGRET_WAYPOINT_IMAGE")
+        .unwrap();
+    assert_eq!(image["value"], c["image"]);
 }
 
 #[test]
 fn kubernetes_manifests_parse_and_match_the_code() {
     let docs = documents(&deploy_dir().join("kubernetes"));
+    assert_eq!(
+        of_kind(&docs, "ClusterRole").len(),
+        2,
+        "the agent's and the waypoints'"
+    );
     for kind in [
         "Namespace",
         "ServiceAccount",
-        "ClusterRole",
         "ClusterRoleBinding",
         "DaemonSet",
     ] {
@@ -158,10 +230,10 @@ fn kubernetes_manifests_parse_and_match_the_code() {
     }
     assert_eq!(
         of_kind(&docs, "Role").len(),
-        2,
-        "the Lease's, and istiod's ConfigMap's"
+        3,
+        "the Lease's, istiod's ConfigMap's, the waypoints' bindings to it"
     );
-    assert_eq!(of_kind(&docs, "RoleBinding").len(), 2);
+    assert_eq!(of_kind(&docs, "RoleBinding").len(), 3);
     for d in &docs {
         assert!(
             d["apiVersion"].is_string() && d["metadata"]["name"].is_string(),
@@ -170,6 +242,13 @@ fn kubernetes_manifests_parse_and_match_the_code() {
     }
     check_daemonset(of_kind(&docs, "DaemonSet")[0]);
     check_roles(&docs);
+    let ds_args = strings(
+        &of_kind(&docs, "DaemonSet")[0]["spec"]["template"]["spec"]["containers"][0]["args"],
+    );
+    assert!(
+        ds_args.contains(&"--waypoints=deployment".to_string()),
+        "{ds_args:?}"
+    );
     let sa =
         of_kind(&docs, "DaemonSet")[0]["spec"]["template"]["spec"]["serviceAccountName"].clone();
     for binding in ["ClusterRoleBinding", "RoleBinding"] {
@@ -179,14 +258,36 @@ fn kubernetes_manifests_parse_and_match_the_code() {
     }
 }
 
-/// The ClusterRole, the Lease's Role and the MeshConfig Role grant
-/// exactly what the agent uses, the last in istiod's namespace only.
+/// The ClusterRoles (the agent's, the waypoints'), the Lease's Role and
+/// the MeshConfig Role grant exactly what is used, the last in istiod's
+/// namespace only.
 fn check_roles(docs: &[Value]) {
-    assert_eq!(grants(of_kind(docs, "ClusterRole")[0]), needed());
+    let (agent, waypoint) = roles(docs);
+    assert_eq!(grants(agent), needed());
+    assert_eq!(grants(waypoint), config_reads());
+    check_bind_is_named(agent, waypoint);
     assert_eq!(grants(role(docs, "-status-writer")), lease_grants());
     let mesh = role(docs, "-mesh-config");
     assert_eq!(mesh["metadata"]["namespace"], "istio-system");
     assert_eq!(grants(mesh), mesh_config_grants());
+    // The controller binds waypoints to that Role, and to nothing else.
+    let binder = role(docs, "-waypoint-bindings");
+    assert_eq!(binder["metadata"]["namespace"], "istio-system");
+    let mut want: BTreeSet<(String, String, String)> = MESH_NAMESPACE_API_USE
+        .iter()
+        .flat_map(|(g, r, verbs)| {
+            verbs
+                .iter()
+                .map(move |v| (g.to_string(), r.to_string(), v.to_string()))
+        })
+        .collect();
+    want.insert((
+        "rbac.authorization.k8s.io".into(),
+        "roles".into(),
+        "bind".into(),
+    ));
+    assert_eq!(grants(binder), want);
+    check_bind_is_named(binder, mesh);
 }
 
 /// A crude Helm render: directive-only lines dropped, `{{ … }}` replaced
@@ -204,7 +305,14 @@ fn helm_chart_renders_the_same_install() {
     let chart = deploy_dir().join("helm/egret");
     let values: Value =
         serde_yaml::from_str(&std::fs::read_to_string(chart.join("values.yaml")).unwrap()).unwrap();
-    for key in ["image", "trustDomain", "dnsUpstream", "logLevel"] {
+    for key in [
+        "image",
+        "trustDomain",
+        "dnsUpstream",
+        "logLevel",
+        "waypoints",
+        "caSecret",
+    ] {
         assert!(!values[key].is_null(), "values.{key}");
     }
     let meta: Value =
@@ -233,4 +341,11 @@ fn helm_chart_renders_the_same_install() {
     check_daemonset(of_kind(&docs, "DaemonSet")[0]);
     check_roles(&docs);
     assert_eq!(of_kind(&docs, "ServiceAccount").len(), 1);
+    let args = strings(
+        &of_kind(&docs, "DaemonSet")[0]["spec"]["template"]["spec"]["containers"][0]["args"],
+    );
+    // The agent binds the chart's own roles.
+    for flag in ["--waypoint-cluster-role=", "--waypoint-mesh-config-role="] {
+        assert!(args.iter().any(|a| a.starts_with(flag)), "{flag} {args:?}");
+    }
 }

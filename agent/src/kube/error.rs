@@ -23,6 +23,15 @@ pub enum KubeError {
         /// Why.
         reason: String,
     },
+    /// An object egret would make exists and another controller made it.
+    #[error("{0} exists and is not managed by egret; not taking it over")]
+    NotOurs(String),
+    /// The cluster CA's Secret cannot be used.
+    #[error("cluster CA: {0}")]
+    ClusterCa(String),
+    /// A CA or certificate could not be loaded or issued.
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
     /// The config built from the API could not be compiled or its state kept.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),

@@ -11,6 +11,8 @@
 
 pub mod addresses;
 pub mod client;
+pub mod cluster;
+pub mod cluster_ca;
 pub mod convert;
 pub mod error;
 pub mod lease;
@@ -20,9 +22,10 @@ pub mod reconcile;
 pub mod resources;
 pub mod source;
 pub mod status_patch;
+pub mod waypoints;
 
 pub use error::KubeError;
-pub use source::{start, StatusWriter};
+pub use source::{start, SourceOptions, StatusWriter, WaypointMode};
 
 #[cfg(test)]
 mod deploy_tests;

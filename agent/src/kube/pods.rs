@@ -47,8 +47,9 @@ pub struct WantedPod {
     pub namespace: String,
     /// `spec.serviceAccountName`, `default` when unset.
     pub service_account: String,
-    /// `status.podIP`.
-    pub ip: IpAddr,
+    /// `status.podIPs` (or `status.podIP`): one address, or one per family
+    /// on a dual-stack cluster; the first is the primary.
+    pub ips: Vec<IpAddr>,
 }
 
 /// Whether `pod` is to be a mesh workload under `snapshot`, and as what.
@@ -71,7 +72,10 @@ pub fn wanted(pod: &Pod, snapshot: &Snapshot) -> Option<WantedPod> {
     if !snapshot.is_ambient(&namespace) {
         return None;
     }
-    let ip = status.pod_ip.as_deref()?.parse().ok()?;
+    let ips = pod_ips(status);
+    if ips.is_empty() {
+        return None;
+    }
     Some(WantedPod {
         uid,
         name: meta.name.clone().unwrap_or_default(),
@@ -81,8 +85,23 @@ pub fn wanted(pod: &Pod, snapshot: &Snapshot) -> Option<WantedPod> {
             .clone()
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "default".into()),
-        ip,
+        ips,
     })
+}
+
+/// `status.podIPs` in order (the API keeps `podIP` equal to the first),
+/// falling back to `status.podIP` alone; each address once.
+fn pod_ips(status: &k8s_openapi::api::core::v1::PodStatus) -> Vec<IpAddr> {
+    let listed = status.pod_ips.iter().flatten().map(|p| p.ip.as_str());
+    let mut ips: Vec<IpAddr> = Vec::new();
+    for ip in status.pod_ip.as_deref().into_iter().chain(listed) {
+        if let Ok(ip) = ip.parse() {
+            if !ips.contains(&ip) {
+                ips.push(ip);
+            }
+        }
+    }
+    ips
 }
 
 /// What one pass did.
@@ -125,7 +144,8 @@ pub fn sync(
                     name: pod.name.clone(),
                     namespace: pod.namespace.clone(),
                     service_account: pod.service_account.clone(),
-                    ip: pod.ip,
+                    ip: pod.ips[0],
+                    other_ips: pod.ips[1..].to_vec(),
                     netns: ns.path,
                 })
                 .map_err(|e| e.to_string()),
@@ -254,9 +274,32 @@ mod tests {
                 name: "productpage-v1-1".into(),
                 namespace: "bookinfo".into(),
                 service_account: "bookinfo-productpage".into(),
-                ip: "10.244.1.7".parse().unwrap(),
+                ips: vec!["10.244.1.7".parse().unwrap()],
             }
         );
+    }
+
+    #[test]
+    fn dual_stack_pods_have_both_addresses() {
+        let mut p = pod("bookinfo", serde_json::json!({}), "Running");
+        let status = p.status.as_mut().unwrap();
+        status.pod_ips = Some(vec![
+            serde_json::from_value(serde_json::json!({"ip": "10.244.1.7"})).unwrap(),
+            serde_json::from_value(serde_json::json!({"ip": "fd00:10:244:1::7"})).unwrap(),
+        ]);
+        let w = wanted(&p, &snapshot(true)).unwrap();
+        let ips: Vec<String> = w.ips.iter().map(ToString::to_string).collect();
+        assert_eq!(ips, ["10.244.1.7", "fd00:10:244:1::7"]);
+        // Only podIPs (an IPv6-first pod as a client may see it).
+        let status = p.status.as_mut().unwrap();
+        status.pod_ip = None;
+        status.pod_ips.as_mut().unwrap().reverse();
+        let w = wanted(&p, &snapshot(true)).unwrap();
+        assert_eq!(w.ips[0].to_string(), "fd00:10:244:1::7");
+        assert_eq!(w.ips.len(), 2);
+        // No address yet: not wanted.
+        p.status.as_mut().unwrap().pod_ips = None;
+        assert_eq!(wanted(&p, &snapshot(true)), None);
     }
 
     #[test]

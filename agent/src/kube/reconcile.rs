@@ -3,20 +3,21 @@
 //! leaves the object's last good version in force; a deleted object goes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use kube::core::{ApiResource, DynamicObject};
 
 use super::addresses::assign;
-use super::convert::{key_of, published_addresses, status_of, to_object};
+use super::convert::{gateway_address, key_of, published_addresses, status_of, to_object};
 use super::resources::has_status;
 use super::status_patch::{patch_body, StatusPatch};
 use crate::config::allocate::{Addresses, AllocKey};
 use crate::config::compile::{compile, wanted_addresses};
-use crate::config::kinds::KindInfo;
+use crate::config::kinds::{KindInfo, Spec};
 use crate::config::object::{Object, ObjectKey};
-use crate::config::snapshot::Snapshot;
+use crate::config::snapshot::{Snapshot, WaypointRef};
 use crate::config::status;
 
 /// Every object the API holds of one kind, as the watch sees them.
@@ -43,15 +44,34 @@ pub struct Outcome {
 pub struct ApiReconciler {
     last_good: BTreeMap<ObjectKey, Object>,
     assigned: HashMap<AllocKey, Addresses>,
+    /// Waypoint addresses from Gateway status (deployed waypoints).
+    waypoint_addresses: HashMap<WaypointRef, IpAddr>,
+    /// What status is rendered from (every Gateway in it).
     current: Arc<Snapshot>,
     logged: HashSet<String>,
     generation: u64,
+    /// Waypoints run as their own Deployments (see [`Self::deployed`]).
+    deployed: bool,
 }
 
 impl ApiReconciler {
-    /// A reconciler with nothing in force yet.
+    /// A reconciler with nothing in force yet; this process serves
+    /// waypoints itself.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A reconciler for waypoints that run as Deployments: a waypoint is
+    /// reached at the address its Gateway's status publishes; a waypoint
+    /// Gateway with neither that nor `spec.addresses` is not ready and
+    /// left out of the snapshot, so its services are refused (waypoint
+    /// missing) instead of being served elsewhere. Its status is the
+    /// waypoint controller's to write.
+    pub fn deployed() -> Self {
+        ApiReconciler {
+            deployed: true,
+            ..Self::default()
+        }
     }
 
     /// The objects in force.
@@ -64,11 +84,15 @@ impl ApiReconciler {
     pub fn reconcile(&mut self, kinds: &[KindObjects], writer: bool) -> Outcome {
         let mut next = BTreeMap::new();
         let mut published = HashMap::new();
+        let mut waypoint_addresses = HashMap::new();
         let mut messages = HashSet::new();
         for kind in kinds {
             for obj in &kind.objects {
                 if kind.info.kind == "ServiceEntry" {
                     published.extend(published_addresses(obj));
+                }
+                if kind.info.kind == "Gateway" && self.deployed {
+                    waypoint_addresses.extend(gateway_address(obj));
                 }
                 let key = key_of(obj, kind.info.kind, kind.info.namespaced);
                 match to_object(obj, &kind.resource) {
@@ -94,13 +118,11 @@ impl ApiReconciler {
                 }
             }
         }
-        // Forget messages that no longer apply, so they are logged if they return.
-        self.logged.retain(|m| messages.contains(m));
-
         let wanted = wanted_addresses(next.values());
         let assigned = assign(&wanted, &published, &self.assigned, writer);
         let unchanged = self.generation > 0
             && assigned == self.assigned
+            && waypoint_addresses == self.waypoint_addresses
             && next.len() == self.last_good.len()
             && next
                 .iter()
@@ -108,14 +130,35 @@ impl ApiReconciler {
                 .all(|((k1, a), (k2, b))| k1 == k2 && a.raw == b.raw);
         self.last_good = next;
         self.assigned = assigned;
+        self.waypoint_addresses = waypoint_addresses;
         let mut outcome = Outcome::default();
         if !unchanged {
-            let mut snapshot = compile(self.last_good.values(), &self.assigned);
+            let pending = self.pending_waypoints();
+            for r in &pending {
+                let line = format!("waypoint {r} has no address yet (its Deployment is not ready); traffic to its services is refused");
+                if self.logged.insert(line.clone()) {
+                    tracing::warn!("{line}");
+                }
+                messages.insert(line);
+            }
+            let in_force = self.last_good.values().filter(|o| !is_pending(o, &pending));
+            let mut snapshot = compile(in_force, &self.assigned);
+            for (r, w) in snapshot.waypoints.iter_mut() {
+                if w.address.is_none() {
+                    w.address = self.waypoint_addresses.get(r).copied();
+                }
+            }
             self.generation += 1;
             snapshot.generation = self.generation;
-            self.current = Arc::new(snapshot.clone());
+            // Status shows every waypoint binding, ready or not.
+            self.current = if pending.is_empty() || !writer {
+                Arc::new(snapshot.clone())
+            } else {
+                Arc::new(compile(self.last_good.values(), &self.assigned))
+            };
             outcome.snapshot = Some(snapshot);
         }
+        self.logged.retain(|m| messages.contains(m));
         if writer {
             outcome.patches = self.patches(kinds);
         }
@@ -129,7 +172,10 @@ impl ApiReconciler {
         let mut rendered =
             status::render(self.last_good.values(), &self.current, &self.assigned, &now);
         let mut out = Vec::new();
-        for kind in kinds.iter().filter(|k| has_status(k.info)) {
+        // Deployed waypoints' Gateway status is the controller's.
+        let ours =
+            |k: &&KindObjects| has_status(k.info) && !(self.deployed && k.info.kind == "Gateway");
+        for kind in kinds.iter().filter(ours) {
             for obj in &kind.objects {
                 let key = key_of(obj, kind.info.kind, kind.info.namespaced);
                 let Some(wanted) = rendered.remove(&key.file_name()) else {
@@ -146,6 +192,35 @@ impl ApiReconciler {
         }
         out
     }
+}
+
+impl ApiReconciler {
+    /// Waypoint Gateways (deployed mode) with no address to reach them at.
+    fn pending_waypoints(&self) -> HashSet<WaypointRef> {
+        if !self.deployed {
+            return HashSet::new();
+        }
+        self.last_good
+            .values()
+            .filter_map(|o| match &o.spec {
+                Spec::Gateway(gw) if gw.is_waypoint() && gw.ip_address().is_none() => {
+                    let r = WaypointRef {
+                        namespace: o.namespace().to_string(),
+                        name: o.name().to_string(),
+                    };
+                    (!self.waypoint_addresses.contains_key(&r)).then_some(r)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn is_pending(o: &Object, pending: &HashSet<WaypointRef>) -> bool {
+    o.info.kind == "Gateway"
+        && pending
+            .iter()
+            .any(|r| r.namespace == o.namespace() && r.name == o.name())
 }
 
 #[cfg(test)]
@@ -255,6 +330,53 @@ mod tests {
         let vips = &out.snapshot.unwrap().services[0].vips;
         assert_eq!(vips[0].to_string(), "240.240.0.2");
         assert!(out.patches.is_empty());
+    }
+
+    #[test]
+    fn deployed_waypoints_are_reached_at_their_published_address_and_refused_before() {
+        let mut r = ApiReconciler::deployed();
+        let out = r.reconcile(&world(SERVICE_ENTRY), true);
+        let s = out.snapshot.unwrap();
+        assert!(s.waypoints.is_empty(), "not ready: left out");
+        assert!(matches!(
+            s.services[0].waypoint,
+            WaypointBinding::Missing(_)
+        ));
+        assert!(
+            out.patches.iter().all(|p| p.key.kind != "Gateway"),
+            "the controller writes Gateway status"
+        );
+        // The ServiceEntry is still reported attached.
+        let se = out
+            .patches
+            .iter()
+            .find(|p| p.key.kind == "ServiceEntry")
+            .unwrap();
+        assert_eq!(se.body["status"]["conditions"][0]["status"], "True");
+
+        let mut gw: serde_json::Value = serde_yaml::from_str(GATEWAY).unwrap();
+        gw["status"] =
+            serde_json::json!({"addresses": [{"type": "IPAddress", "value": "10.96.0.10"}]});
+        let published = vec![
+            kind("Namespace", vec![obj(NAMESPACE)]),
+            kind(
+                "Gateway",
+                vec![Arc::new(serde_json::from_value(gw).unwrap())],
+            ),
+            kind("ServiceEntry", vec![obj(SERVICE_ENTRY)]),
+        ];
+        let s = r
+            .reconcile(&published, true)
+            .snapshot
+            .expect("the address is a change");
+        let w = s.waypoints.values().next().unwrap();
+        assert_eq!(w.address, Some("10.96.0.10".parse().unwrap()));
+        assert!(matches!(s.services[0].waypoint, WaypointBinding::Bound(_)));
+
+        // Node agents serving waypoints themselves ignore the published address.
+        let mut local = ApiReconciler::new();
+        let s = local.reconcile(&published, true).snapshot.unwrap();
+        assert_eq!(s.waypoints.values().next().unwrap().address, None);
     }
 
     #[test]

@@ -20,6 +20,8 @@ use super::lease::{self, LeaseConfig};
 use super::reconcile::{ApiReconciler, KindObjects};
 use super::resources::{api_resource, scope, watched, Scope};
 use super::status_patch::send;
+use super::waypoints::controller::is_ready;
+use super::waypoints::{Controller, ControllerConfig};
 use crate::config::kinds::KindInfo;
 use crate::config::snapshot::Snapshot;
 
@@ -46,6 +48,29 @@ pub enum StatusWriter {
     Lease(LeaseConfig),
 }
 
+/// Where waypoints run.
+#[derive(Clone, Debug)]
+pub enum WaypointMode {
+    /// This process serves them: a node agent that runs no waypoint
+    /// Deployments (a Gateway with `spec.addresses` is still remote), or
+    /// `egret waypoint` itself.
+    Local,
+    /// Each waypoint Gateway runs as its own Deployment and is reached at
+    /// the address in its status (or `spec.addresses`); until it has one,
+    /// traffic to its services is refused. With a controller config, this
+    /// agent runs the controller while it is the elected status writer.
+    Deployed(Option<ControllerConfig>),
+}
+
+/// How the config source runs.
+#[derive(Clone, Debug)]
+pub struct SourceOptions {
+    /// Who writes status.
+    pub writer: StatusWriter,
+    /// Where waypoints run.
+    pub waypoints: WaypointMode,
+}
+
 /// One watched kind and its store.
 struct Watched {
     info: &'static KindInfo,
@@ -55,7 +80,8 @@ struct Watched {
 /// Starts watching every config kind, waits for their first lists (at most
 /// [`READY_TIMEOUT`]), publishes the first snapshot and keeps publishing
 /// until every receiver is dropped.
-pub async fn start(client: Client, writer: StatusWriter) -> watch::Receiver<Arc<Snapshot>> {
+pub async fn start(client: Client, options: SourceOptions) -> watch::Receiver<Arc<Snapshot>> {
+    let SourceOptions { writer, waypoints } = options;
     let changed = Arc::new(Notify::new());
     let leader = Arc::new(AtomicBool::new(matches!(writer, StatusWriter::Always)));
     let mut tasks = Vec::new();
@@ -85,7 +111,13 @@ pub async fn start(client: Client, writer: StatusWriter) -> watch::Receiver<Arc<
             );
         }
     }
-    let mut reconciler = ApiReconciler::new();
+    let (mut reconciler, controller) = match waypoints {
+        WaypointMode::Local => (ApiReconciler::new(), None),
+        WaypointMode::Deployed(cfg) => (
+            ApiReconciler::deployed(),
+            cfg.map(|c| Controller::new(client.clone(), c, changed.clone())),
+        ),
+    };
     let first = reconciler.reconcile(&gather(&kinds), leader.load(Ordering::Relaxed));
     let snapshot = first.snapshot.unwrap_or_default();
     tracing::info!(
@@ -98,7 +130,9 @@ pub async fn start(client: Client, writer: StatusWriter) -> watch::Receiver<Arc<
         for p in &first.patches {
             report(send(&client, p).await);
         }
-        publish_loop(client, reconciler, kinds, leader, changed, tx).await;
+        let mut controller = controller;
+        run_controller(controller.as_mut(), &kinds, &leader).await;
+        publish_loop(client, reconciler, controller, kinds, leader, changed, tx).await;
         for t in tasks {
             t.abort();
         }
@@ -165,9 +199,30 @@ fn gather(kinds: &[Watched]) -> Vec<KindObjects> {
         .collect()
 }
 
+/// A controller pass, when this agent runs the controller and is elected.
+async fn run_controller(
+    controller: Option<&mut Controller>,
+    kinds: &[Watched],
+    leader: &AtomicBool,
+) {
+    let Some(controller) = controller else { return };
+    if !leader.load(Ordering::Relaxed) {
+        return;
+    }
+    let of = |kind: &str| kinds.iter().find(|w| w.info.kind == kind);
+    let (Some(gateways), Some(secrets)) = (of("Gateway"), of("Secret")) else {
+        return;
+    };
+    let listed = is_ready(&gateways.store) && is_ready(&secrets.store);
+    controller
+        .pass(gateways.store.state(), secrets.store.state(), listed)
+        .await;
+}
+
 async fn publish_loop(
     client: Client,
     mut reconciler: ApiReconciler,
+    mut controller: Option<Controller>,
     kinds: Vec<Watched>,
     leader: Arc<AtomicBool>,
     changed: Arc<Notify>,
@@ -199,6 +254,7 @@ async fn publish_loop(
         for p in &outcome.patches {
             report(send(&client, p).await);
         }
+        run_controller(controller.as_mut(), &kinds, &leader).await;
     }
 }
 

@@ -109,7 +109,7 @@ impl WorkloadManager {
             if sockets.netns_cookie != record.netns_cookie {
                 return Ok(None);
             }
-            self.spawn_listeners(&info, sockets).map(Some)
+            self.spawn_listeners(&info, &[], sockets).map(Some)
         }) {
             Ok(Some(tasks)) => tasks,
             Ok(None) => return Err(Gone::OtherNamespace(path.display().to_string())),

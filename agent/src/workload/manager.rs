@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use super::cgroup::WorkloadCgroup;
 use super::enrollment::{mode_name, wanted_flags};
 use super::error::WorkloadError;
-use super::identity::WorkloadInfo;
+use super::identity::{source_ip, WorkloadInfo};
 use super::listeners::{bind_in, NetnsSockets};
 use super::netns::NamedNetns;
 use super::podnet::PodNetwork;
@@ -225,7 +225,7 @@ impl WorkloadManager {
             if let Some(flags) = enrolled {
                 self.services.kernel.enroll(info.netns_cookie, flags)?;
             }
-            self.spawn_listeners(&info, sockets)
+            self.spawn_listeners(&info, &[], sockets)
         };
         let tasks = match setup() {
             Ok(t) => t,
@@ -261,12 +261,16 @@ impl WorkloadManager {
         Ok((running, created))
     }
 
+    /// Serves the workload's listeners; `other_ips`: its addresses besides
+    /// `info.ip` (dual-stack pods).
     pub(super) fn spawn_listeners(
         &self,
         info: &Arc<WorkloadInfo>,
+        other_ips: &[IpAddr],
         sockets: NetnsSockets,
     ) -> Result<Vec<JoinHandle<()>>, WorkloadError> {
         let mut tasks = Vec::new();
+        let other_ips: Arc<[IpAddr]> = Arc::from(other_ips);
         let label: Arc<str> = Arc::from(format!("{}/{}", info.namespace, info.name));
         for l in sockets.outbound {
             let listener = tokio::net::TcpListener::from_std(l)
@@ -274,6 +278,7 @@ impl WorkloadManager {
             tasks.push(tokio::spawn(accept_outbound(
                 listener,
                 info.clone(),
+                other_ips.clone(),
                 self.services.kernel.clone(),
                 self.services.proxy.clone(),
             )));
@@ -507,6 +512,7 @@ fn resolv_conf_text(nameservers: &[SocketAddr]) -> String {
 async fn accept_outbound(
     listener: tokio::net::TcpListener,
     info: Arc<WorkloadInfo>,
+    other_ips: Arc<[IpAddr]>,
     kernel: Arc<Kernel>,
     proxy: Arc<ProxyContext>,
 ) {
@@ -539,7 +545,7 @@ async fn accept_outbound(
         };
         let ip = canonical(IpAddr::from(orig.addr));
         let orig_dst = SocketAddr::new(ip, orig.port);
-        let src = SocketAddr::new(info.ip, peer.port());
+        let src = SocketAddr::new(source_ip(info.ip, &other_ips, peer.ip()), peer.port());
         tokio::spawn(handle_outbound(
             proxy.clone(),
             stream,

@@ -25,8 +25,11 @@ pub struct PodWorkload {
     pub namespace: String,
     /// `spec.serviceAccountName` (`default` when unset).
     pub service_account: String,
-    /// `status.podIP`.
+    /// `status.podIP` (the first of `status.podIPs`).
     pub ip: IpAddr,
+    /// The rest of `status.podIPs`: a dual-stack pod's address of the
+    /// other family.
+    pub other_ips: Vec<IpAddr>,
     /// A path to its network namespace (`/proc/<pid>/ns/net`).
     pub netns: PathBuf,
 }
@@ -47,7 +50,7 @@ impl WorkloadManager {
             ip: pod.ip,
             netns_cookie: sockets.netns_cookie,
         });
-        let tasks = self.spawn_listeners(&info, sockets)?;
+        let tasks = self.spawn_listeners(&info, &pod.other_ips, sockets)?;
         let enrolled = wanted_flags(&self.services.snapshots.borrow(), &pod.namespace);
         if let Some(flags) = enrolled {
             if let Err(e) = self.services.kernel.enroll(info.netns_cookie, flags) {
@@ -58,7 +61,7 @@ impl WorkloadManager {
             }
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(pod = %pod.name, namespace = %pod.namespace, uid = %pod.uid, ip = %pod.ip, netns_cookie = info.netns_cookie, enrolled = enrolled.is_some(), "pod adopted");
+        tracing::info!(pod = %pod.name, namespace = %pod.namespace, uid = %pod.uid, ip = %pod.ip, other_ips = ?pod.other_ips, netns_cookie = info.netns_cookie, enrolled = enrolled.is_some(), "pod adopted");
         self.lock().insert(
             id,
             Running {

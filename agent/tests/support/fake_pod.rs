@@ -43,7 +43,7 @@ impl FakePod {
         // The shell joins the pod's cgroup, then becomes the pod's process
         // inside its namespace (`ip netns exec` execs, keeping the pid).
         let script = format!(
-            "echo $$ > {}/cgroup.procs && exec ip netns exec {netns} sleep 60",
+            "echo $$ > {}/cgroup.procs && exec ip netns exec {netns} sleep 3600",
             cgroup.display()
         );
         let process = Command::new("sh").args(["-c", &script]).spawn().unwrap();
@@ -53,6 +53,11 @@ impl FakePod {
             made_kubepods,
             process,
         }
+    }
+
+    /// The network namespace's name (`ip netns`).
+    pub fn netns_name(&self) -> &str {
+        &self.netns
     }
 
     /// The namespace's bind mount.
