@@ -18,7 +18,7 @@ use egret::hbone::pool::PoolKey;
 use egret::hbone::server::{bind, HboneServer, Scope};
 use egret::hbone::{request, AuthorizeTunnel, HboneClient, HboneError, Inbound};
 use egret::identity::{CertSource, Identity, IdentityStore, LocalCa, ServerTls};
-use egret::proxy::context::ConnectionContext;
+use egret::proxy::context::{ConnectionContext, Destination};
 use egret::proxy::{ProxyContext, ResolveHost};
 use egret::workload::identity::WorkloadInfo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -164,7 +164,7 @@ async fn dead_port() -> u16 {
 struct DenyAll;
 
 impl AuthorizeTunnel for DenyAll {
-    fn check(&self, conn: &ConnectionContext) -> Result<(), String> {
+    fn check(&self, conn: &ConnectionContext, _dest: &Destination) -> Result<(), String> {
         Err(format!("{} may not", conn.src_identity))
     }
 }

@@ -582,7 +582,11 @@ async fn unresolvable_host_is_503_with_uh() {
     });
     let (client, src, task) = captured(ctx, vip_port(80)).await;
     let mut sender = http_client(client).await;
-    let response = sender.send_request(get("/get")).await.unwrap();
+    let mut request = get("/get");
+    request
+        .headers_mut()
+        .insert("host", "nowhere.test".parse().unwrap());
+    let response = sender.send_request(request).await.unwrap();
     assert_eq!(response.status(), 503);
     assert_eq!(text(response).await, "no healthy upstream");
     drop(sender);
