@@ -29,13 +29,13 @@ pub struct UpstreamTarget {
 }
 
 impl UpstreamTarget {
-    /// Whether two targets reach the same place (an upstream connection made
-    /// for one may carry requests for the other).
+    /// Whether two targets reach the same place by the same definition (an
+    /// upstream connection made for one may carry requests for the other;
+    /// not once a config change moved the service's endpoints or ports).
     pub fn same_as(&self, other: &UpstreamTarget) -> bool {
-        self.service.namespace == other.service.namespace
-            && self.service.name == other.service.name
-            && self.service.host == other.service.host
-            && self.port.number == other.port.number
+        let same_service =
+            Arc::ptr_eq(&self.service, &other.service) || *self.service == *other.service;
+        same_service && self.port == other.port
     }
 }
 

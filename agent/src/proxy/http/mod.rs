@@ -135,6 +135,9 @@ where
     let mut closed_by: Option<Revoked> = None;
     let served = loop {
         tokio::select! {
+            // Requests already read are served (and refused, when their
+            // service is gone) before the connection is wound down.
+            biased;
             served = connection.as_mut() => break served,
             revoked = &mut gone, if closed_by.is_none() => {
                 // In-flight requests finish; HTTP/1.1 closes after the
