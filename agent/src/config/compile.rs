@@ -13,6 +13,7 @@ use super::object::Object;
 use super::snapshot::{
     canonical, NamespaceInfo, Resolution, Service, Snapshot, Waypoint, WaypointBinding, WaypointRef,
 };
+use super::unaccepted::Unaccepted;
 
 /// Label naming the waypoint a namespace or ServiceEntry uses.
 pub const USE_WAYPOINT: &str = "istio.io/use-waypoint";
@@ -91,6 +92,16 @@ pub fn compile<'a>(
     objects: impl IntoIterator<Item = &'a Object>,
     addresses: &HashMap<AllocKey, Addresses>,
 ) -> Snapshot {
+    compile_with(objects, std::iter::empty(), addresses)
+}
+
+/// Compiles valid objects, and fail-closed stand-ins for the refused ones
+/// with no last good version whose kind has one ([`super::unaccepted`]).
+pub fn compile_with<'a>(
+    objects: impl IntoIterator<Item = &'a Object>,
+    unaccepted: impl IntoIterator<Item = &'a Unaccepted>,
+    addresses: &HashMap<AllocKey, Addresses>,
+) -> Snapshot {
     let mut objects: Vec<&Object> = objects.into_iter().collect();
     // Key order makes the result (and VIP conflicts) independent of input order.
     // Compared by reference: no key (three strings) built per comparison.
@@ -135,6 +146,12 @@ pub fn compile<'a>(
                 Ok(compiled) => virtual_services.push(Arc::new(compiled)),
                 Err(e) => tracing::error!(error = %e, "VirtualService left out"),
             },
+        }
+    }
+    for u in unaccepted {
+        if u.key.kind == "AuthorizationPolicy" {
+            let stand_in = crate::authz::fail_closed(&u.key.namespace, &u.key.name, &u.spec);
+            policies.push(Arc::new(stand_in));
         }
     }
     snapshot.authz = Arc::new(crate::authz::PolicySet::new(policies));
