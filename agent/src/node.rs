@@ -83,7 +83,8 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             let client = crate::kube::client::connect(k.kubeconfig.as_deref())
                 .await
                 .context("Kubernetes API client")?;
-            let rx = crate::kube::start(client.clone(), k.status_writer.clone()).await;
+            let rx =
+                crate::kube::start(client.clone(), k.status_writer.clone(), &cfg.state_dir).await;
             (rx, Some((client, k.clone())))
         }
     };

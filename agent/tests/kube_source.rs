@@ -96,7 +96,7 @@ async fn walkthrough_through_the_api() {
         identity: "node-a".into(),
         duration: Duration::from_secs(15),
     });
-    let mut rx = egret::kube::start(client, writer).await;
+    let mut rx = egret::kube::start(client, writer, &tmp.path().join("state")).await;
 
     // The Lease is taken, addresses handed out, the waypoint bound.
     let s = snapshot_where(&mut rx, "httpbin.org's walkthrough addresses", |s| {
@@ -193,7 +193,7 @@ async fn api_over_tls_with_the_kubeconfig_ca() {
     let client = egret::kube::client::connect(Some(&kubeconfig_tls(tmp.path(), addr, &ca)))
         .await
         .unwrap();
-    let mut rx = egret::kube::start(client, StatusWriter::Never).await;
+    let mut rx = egret::kube::start(client, StatusWriter::Never, &tmp.path().join("state")).await;
     snapshot_where(&mut rx, "bookinfo ambient", |s| s.is_ambient("bookinfo")).await;
     assert!(fake
         .lock()

@@ -241,6 +241,26 @@ impl LastGood {
     }
 }
 
+/// The version of `key` stored under `state_dir`, for readers outside the
+/// agent (`egret get`); `None` when there is none.
+pub fn read_stored(state_dir: &Path, key: &ObjectKey) -> Result<Option<Object>, Corrupt> {
+    let path = state_dir.join(LAST_GOOD_DIR).join(key.file_name());
+    if !path.exists() {
+        return Ok(None);
+    }
+    let (found, _, object) = read(&path).map_err(|reason| Corrupt {
+        path: path.clone(),
+        reason,
+    })?;
+    if found != *key {
+        return Err(Corrupt {
+            path,
+            reason: format!("holds {found}, not {key}"),
+        });
+    }
+    Ok(Some(object))
+}
+
 /// Reads and checks one file: its key, header and object.
 fn read(path: &Path) -> Result<(ObjectKey, Header, Object), String> {
     let contents = std::fs::read_to_string(path).map_err(|e| e.to_string())?;

@@ -328,7 +328,11 @@ impl Reconciler {
             }
             None => (None, None, InForce::Nothing),
         };
-        self.set_refused(key, Some(Refused::new(key, errors, in_force)));
+        let since = self
+            .refused
+            .get(key)
+            .map_or_else(|| status::rfc3339(SystemTime::now()), |r| r.since.clone());
+        self.set_refused(key, Some(Refused::new(key, errors, in_force, since)));
         (next, unaccepted)
     }
 

@@ -27,6 +27,8 @@ pub struct Refused {
     pub name: String,
     /// Why its current source is refused (object, field, reason).
     pub errors: Vec<String>,
+    /// Since when (RFC 3339).
+    pub since: String,
     /// What is in force instead.
     pub in_force: InForce,
 }
@@ -64,13 +66,14 @@ impl InForce {
 }
 
 impl Refused {
-    /// A report for `key`.
-    pub fn new(key: &ObjectKey, errors: Vec<String>, in_force: InForce) -> Self {
+    /// A report for `key`, refused since `since`.
+    pub fn new(key: &ObjectKey, errors: Vec<String>, in_force: InForce, since: String) -> Self {
         Refused {
             kind: key.kind.to_string(),
             namespace: key.namespace.clone(),
             name: key.name.clone(),
             errors,
+            since,
             in_force,
         }
     }
@@ -83,7 +86,7 @@ impl Refused {
     /// The `Accepted: False` condition `egret get` shows on the object.
     pub fn condition(&self) -> Condition {
         Condition {
-            last_transition_time: String::new(),
+            last_transition_time: self.since.clone(),
             message: format!("{}; {}", self.errors.join("; "), self.in_force.describe()),
             reason: "Invalid".to_string(),
             status: "False".to_string(),

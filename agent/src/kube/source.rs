@@ -1,8 +1,10 @@
 //! The Kubernetes config source: one watch (with a reflector store) per
 //! kind; after a change and a short quiet time, everything the stores hold
 //! goes through [`ApiReconciler`] and a new snapshot is published on the
-//! same kind of channel the folder source feeds.
+//! same kind of channel the folder source feeds. Accepted versions are kept
+//! in the agent's state folder (its last good versions across restarts).
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,12 +52,19 @@ pub enum StatusWriter {
 struct Watched {
     info: &'static KindInfo,
     store: Store<DynamicObject>,
+    /// Set once the watch has listed the kind.
+    listed: Arc<AtomicBool>,
 }
 
 /// Starts watching every config kind, waits for their first lists (at most
 /// [`READY_TIMEOUT`]), publishes the first snapshot and keeps publishing
-/// until every receiver is dropped.
-pub async fn start(client: Client, writer: StatusWriter) -> watch::Receiver<Arc<Snapshot>> {
+/// until every receiver is dropped. Last good versions are kept in
+/// `state_dir`.
+pub async fn start(
+    client: Client,
+    writer: StatusWriter,
+    state_dir: &Path,
+) -> watch::Receiver<Arc<Snapshot>> {
     let changed = Arc::new(Notify::new());
     let leader = Arc::new(AtomicBool::new(matches!(writer, StatusWriter::Always)));
     let mut tasks = Vec::new();
@@ -85,7 +94,7 @@ pub async fn start(client: Client, writer: StatusWriter) -> watch::Receiver<Arc<
             );
         }
     }
-    let mut reconciler = ApiReconciler::new();
+    let mut reconciler = ApiReconciler::with_state(state_dir);
     let first = reconciler.reconcile(&gather(&kinds), leader.load(Ordering::Relaxed));
     let snapshot = first.snapshot.unwrap_or_default();
     tracing::info!(
@@ -117,6 +126,8 @@ fn watch_kind(
     let api: Api<DynamicObject> = Api::all_with(client, &resource);
     let writer = reflector::store::Writer::new(resource);
     let store = writer.as_reader();
+    let listed = Arc::new(AtomicBool::new(false));
+    let listed_by_watch = listed.clone();
     let mut config = watcher::Config::default();
     if info.kind == "Secret" {
         config = config.fields(SECRET_FIELDS);
@@ -130,6 +141,9 @@ fn watch_kind(
                 Ok(
                     watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone,
                 ) => {
+                    if matches!(event, Ok(watcher::Event::InitDone)) {
+                        listed_by_watch.store(true, Ordering::Relaxed);
+                    }
                     last_error.clear();
                     changed.notify_one();
                 }
@@ -145,7 +159,14 @@ fn watch_kind(
             }
         }
     });
-    (Watched { info, store }, task)
+    (
+        Watched {
+            info,
+            store,
+            listed,
+        },
+        task,
+    )
 }
 
 fn gather(kinds: &[Watched]) -> Vec<KindObjects> {
@@ -155,6 +176,7 @@ fn gather(kinds: &[Watched]) -> Vec<KindObjects> {
             info: w.info,
             resource: api_resource(w.info),
             objects: w.store.state(),
+            listed: w.listed.load(Ordering::Relaxed),
         })
         .collect()
 }
