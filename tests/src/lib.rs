@@ -10,6 +10,7 @@
 //! run: they never skip.
 
 pub mod bin;
+pub mod held;
 pub mod node;
 pub mod process;
 pub mod tls;
