@@ -64,6 +64,55 @@ spec:
     )
 }
 
+/// The waypoint with httpbin.org on 240.240.0.2, sent to `upstream`: its
+/// manifests, and the mesh they are in force in.
+fn httpbin_mesh(upstream: u16) -> (String, Mesh) {
+    let base = format!(
+        "{WAYPOINT}---\n{}",
+        service_entry("httpbin.org", "240.240.0.2", "HTTP", upstream)
+    );
+    let mesh = Mesh::new(&base);
+    (base, mesh)
+}
+
+type Driven = tokio::task::JoinHandle<Result<(), hyper::Error>>;
+
+/// The workload's HTTP client on its captured connection.
+enum Client {
+    H1(hyper::client::conn::http1::SendRequest<Empty<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Empty<Bytes>>),
+}
+
+impl Client {
+    /// HTTP/1.1, or HTTP/2 with prior knowledge, on `stream`; and the task
+    /// driving the connection (it ends when the connection does).
+    async fn open(stream: tokio::net::TcpStream, http2: bool) -> (Client, Driven) {
+        let io = TokioIo::new(stream);
+        if http2 {
+            let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                .await
+                .unwrap();
+            (Client::H2(sender), tokio::spawn(conn))
+        } else {
+            let (sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+            (Client::H1(sender), tokio::spawn(conn))
+        }
+    }
+
+    /// `method path` to httpbin.org: (status, body), or the client's error.
+    async fn send(&mut self, method: &str, path: &str) -> Result<(u16, String), hyper::Error> {
+        let response = match self {
+            Client::H1(s) => s.send_request(request(method, path, "httpbin.org")).await?,
+            Client::H2(s) => {
+                let uri = format!("http://httpbin.org{path}");
+                let req = Request::builder().method(method).uri(uri);
+                s.send_request(req.body(Empty::new()).unwrap()).await?
+            }
+        };
+        Ok(status_and_body(response).await)
+    }
+}
+
 fn vip(ip: &str) -> SocketAddr {
     SocketAddr::new(ip.parse().unwrap(), 80)
 }
@@ -104,42 +153,27 @@ async fn finished(task: tokio::task::JoinHandle<()>) {
         .unwrap();
 }
 
-#[tokio::test]
-async fn a_keep_alive_connection_opened_before_a_policy_gets_403_after_it() {
+/// A connection opened before Step 4a: the next disallowed request on it
+/// is 403, the allowed one still goes through.
+async fn policy_applied_after_open(http2: bool) {
     logs();
     let (upstream, seen) = recording_upstream().await;
-    let base = format!(
-        "{WAYPOINT}---\n{}",
-        service_entry("httpbin.org", "240.240.0.2", "HTTP", upstream)
-    );
-    let mesh = Mesh::new(&base);
-    let (client, src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(client))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-
-    let before = sender
-        .send_request(request("POST", "/post", "httpbin.org"))
-        .await
-        .unwrap();
-    assert_eq!(status_and_body(before).await.0, 200);
+    let (base, mesh) = httpbin_mesh(upstream);
+    let (stream, src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
+    let (mut client, _conn) = Client::open(stream, http2).await;
+    assert_eq!(client.send("POST", "/post").await.unwrap().0, 200);
 
     mesh.apply(&format!("{base}---\n{ONLY_GET}"));
-    let after = sender
-        .send_request(request("POST", "/post", "httpbin.org"))
-        .await
-        .unwrap();
     assert_eq!(
-        status_and_body(after).await,
+        client.send("POST", "/post").await.unwrap(),
         (403, "RBAC: access denied".into())
     );
-    let allowed = sender
-        .send_request(request("GET", "/get", "httpbin.org"))
-        .await
-        .unwrap();
-    assert_eq!(status_and_body(allowed).await.0, 200, "still allowed");
-    drop(sender);
+    assert_eq!(
+        client.send("GET", "/get").await.unwrap().0,
+        200,
+        "still allowed"
+    );
+    drop(client);
     finished(task).await;
     assert_eq!(
         *seen.lock().unwrap(),
@@ -156,72 +190,34 @@ async fn a_keep_alive_connection_opened_before_a_policy_gets_403_after_it() {
 }
 
 #[tokio::test]
-async fn an_http2_connection_opened_before_a_policy_gets_403_after_it() {
-    logs();
-    let (upstream, seen) = recording_upstream().await;
-    let base = format!(
-        "{WAYPOINT}---\n{}",
-        service_entry("httpbin.org", "240.240.0.2", "HTTP", upstream)
-    );
-    let mesh = Mesh::new(&base);
-    let (client, _src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(client))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let h2 = |method: &str, path: &str| {
-        Request::builder()
-            .method(method)
-            .uri(format!("http://httpbin.org{path}"))
-            .body(Empty::<Bytes>::new())
-            .unwrap()
-    };
-
-    let before = sender.send_request(h2("POST", "/post")).await.unwrap();
-    assert_eq!(status_and_body(before).await.0, 200);
-    mesh.apply(&format!("{base}---\n{ONLY_GET}"));
-    let after = sender.send_request(h2("POST", "/post")).await.unwrap();
-    assert_eq!(status_and_body(after).await.0, 403);
-    let allowed = sender.send_request(h2("GET", "/get")).await.unwrap();
-    assert_eq!(status_and_body(allowed).await.0, 200);
-    drop(sender);
-    finished(task).await;
-    assert_eq!(seen.lock().unwrap().len(), 2);
+async fn a_keep_alive_connection_opened_before_a_policy_gets_403_after_it() {
+    policy_applied_after_open(false).await;
 }
 
 #[tokio::test]
-async fn deleting_the_service_closes_an_idle_http1_connection_and_logs_why() {
+async fn an_http2_connection_opened_before_a_policy_gets_403_after_it() {
+    policy_applied_after_open(true).await;
+}
+
+/// The service deleted under an open connection: the waypoint ends it
+/// (HTTP/1.1 closed while idle, HTTP/2 by GOAWAY), nothing more is sent
+/// on, and the connection's log line says why.
+async fn delete_ends_the_connection(http2: bool) {
     logs();
     let (upstream, seen) = recording_upstream().await;
-    let base = format!(
-        "{WAYPOINT}---\n{}",
-        service_entry("httpbin.org", "240.240.0.2", "HTTP", upstream)
-    );
-    let mesh = Mesh::new(&base);
-    let (client, src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(client))
-        .await
-        .unwrap();
-    let conn = tokio::spawn(conn);
-    let first = sender
-        .send_request(request("GET", "/get", "httpbin.org"))
-        .await
-        .unwrap();
-    assert_eq!(status_and_body(first).await.0, 200);
+    let (_, mesh) = httpbin_mesh(upstream);
+    let (stream, src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
+    let (mut client, conn) = Client::open(stream, http2).await;
+    assert_eq!(client.send("GET", "/get").await.unwrap().0, 200);
 
     mesh.apply(WAYPOINT);
     finished(task).await;
-    // The workload sees its connection closed, and nothing more is sent on.
     tokio::time::timeout(LIMIT, conn)
         .await
         .expect("the workload's connection ends")
         .unwrap()
         .unwrap();
-    assert!(sender
-        .send_request(request("GET", "/get", "httpbin.org"))
-        .await
-        .is_err());
+    assert!(client.send("GET", "/get").await.is_err(), "no new request");
     assert_eq!(seen.lock().unwrap().len(), 1);
     let line = connection_line(src);
     assert!(
@@ -232,14 +228,20 @@ async fn deleting_the_service_closes_an_idle_http1_connection_and_logs_why() {
 }
 
 #[tokio::test]
+async fn deleting_the_service_closes_an_idle_http1_connection_and_logs_why() {
+    delete_ends_the_connection(false).await;
+}
+
+#[tokio::test]
+async fn deleting_the_service_sends_goaway_on_http2() {
+    delete_ends_the_connection(true).await;
+}
+
+#[tokio::test]
 async fn a_request_racing_the_delete_never_reaches_the_upstream() {
     logs();
     let (upstream, seen) = recording_upstream().await;
-    let base = format!(
-        "{WAYPOINT}---\n{}",
-        service_entry("httpbin.org", "240.240.0.2", "HTTP", upstream)
-    );
-    let mesh = Mesh::new(&base);
+    let (_, mesh) = httpbin_mesh(upstream);
     let (mut client, _src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
     let get = b"GET /get HTTP/1.1\r\nhost: httpbin.org\r\n\r\n";
     client.write_all(get).await.unwrap();
@@ -278,16 +280,9 @@ async fn routing_and_upstream_follow_the_config_on_an_open_connection() {
         "{WAYPOINT}---\n{}",
         service_entry("httpbin.org", "240.240.0.2", "HTTP", first_upstream)
     ));
-    let (client, _src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(client))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let get = sender
-        .send_request(request("GET", "/get", "httpbin.org"))
-        .await
-        .unwrap();
-    assert_eq!(status_and_body(get).await.0, 200);
+    let (stream, _src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
+    let (mut client, _conn) = Client::open(stream, false).await;
+    assert_eq!(client.send("GET", "/get").await.unwrap().0, 200);
 
     // The same service, its endpoint moved, and a route answering /teapot.
     let moved = format!(
@@ -295,17 +290,12 @@ async fn routing_and_upstream_follow_the_config_on_an_open_connection() {
         service_entry("httpbin.org", "240.240.0.2", "HTTP", second_upstream)
     );
     mesh.apply(&moved);
-    let get = sender
-        .send_request(request("GET", "/get", "httpbin.org"))
-        .await
-        .unwrap();
-    assert_eq!(status_and_body(get).await, (200, "GET /get".into()));
-    let teapot = sender
-        .send_request(request("GET", "/teapot", "httpbin.org"))
-        .await
-        .unwrap();
-    assert_eq!(status_and_body(teapot).await.0, 418);
-    drop(sender);
+    assert_eq!(
+        client.send("GET", "/get").await.unwrap(),
+        (200, "GET /get".into())
+    );
+    assert_eq!(client.send("GET", "/teapot").await.unwrap().0, 418);
+    drop(client);
     finished(task).await;
     assert_eq!(first_seen.lock().unwrap().len(), 1);
     assert_eq!(
@@ -332,45 +322,6 @@ spec:
     - destination:
         host: httpbin.org
 ";
-
-#[tokio::test]
-async fn deleting_the_service_sends_goaway_on_http2() {
-    logs();
-    let (upstream, seen) = recording_upstream().await;
-    let base = format!(
-        "{WAYPOINT}---\n{}",
-        service_entry("httpbin.org", "240.240.0.2", "HTTP", upstream)
-    );
-    let mesh = Mesh::new(&base);
-    let (client, src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(client))
-            .await
-            .unwrap();
-    let conn = tokio::spawn(conn);
-    let get = || {
-        Request::get("http://httpbin.org/get")
-            .body(Empty::<Bytes>::new())
-            .unwrap()
-    };
-    let first = sender.send_request(get()).await.unwrap();
-    assert_eq!(status_and_body(first).await.0, 200);
-
-    mesh.apply(WAYPOINT);
-    finished(task).await;
-    tokio::time::timeout(LIMIT, conn)
-        .await
-        .expect("GOAWAY ends the workload's connection")
-        .unwrap()
-        .unwrap();
-    assert!(sender.send_request(get()).await.is_err(), "no new stream");
-    assert_eq!(seen.lock().unwrap().len(), 1);
-    assert!(
-        connection_line(src).contains("response_flags=NR"),
-        "{}",
-        connection_line(src)
-    );
-}
 
 #[tokio::test]
 async fn a_tcp_connection_a_new_deny_covers_is_closed_within_a_second() {
@@ -428,10 +379,10 @@ async fn a_request_naming_another_service_is_404_nr_and_reaches_nobody() {
     );
     let mesh = Mesh::new(&manifests);
     let (client, src, task) = captured(mesh.ctx.clone(), vip("240.240.0.3")).await;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(client))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let (sender, _conn) = Client::open(client, false).await;
+    let Client::H1(mut sender) = sender else {
+        unreachable!("HTTP/1.1 asked for")
+    };
 
     // Allowed by policy as httpbin.org, but sent to other.test's VIP.
     let confused = sender

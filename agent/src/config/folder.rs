@@ -368,7 +368,7 @@ fn parsed(documents: Vec<super::parse::Document>) -> (Vec<Named>, Vec<Problem>) 
                     named.push(Named {
                         key,
                         version: None,
-                        spec: rejected.spec,
+                        spec: *rejected.spec,
                     });
                 }
             }

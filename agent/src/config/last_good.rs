@@ -164,22 +164,13 @@ impl LastGood {
         if !self.index.contains_key(key) {
             return Ok(None);
         }
-        let path = self.dir.join(key.file_name());
-        let (found, _, object) = match self.pending.get(key) {
-            Some(Some(contents)) => parse(&path, contents),
-            _ => read(&path),
+        match self.pending.get(key) {
+            Some(Some(contents)) => {
+                let path = self.dir.join(key.file_name());
+                checked(key, &path, parse(&path, contents)).map(Some)
+            }
+            _ => read_in(&self.dir, key),
         }
-        .map_err(|reason| Corrupt {
-            path: path.clone(),
-            reason,
-        })?;
-        if found != *key {
-            return Err(Corrupt {
-                path,
-                reason: format!("holds {found}, not {key}"),
-            });
-        }
-        Ok(Some(object))
     }
 
     /// Writes what is queued: every new file durable before any is renamed
@@ -241,24 +232,36 @@ impl LastGood {
     }
 }
 
-/// The version of `key` stored under `state_dir`, for readers outside the
-/// agent (`egret get`); `None` when there is none.
+/// The version of `key` stored under `state_dir`, read and checked (also
+/// for readers outside the agent: `egret get`); `None` when there is none.
 pub fn read_stored(state_dir: &Path, key: &ObjectKey) -> Result<Option<Object>, Corrupt> {
-    let path = state_dir.join(LAST_GOOD_DIR).join(key.file_name());
+    read_in(&state_dir.join(LAST_GOOD_DIR), key)
+}
+
+/// The version of `key` in the store folder `dir`.
+fn read_in(dir: &Path, key: &ObjectKey) -> Result<Option<Object>, Corrupt> {
+    let path = dir.join(key.file_name());
     if !path.exists() {
         return Ok(None);
     }
-    let (found, _, object) = read(&path).map_err(|reason| Corrupt {
-        path: path.clone(),
+    checked(key, &path, read(&path)).map(Some)
+}
+
+/// The object of a file read for `key`, or why it cannot serve as `key`'s.
+fn checked(
+    key: &ObjectKey,
+    path: &Path,
+    read: Result<(ObjectKey, Header, Object), String>,
+) -> Result<Object, Corrupt> {
+    let corrupt = |reason| Corrupt {
+        path: path.to_path_buf(),
         reason,
-    })?;
+    };
+    let (found, _, object) = read.map_err(corrupt)?;
     if found != *key {
-        return Err(Corrupt {
-            path,
-            reason: format!("holds {found}, not {key}"),
-        });
+        return Err(corrupt(format!("holds {found}, not {key}")));
     }
-    Ok(Some(object))
+    Ok(object)
 }
 
 /// Reads and checks one file: its key, header and object.

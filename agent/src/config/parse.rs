@@ -28,7 +28,7 @@ pub struct Rejected {
     pub errors: Vec<ConfigError>,
     /// Its `spec` as written (`Null` when there is none or it was not
     /// reached): what a fail-closed stand-in reads its targets from.
-    pub spec: Value,
+    pub spec: Box<Value>,
 }
 
 /// Splits `text` at `---` lines and parses each document. A YAML syntax error
@@ -146,7 +146,7 @@ pub fn parse_object(
             document,
             reason,
         }],
-        spec: Value::Null,
+        spec: Box::default(),
     };
     let Some(map) = value.as_mapping() else {
         return Err(envelope("expected an object (a YAML mapping)".into()));
@@ -173,7 +173,7 @@ pub fn parse_object(
                 api_version: api_version.to_string(),
                 supported: kinds::supported(),
             }],
-            spec: Value::Null,
+            spec: Box::default(),
         });
     };
     let meta_value = map.get("metadata").cloned().unwrap_or(Value::Null);
@@ -248,7 +248,7 @@ pub fn parse_object(
         return Err(Rejected {
             key: Some(key),
             errors,
-            spec: spec_value,
+            spec: Box::new(spec_value),
         });
     };
     let mut text = text;

@@ -3,8 +3,7 @@
 //! version at all.
 
 use super::*;
-use crate::authz::{GatewayKey, HttpAttrs, ObjectKey as AuthzKey, RequestAttrs, TargetKey};
-use crate::config::fixtures::{EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY};
+use crate::config::fixtures::{http_allowed, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY};
 use crate::config::last_good::LAST_GOOD_DIR;
 use crate::config::refused::{self, InForce};
 
@@ -76,44 +75,17 @@ impl Agent {
         std::fs::write(self.config.join(file), text).unwrap();
     }
 
+    /// Where the last good version of policy `name` is kept.
+    fn stored(&self, name: &str) -> PathBuf {
+        self.state.join(LAST_GOOD_DIR).join(ap(name).file_name())
+    }
+
     /// A fresh start: a new reconciler on the same folders.
     fn start(&self) -> (Reconciler, Snapshot) {
         let mut r = Reconciler::new(&self.config, &self.state).unwrap();
         let snapshot = r.reload().unwrap().unwrap();
         (r, snapshot)
     }
-}
-
-/// Whether `method path` to httpbin.org at the waypoint is allowed.
-fn allowed(snapshot: &Snapshot, method: &str, path: &str) -> bool {
-    let headers = http::HeaderMap::new();
-    let attrs = RequestAttrs {
-        source_principal: Some("cluster.local/ns/bookinfo/sa/bookinfo-productpage"),
-        source_namespace: Some("bookinfo"),
-        source_ip: "10.0.0.1".parse().unwrap(),
-        remote_ip: "10.0.0.1".parse().unwrap(),
-        destination: "240.240.0.2:80".parse().unwrap(),
-        sni: None,
-        http: Some(HttpAttrs {
-            authority: "httpbin.org",
-            method,
-            path,
-            headers: &headers,
-        }),
-    };
-    let target = TargetKey {
-        gateway: GatewayKey {
-            namespace: "istio-egress",
-            name: "egress-waypoint",
-            class: "istio-waypoint",
-        },
-        service_entry: Some(AuthzKey {
-            namespace: "istio-egress",
-            name: "httpbin.org",
-        }),
-        service: None,
-    };
-    snapshot.authz.evaluate(&target, &attrs).allowed
 }
 
 fn ap(name: &str) -> ObjectKey {
@@ -126,18 +98,27 @@ fn invalid_sources_after_a_restart_run_on_their_last_good_versions() {
     agent.write("deny.yaml", DENY);
     agent.write("allow.yaml", ALLOW);
     let (_, before) = agent.start();
-    assert!(!allowed(&before, "POST", "/post"), "denied by DENY");
-    assert!(!allowed(&before, "GET", "/headers"), "not allowed by ALLOW");
-    assert!(allowed(&before, "GET", "/get"));
+    assert!(!http_allowed(&before, "POST", "/post"), "denied by DENY");
+    assert!(
+        !http_allowed(&before, "GET", "/headers"),
+        "not allowed by ALLOW"
+    );
+    assert!(http_allowed(&before, "GET", "/get"));
 
     // Both replaced by invalid versions while the agent is down: one with a
     // bad field, one that does not even parse.
     agent.write("deny.yaml", &broken(DENY));
     agent.write("allow.yaml", "kind: [");
     let (r, after) = agent.start();
-    assert!(!allowed(&after, "POST", "/post"), "the DENY still holds");
-    assert!(!allowed(&after, "GET", "/headers"), "the ALLOW still holds");
-    assert!(allowed(&after, "GET", "/get"));
+    assert!(
+        !http_allowed(&after, "POST", "/post"),
+        "the DENY still holds"
+    );
+    assert!(
+        !http_allowed(&after, "GET", "/headers"),
+        "the ALLOW still holds"
+    );
+    assert!(http_allowed(&after, "GET", "/get"));
     assert_eq!(r.objects().count(), 5);
 
     let reports: Vec<&Refused> = r.refused().collect();
@@ -168,8 +149,8 @@ fn an_invalid_allow_with_no_last_good_version_denies_instead_of_allowing_all() {
     let agent = Agent::new();
     agent.write("allow.yaml", &broken(ALLOW));
     let (r, snapshot) = agent.start();
-    assert!(!allowed(&snapshot, "GET", "/get"), "fail closed");
-    assert!(!allowed(&snapshot, "POST", "/anything"));
+    assert!(!http_allowed(&snapshot, "GET", "/get"), "fail closed");
+    assert!(!http_allowed(&snapshot, "POST", "/anything"));
     let report = r.refused().next().unwrap();
     assert_eq!(report.in_force, InForce::FailClosed);
     assert!(report.errors[0].contains("AuthorizationPolicy istio-egress/httpbin: spec.bogus"));
@@ -178,7 +159,7 @@ fn an_invalid_allow_with_no_last_good_version_denies_instead_of_allowing_all() {
     // Fixed: the real policy replaces the stand-in.
     agent.write("allow.yaml", ALLOW);
     let (r, fixed) = agent.start();
-    assert!(allowed(&fixed, "GET", "/get"));
+    assert!(http_allowed(&fixed, "GET", "/get"));
     assert!(r.refused().next().is_none());
 }
 
@@ -192,7 +173,7 @@ fn a_policy_turning_invalid_while_running_keeps_its_version_and_a_new_one_fails_
     // A new policy that never was valid: a stand-in, so a new snapshot.
     agent.write("allow.yaml", &broken(ALLOW));
     let s = r.reload().unwrap().expect("the stand-in is a change");
-    assert!(!allowed(&s, "GET", "/get"));
+    assert!(!http_allowed(&s, "GET", "/get"));
     let fates: Vec<_> = r.refused().map(|x| x.in_force.clone()).collect();
     assert!(matches!(fates[0], InForce::FailClosed), "{fates:?}");
     assert!(matches!(fates[1], InForce::LastGood { .. }), "{fates:?}");
@@ -203,14 +184,11 @@ fn an_object_deleted_while_stopped_is_gone_with_its_last_good_version() {
     let agent = Agent::new();
     agent.write("deny.yaml", DENY);
     agent.start();
-    let stored = agent
-        .state
-        .join(LAST_GOOD_DIR)
-        .join(ap("no-post").file_name());
+    let stored = agent.stored("no-post");
     assert!(stored.exists());
     std::fs::remove_file(agent.config.join("deny.yaml")).unwrap();
     let (r, s) = agent.start();
-    assert!(allowed(&s, "POST", "/post"));
+    assert!(http_allowed(&s, "POST", "/post"));
     assert_eq!(r.objects().count(), 3);
     let mut r = r;
     r.write_status().unwrap();
@@ -222,17 +200,14 @@ fn a_corrupt_last_good_file_is_reported_and_never_trusted() {
     let agent = Agent::new();
     agent.write("allow.yaml", ALLOW);
     agent.start();
-    let stored = agent
-        .state
-        .join(LAST_GOOD_DIR)
-        .join(ap("httpbin").file_name());
+    let stored = agent.stored("httpbin");
     let text = std::fs::read_to_string(&stored).unwrap();
     // Truncated, as a crash mid-write on a careless filesystem could leave it.
     std::fs::write(&stored, &text[..text.len() / 2]).unwrap();
     agent.write("allow.yaml", &broken(ALLOW));
     let (r, s) = agent.start();
     assert!(
-        !allowed(&s, "GET", "/get"),
+        !http_allowed(&s, "GET", "/get"),
         "no usable last good: fail closed"
     );
     assert_eq!(r.refused().next().unwrap().in_force, InForce::FailClosed);

@@ -133,7 +133,7 @@ impl ApiReconciler {
                                 self.stored_as_last_good(&key)
                             }
                             None if has_stand_in(key.kind) => {
-                                let spec = rejected.spec.clone();
+                                let spec = (*rejected.spec).clone();
                                 unaccepted.insert(
                                     key.clone(),
                                     Unaccepted {
@@ -461,35 +461,7 @@ spec:
 
     /// Whether `GET httpbin.org/get` through the waypoint is allowed.
     fn get_allowed(s: &Snapshot) -> bool {
-        use crate::authz::{GatewayKey, HttpAttrs, ObjectKey as Target, RequestAttrs, TargetKey};
-        let headers = http::HeaderMap::new();
-        let target = TargetKey {
-            gateway: GatewayKey {
-                namespace: "istio-egress",
-                name: "egress-waypoint",
-                class: "istio-waypoint",
-            },
-            service_entry: Some(Target {
-                namespace: "istio-egress",
-                name: "httpbin.org",
-            }),
-            service: None,
-        };
-        let attrs = RequestAttrs {
-            source_principal: Some("cluster.local/ns/bookinfo/sa/productpage"),
-            source_namespace: Some("bookinfo"),
-            source_ip: "10.0.0.1".parse().unwrap(),
-            remote_ip: "10.0.0.1".parse().unwrap(),
-            destination: "240.240.0.2:80".parse().unwrap(),
-            sni: None,
-            http: Some(HttpAttrs {
-                authority: "httpbin.org",
-                method: "GET",
-                path: "/get",
-                headers: &headers,
-            }),
-        };
-        s.authz.evaluate(&target, &attrs).allowed
+        crate::config::fixtures::http_allowed(s, "GET", "/get")
     }
 
     #[test]
