@@ -18,10 +18,15 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use egret::kernel::{netns_cookie_of, Kernel};
+
+#[path = "support/test_kernel.rs"]
+mod test_kernel;
+
 use egret_common::{
     v4_mapped, FlowKey, OrigDst, ServiceKey, ServiceRange, Stat, AF_INET, AF_INET6, DNS_PORT,
     EGRET_MARK, ENROLL_DNS, ENROLL_SERVICES, OUTBOUND_PORT,
 };
+use test_kernel::TestKernel;
 
 const VIP4: Ipv4Addr = Ipv4Addr::new(240, 240, 0, 2);
 const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
@@ -112,22 +117,13 @@ fn logged(needle: &str) -> bool {
         .any(|l| l.contains(needle))
 }
 
-/// Loads the programs or fails the test with what to do.
-fn load_kernel() -> Kernel {
-    // Both tests install it; only the first call succeeds, which is fine.
+/// Loads the programs and puts them in force, or fails the test with what to do.
+fn load_kernel() -> TestKernel {
+    // Every test installs it; only the first call succeeds, which is fine.
     let _ = log::set_logger(&RECORDER);
     // The programs format only the levels enabled when they are loaded.
     log::set_max_level(log::LevelFilter::Debug);
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "kernel_capture loads eBPF programs and creates network namespaces: run it as root"
-    );
-    let object = std::env::var_os("EGRET_BPF_OBJECT").map(PathBuf::from);
-    Kernel::load(object.as_deref()).unwrap_or_else(|e| {
-        panic!("cannot load egret's eBPF programs (run `cargo xtask build-ebpf` first, or set EGRET_BPF_OBJECT): {e}")
-    })
+    test_kernel::load_kernel("kernel_capture")
 }
 
 fn key(ip: IpAddr, port: u16) -> ServiceKey {
@@ -248,14 +244,20 @@ fn tcp_connects_to_services_reach_the_outbound_listener() {
         "unenrolled namespace",
     );
 
-    // egret's own sockets (SO_MARK 0x539) are never captured.
+    // A mark exempts nothing: a socket carrying egret's own mark (which a
+    // workload with CAP_NET_ADMIN could set) is captured like any other.
     let marked = enrolled.run(|| {
         let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         s.set_mark(EGRET_MARK).unwrap();
         s.connect_timeout(&SocketAddr::from((VIP4, 80)).into(), TIMEOUT)
             .map(|()| TcpStream::from(s))
     });
-    assert_unreachable(marked, "socket with egret's mark");
+    let marked = marked.expect("a socket with egret's mark is still captured");
+    let marked_port = accept_captured(&listener4, &marked);
+    assert!(kernel
+        .take_orig_dst(&FlowKey::new(cookie, marked_port, AF_INET))
+        .unwrap()
+        .is_some());
 
     // IPv6: captured to [::1]:15001.
     let client6 =
@@ -284,7 +286,6 @@ fn tcp_connects_to_services_reach_the_outbound_listener() {
 
     assert!(stat(&kernel, Stat::RedirectService) >= 2);
     assert!(stat(&kernel, Stat::FlowRecorded) >= 2);
-    assert!(stat(&kernel, Stat::SkipOwnSocket) >= 1);
     assert!(stat(&kernel, Stat::PassthroughEnrolled) >= 1);
 
     kernel.unenroll(cookie).unwrap();

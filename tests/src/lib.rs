@@ -16,6 +16,7 @@ pub mod process;
 pub mod tls;
 pub mod two_nodes;
 pub mod walkthrough;
+pub mod workload;
 
 pub use node::{Node, NodeOptions, TlsHttpbin};
 

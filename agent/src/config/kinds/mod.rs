@@ -145,6 +145,8 @@ registry! {
     Secret => secret::Secret,
     AuthorizationPolicy => authorization_policy::AuthorizationPolicy,
     VirtualService => virtual_service::VirtualService,
+    ConfigMap => config_map::ConfigMap,
+    Sidecar => sidecar::Sidecar,
 }
 
 /// The kind named `kind` exactly as in a manifest's `kind:` field.
