@@ -5,7 +5,8 @@
 //! durable, batched: temporary files, one `syncfs`, renames, the folder
 //! synced. A file is the manifest as accepted under a one-line header with
 //! its checksum; a corrupt file is reported and counts as no last good
-//! version, never as a reason to stop.
+//! version, never as a reason to stop. Opening checks headers and checksums
+//! only; a version is parsed when it is needed (its source is refused).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -92,8 +93,13 @@ impl LastGood {
                 let _ = std::fs::remove_file(&path);
                 continue;
             }
-            match read(&path) {
-                Ok((key, header, _)) => {
+            let sealed = std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|contents| {
+                    unseal(&path, &contents).map(|(key, header, _)| (key, header))
+                });
+            match sealed {
+                Ok((key, header)) => {
                     let stored = StoredVersion {
                         source: header.source,
                         accepted: header.accepted,
@@ -270,20 +276,10 @@ fn read(path: &Path) -> Result<(ObjectKey, Header, Object), String> {
     parse(path, &contents)
 }
 
-/// Checks one file's contents: a header whose checksum matches the text,
-/// and a text holding exactly the valid object the header names, stored
-/// under its own file name.
+/// Checks one file's contents: a sealed header (see [`unseal`]), and a
+/// text holding exactly the valid object the header names.
 fn parse(path: &Path, contents: &str) -> Result<(ObjectKey, Header, Object), String> {
-    let (first, text) = contents
-        .split_once('\n')
-        .ok_or_else(|| "no header line".to_string())?;
-    let header: Header = first
-        .strip_prefix(HEADER_PREFIX)
-        .and_then(|json| serde_json::from_str(json).ok())
-        .ok_or_else(|| "unreadable header line".to_string())?;
-    if sha256(text) != header.sha256 {
-        return Err("checksum mismatch: the file is truncated or was changed".into());
-    }
+    let (key, header, text) = unseal(path, contents)?;
     let label = path.display().to_string();
     let mut objects = parse_text(text, &label, DEFAULT_NAMESPACE)
         .map_err(|e| e.to_string())?
@@ -297,25 +293,40 @@ fn parse(path: &Path, contents: &str) -> Result<(ObjectKey, Header, Object), Str
         }
         _ => return Err("does not hold exactly one object".into()),
     };
-    let key = object.key();
-    let named = (key.kind, key.namespace.as_str(), key.name.as_str());
-    if named
-        != (
-            header.kind.as_str(),
-            header.namespace.as_str(),
-            header.name.as_str(),
-        )
-    {
-        return Err(format!("holds {key}, but its header names another object"));
-    }
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    if file_name.as_deref() != Some(key.file_name().as_str()) {
-        return Err(format!("holds {key}, stored under another name"));
+    if object.key() != key {
+        return Err(format!(
+            "holds {}, but its header names {key}",
+            object.key()
+        ));
     }
     if format!("{:032x}", digest(&object.raw)) != header.digest {
         return Err("digest mismatch".into());
     }
     Ok((key, header, object))
+}
+
+/// The cheap checks, run on every file at start: a readable header naming
+/// a known kind, a text whose checksum matches it, the file named after
+/// the object. Returns the key, the header and the text.
+fn unseal<'a>(path: &Path, contents: &'a str) -> Result<(ObjectKey, Header, &'a str), String> {
+    let (first, text) = contents
+        .split_once('\n')
+        .ok_or_else(|| "no header line".to_string())?;
+    let header: Header = first
+        .strip_prefix(HEADER_PREFIX)
+        .and_then(|json| serde_json::from_str(json).ok())
+        .ok_or_else(|| "unreadable header line".to_string())?;
+    if sha256(text) != header.sha256 {
+        return Err("checksum mismatch: the file is truncated or was changed".into());
+    }
+    let info = super::kinds::by_kind(&header.kind)
+        .ok_or_else(|| format!("unknown kind {:?}", header.kind))?;
+    let key = ObjectKey::new(info.kind, header.namespace.clone(), header.name.clone());
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    if file_name.as_deref() != Some(key.file_name().as_str()) {
+        return Err(format!("holds {key}, stored under another name"));
+    }
+    Ok((key, header, text))
 }
 
 /// Lowercase hex SHA-256 of `text`.

@@ -104,13 +104,19 @@ impl Reconciler {
     /// read) and writes status. Returns a new snapshot when the objects in
     /// force changed (always on the first call), `None` when nothing did.
     pub fn reload(&mut self) -> Result<Option<Snapshot>, ConfigError> {
+        let snapshot = self.rescan()?;
+        self.write_status()?;
+        Ok(snapshot)
+    }
+
+    /// Like [`Reconciler::reload`], leaving what is to be written queued
+    /// for [`Reconciler::write_status`], so the snapshot can go out first.
+    pub fn rescan(&mut self) -> Result<Option<Snapshot>, ConfigError> {
         let mut changes = self.folder.rescan()?;
         if self.generation == 0 {
             self.match_last_good(&mut changes);
         }
-        let snapshot = self.settle(changes)?;
-        self.write_status()?;
-        Ok(snapshot)
+        self.settle(changes)
     }
 
     /// At start: a stored version whose object no file names is either in
