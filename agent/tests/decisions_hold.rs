@@ -103,14 +103,17 @@ impl Client {
     async fn send(&mut self, method: &str, path: &str) -> Result<(u16, String), hyper::Error> {
         let response = match self {
             Client::H1(s) => s.send_request(request(method, path, "httpbin.org")).await?,
-            Client::H2(s) => {
-                let uri = format!("http://httpbin.org{path}");
-                let req = Request::builder().method(method).uri(uri);
-                s.send_request(req.body(Empty::new()).unwrap()).await?
-            }
+            Client::H2(s) => s.send_request(h2_request(method, path)).await?,
         };
         Ok(status_and_body(response).await)
     }
+}
+
+/// An HTTP/2 request to httpbin.org (`:authority` from the URI).
+fn h2_request(method: &str, path: &str) -> Request<Empty<Bytes>> {
+    let uri = format!("http://httpbin.org{path}");
+    let req = Request::builder().method(method).uri(uri);
+    req.body(Empty::new()).unwrap()
 }
 
 fn vip(ip: &str) -> SocketAddr {
@@ -225,6 +228,56 @@ async fn delete_ends_the_connection(http2: bool) {
             && line.contains("config generation 2: no service has address 240.240.0.2"),
         "{line}"
     );
+}
+
+/// The service deleted while a request is in flight: that response still
+/// comes (HTTP/1.1: with `connection: close`), then the connection ends.
+async fn in_flight_request_finishes_then_the_connection_ends(http2: bool) {
+    logs();
+    let (upstream, seen) = recording_upstream().await;
+    let (_, mesh) = httpbin_mesh(upstream);
+    let (stream, _src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
+    let (client, conn) = Client::open(stream, http2).await;
+    let in_flight = tokio::spawn(async move {
+        match client {
+            Client::H1(mut s) => {
+                let r = s.send_request(request("GET", "/slow", "httpbin.org")).await;
+                r.map(|r| (r.status().as_u16(), r.headers().get("connection").cloned()))
+            }
+            Client::H2(mut s) => {
+                let r = s.send_request(h2_request("GET", "/slow")).await;
+                r.map(|r| (r.status().as_u16(), None))
+            }
+        }
+    });
+    while seen.lock().unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    mesh.apply(WAYPOINT);
+    let (status, connection) = in_flight.await.unwrap().expect("the response in flight");
+    assert_eq!(status, 200);
+    if !http2 {
+        assert_eq!(
+            connection.as_ref().map(|v| v.as_bytes()),
+            Some(&b"close"[..])
+        );
+    }
+    finished(task).await;
+    tokio::time::timeout(LIMIT, conn)
+        .await
+        .expect("the workload's connection ends")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_http1_request_in_flight_gets_its_response_with_connection_close() {
+    in_flight_request_finishes_then_the_connection_ends(false).await;
+}
+
+#[tokio::test]
+async fn an_http2_stream_in_flight_finishes_after_goaway() {
+    in_flight_request_finishes_then_the_connection_ends(true).await;
 }
 
 #[tokio::test]

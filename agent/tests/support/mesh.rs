@@ -152,8 +152,9 @@ pub async fn captured(
     (client, src, task)
 }
 
-/// An HTTP/1.1 and HTTP/2 upstream answering `200 <method> <path>`, and
-/// the `(method, path)` of every request that reached it.
+/// An HTTP/1.1 and HTTP/2 upstream answering `200 <method> <path>` (after
+/// half a second for `/slow`), and the `(method, path)` of every request
+/// that reached it.
 pub async fn recording_upstream() -> (u16, Arc<Mutex<Vec<(String, String)>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -167,6 +168,9 @@ pub async fn recording_upstream() -> (u16, Arc<Mutex<Vec<(String, String)>>>) {
                 let line = (req.method().to_string(), req.uri().path().to_string());
                 record.lock().unwrap().push(line.clone());
                 async move {
+                    if line.1 == "/slow" {
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    }
                     let body = Full::new(Bytes::from(format!("{} {}", line.0, line.1)));
                     Ok::<_, Infallible>(Response::new(body))
                 }
