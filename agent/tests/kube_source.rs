@@ -44,6 +44,7 @@ fn local(writer: StatusWriter) -> SourceOptions {
     SourceOptions {
         writer,
         waypoints: WaypointMode::Local,
+        state_dir: None,
     }
 }
 
@@ -84,7 +85,11 @@ async fn walkthrough_through_the_api() {
         identity: "node-a".into(),
         duration: Duration::from_secs(15),
     });
-    let mut rx = egret::kube::start(client, local(writer)).await;
+    let options = SourceOptions {
+        state_dir: Some(tmp.path().join("state")),
+        ..local(writer)
+    };
+    let mut rx = egret::kube::start(client, options).await;
 
     // The Lease is taken, addresses handed out, the waypoint bound.
     let s = snapshot_where(&mut rx, "httpbin.org's walkthrough addresses", |s| {
@@ -183,7 +188,11 @@ async fn api_over_tls_with_the_kubeconfig_ca() {
     let client = egret::kube::client::connect(Some(&kubeconfig_tls(tmp.path(), addr, &ca)))
         .await
         .unwrap();
-    let mut rx = egret::kube::start(client, local(StatusWriter::Never)).await;
+    let options = SourceOptions {
+        state_dir: Some(tmp.path().join("state")),
+        ..local(StatusWriter::Never)
+    };
+    let mut rx = egret::kube::start(client, options).await;
     snapshot_where(&mut rx, "bookinfo ambient", |s| s.is_ambient("bookinfo")).await;
     assert!(fake
         .lock()

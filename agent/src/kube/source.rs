@@ -1,8 +1,10 @@
 //! The Kubernetes config source: one watch (with a reflector store) per
 //! kind; after a change and a short quiet time, everything the stores hold
 //! goes through [`ApiReconciler`] and a new snapshot is published on the
-//! same kind of channel the folder source feeds.
+//! same kind of channel the folder source feeds. Accepted versions are kept
+//! in the agent's state folder (its last good versions across restarts).
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,19 +71,28 @@ pub struct SourceOptions {
     pub writer: StatusWriter,
     /// Where waypoints run.
     pub waypoints: WaypointMode,
+    /// Where every accepted version is kept (last good across restarts);
+    /// `None`: in memory only.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// One watched kind and its store.
 struct Watched {
     info: &'static KindInfo,
     store: Store<DynamicObject>,
+    /// Set once the watch has listed the kind.
+    listed: Arc<AtomicBool>,
 }
 
 /// Starts watching every config kind, waits for their first lists (at most
 /// [`READY_TIMEOUT`]), publishes the first snapshot and keeps publishing
 /// until every receiver is dropped.
 pub async fn start(client: Client, options: SourceOptions) -> watch::Receiver<Arc<Snapshot>> {
-    let SourceOptions { writer, waypoints } = options;
+    let SourceOptions {
+        writer,
+        waypoints,
+        state_dir,
+    } = options;
     let changed = Arc::new(Notify::new());
     let leader = Arc::new(AtomicBool::new(matches!(writer, StatusWriter::Always)));
     let mut tasks = Vec::new();
@@ -111,12 +122,16 @@ pub async fn start(client: Client, options: SourceOptions) -> watch::Receiver<Ar
             );
         }
     }
-    let (mut reconciler, controller) = match waypoints {
+    let (reconciler, controller) = match waypoints {
         WaypointMode::Local => (ApiReconciler::new(), None),
         WaypointMode::Deployed(cfg) => (
             ApiReconciler::deployed(),
             cfg.map(|c| Controller::new(client.clone(), c, changed.clone())),
         ),
+    };
+    let mut reconciler = match &state_dir {
+        Some(dir) => reconciler.with_state(dir),
+        None => reconciler,
     };
     let first = reconciler.reconcile(&gather(&kinds), leader.load(Ordering::Relaxed));
     let snapshot = first.snapshot.unwrap_or_default();
@@ -158,6 +173,8 @@ fn watch_kind(
     };
     let writer = reflector::store::Writer::new(resource);
     let store = writer.as_reader();
+    let listed = Arc::new(AtomicBool::new(false));
+    let listed_by_watch = listed.clone();
     if info.kind == "Secret" {
         config = config.fields(SECRET_FIELDS);
     }
@@ -170,6 +187,9 @@ fn watch_kind(
                 Ok(
                     watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone,
                 ) => {
+                    if matches!(event, Ok(watcher::Event::InitDone)) {
+                        listed_by_watch.store(true, Ordering::Relaxed);
+                    }
                     last_error.clear();
                     changed.notify_one();
                 }
@@ -185,7 +205,14 @@ fn watch_kind(
             }
         }
     });
-    (Watched { info, store }, task)
+    (
+        Watched {
+            info,
+            store,
+            listed,
+        },
+        task,
+    )
 }
 
 fn gather(kinds: &[Watched]) -> Vec<KindObjects> {
@@ -195,6 +222,7 @@ fn gather(kinds: &[Watched]) -> Vec<KindObjects> {
             info: w.info,
             resource: api_resource(w.info),
             objects: w.store.state(),
+            listed: w.listed.load(Ordering::Relaxed),
         })
         .collect()
 }
