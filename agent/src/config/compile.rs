@@ -157,9 +157,24 @@ pub fn compile_with<'a>(
         }
     }
     for u in unaccepted {
-        if u.key.kind == "AuthorizationPolicy" {
-            let stand_in = crate::authz::fail_closed(&u.key.namespace, &u.key.name, &u.spec);
-            policies.push(Arc::new(stand_in));
+        match u.key.kind {
+            "AuthorizationPolicy" => {
+                let stand_in = crate::authz::fail_closed(&u.key.namespace, &u.key.name, &u.spec);
+                policies.push(Arc::new(stand_in));
+            }
+            // MeshConfig egret cannot read: its outbound mode is unknown,
+            // so REGISTRY_ONLY (path normalization keeps Istio's default).
+            "ConfigMap" if is_mesh_config_key(&u.key) => {
+                snapshot.mesh.outbound = OutboundMode::RegistryOnly;
+            }
+            // A namespace's Sidecar egret cannot honour: REGISTRY_ONLY for
+            // the namespace (a Sidecar only ever narrows what is reachable).
+            "Sidecar" => {
+                snapshot
+                    .sidecars
+                    .insert(u.key.namespace.clone(), Some(OutboundMode::RegistryOnly));
+            }
+            _ => {}
         }
     }
     snapshot.authz = Arc::new(crate::authz::PolicySet::new(policies));
@@ -229,6 +244,12 @@ fn add_waypoint(snapshot: &mut Snapshot, o: &Object, gw: &Gateway) {
             address: gw.ip_address().map(canonical),
         },
     );
+}
+
+/// Whether `key` is istiod's MeshConfig ConfigMap.
+fn is_mesh_config_key(key: &super::object::ObjectKey) -> bool {
+    use super::kinds::config_map::{MESH_CONFIG_NAME, MESH_CONFIG_NAMESPACE};
+    key.namespace == MESH_CONFIG_NAMESPACE && key.name == MESH_CONFIG_NAME
 }
 
 /// A namespace-wide Sidecar's outbound mode. Istio leaves several such

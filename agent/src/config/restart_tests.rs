@@ -212,3 +212,52 @@ fn a_corrupt_last_good_file_is_reported_and_never_trusted() {
     );
     assert_eq!(r.refused().next().unwrap().in_force, InForce::FailClosed);
 }
+
+const MESH: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: istio
+  namespace: istio-system
+data:
+  mesh: |
+    outboundTrafficPolicy:
+      mode: MODE
+";
+
+const SIDECAR: &str = "apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata:
+  name: default
+  namespace: bookinfo
+spec:
+  outboundTrafficPolicy:
+    mode: ALLOW_ANY
+";
+
+#[test]
+fn unreadable_mesh_config_and_sidecars_make_their_scope_registry_only() {
+    use crate::config::mesh::OutboundMode::{AllowAny, RegistryOnly};
+    let agent = Agent::new();
+    // Never valid: no last good version, so REGISTRY_ONLY (never ALLOW_ANY,
+    // the default it would otherwise fall back to).
+    agent.write("mesh.yaml", &MESH.replace("MODE", "ALLOW_EVERYTHING"));
+    agent.write(
+        "sidecar.yaml",
+        &SIDECAR.replace("spec:\n", "spec:\n  workloadSelector: {labels: {app: x}}\n"),
+    );
+    let (_, s) = agent.start();
+    assert_eq!(s.mesh.outbound, RegistryOnly);
+    assert_eq!(s.outbound_mode("istio-egress"), RegistryOnly);
+    assert_eq!(s.outbound_mode("bookinfo"), RegistryOnly);
+
+    // Valid: in force, and kept as the last good version...
+    agent.write("mesh.yaml", &MESH.replace("MODE", "ALLOW_ANY"));
+    agent.write("sidecar.yaml", SIDECAR);
+    let (_, s) = agent.start();
+    assert_eq!(s.outbound_mode("istio-egress"), AllowAny);
+    assert_eq!(s.outbound_mode("bookinfo"), AllowAny);
+    // ...which stays in force when the source breaks again, across a restart.
+    agent.write("mesh.yaml", &MESH.replace("MODE", "bogus"));
+    let (_, s) = agent.start();
+    assert_eq!(s.mesh.outbound, AllowAny);
+}

@@ -2,7 +2,8 @@
 //! kinds that means the object is simply not in force. A kind whose absence
 //! would widen access gets a fail-closed stand-in from the compiler
 //! instead: an AuthorizationPolicy that cannot be understood denies what it
-//! targets ([`crate::authz::fail_closed`]). Another kind joins by adding an
+//! targets ([`crate::authz::fail_closed`]); MeshConfig and Sidecars that
+//! cannot be read make their scope REGISTRY_ONLY. Another kind joins by adding an
 //! arm to [`has_stand_in`] and to [`super::compile::compile_with`].
 
 use serde_yaml::Value;
@@ -26,7 +27,9 @@ impl Unaccepted {
     }
 }
 
-/// Whether the compiler stands in for a refused object of `kind`.
+/// Whether the compiler stands in for a refused object of `kind`: an
+/// AuthorizationPolicy denies what it targets; istiod's MeshConfig
+/// ConfigMap and a Sidecar make their scope REGISTRY_ONLY.
 pub fn has_stand_in(kind: &str) -> bool {
-    matches!(kind, "AuthorizationPolicy")
+    matches!(kind, "AuthorizationPolicy" | "ConfigMap" | "Sidecar")
 }

@@ -588,7 +588,8 @@ spec:
     #[test]
     fn an_object_invalid_at_start_runs_on_the_version_stored_before_the_restart() {
         let tmp = tempfile::tempdir().unwrap();
-        let s = ApiReconciler::new().with_state(tmp.path())
+        let s = ApiReconciler::new()
+            .with_state(tmp.path())
             .reconcile(&with_policy(DENY_POST, true), true)
             .snapshot
             .unwrap();
@@ -636,7 +637,9 @@ spec:
     #[test]
     fn a_kind_not_listed_yet_runs_on_its_stored_versions() {
         let tmp = tempfile::tempdir().unwrap();
-        ApiReconciler::new().with_state(tmp.path()).reconcile(&with_policy(DENY_POST, true), true);
+        ApiReconciler::new()
+            .with_state(tmp.path())
+            .reconcile(&with_policy(DENY_POST, true), true);
         let mut unlisted = world(SERVICE_ENTRY);
         let mut policies = kind("AuthorizationPolicy", vec![]);
         policies.listed = false;
@@ -649,7 +652,8 @@ spec:
         listed.push(kind("AuthorizationPolicy", vec![]));
         let s = r.reconcile(&listed, true).snapshot.unwrap();
         assert_eq!(policy_names(&s), 0);
-        let s = ApiReconciler::new().with_state(tmp.path())
+        let s = ApiReconciler::new()
+            .with_state(tmp.path())
             .reconcile(&unlisted, true)
             .snapshot
             .unwrap();
