@@ -187,6 +187,21 @@ impl ApiReconciler {
             }
         }
         self.keep_unlisted(kinds, &mut next);
+        for stand_in in super::unlisted::stand_ins(kinds, &next) {
+            let line = format!(
+                "{}s could not be listed from the API and none are known: {} until they are (fail closed)",
+                stand_in.key.kind,
+                match stand_in.key.kind {
+                    "AuthorizationPolicy" => "every waypoint denies every request and connection",
+                    _ => "the mesh is REGISTRY_ONLY",
+                }
+            );
+            if self.logged.insert(line.clone()) {
+                tracing::error!("{line}");
+            }
+            messages.insert(line);
+            unaccepted.insert(stand_in.key.clone(), stand_in);
+        }
         self.write_state(&next, refused);
 
         let wanted = wanted_addresses(next.values());

@@ -112,13 +112,19 @@ pub async fn start(client: Client, options: SourceOptions) -> watch::Receiver<Ar
     }
     let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
     for w in &kinds {
-        if tokio::time::timeout_at(deadline, w.store.wait_until_ready())
-            .await
-            .is_err()
-        {
+        let listed = async {
+            // A kind found not served never fills its store: its flag says it.
+            while !w.listed.load(Ordering::Relaxed) {
+                tokio::select! {
+                    r = w.store.wait_until_ready() => if r.is_ok() { return },
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        };
+        if tokio::time::timeout_at(deadline, listed).await.is_err() {
             tracing::error!(
                 resource = %w.info.resource(),
-                "not listed in time; starting without it (is its CRD installed, and may egret list it?)"
+                "not listed in time: its stored versions stand in, or for policies and mesh settings a fail-closed stand-in, until it is (may egret list it?)"
             );
         }
     }
@@ -194,6 +200,14 @@ fn watch_kind(
                     changed.notify_one();
                 }
                 Ok(_) => {}
+                Err(e) if not_served(&e) => {
+                    // No such resource (its CRD is not installed): none of
+                    // its objects can exist; that is a complete list.
+                    if !listed_by_watch.swap(true, Ordering::Relaxed) {
+                        tracing::info!(resource = %info.resource(), "not served by the API (CRD not installed): none of its objects exist");
+                        changed.notify_one();
+                    }
+                }
                 Err(e) => {
                     // The watcher retries with backoff; say it once per cause.
                     let message = e.to_string();
@@ -213,6 +227,12 @@ fn watch_kind(
         },
         task,
     )
+}
+
+/// Whether the API answered a list with 404: the resource type is not
+/// served (a missing CRD), as opposed to forbidden or unreachable.
+fn not_served(e: &watcher::Error) -> bool {
+    matches!(e, watcher::Error::InitialListFailed(kube::Error::Api(status)) if status.code == 404)
 }
 
 fn gather(kinds: &[Watched]) -> Vec<KindObjects> {
