@@ -181,6 +181,13 @@ impl Drop for Agent {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        // In Kubernetes mode a stopping agent leaves its programs in force
+        // for the next one (pods run on); a test must not.
+        let _ = Command::new(EGRET)
+            .arg("--config-dir")
+            .arg(&self.config_dir)
+            .arg("cleanup")
+            .output();
     }
 }
 

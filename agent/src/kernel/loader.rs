@@ -17,12 +17,10 @@ use super::cgroup::cgroup2_root;
 use super::error::KernelError;
 use super::pins::PinDir;
 
-/// Every program, in the order they are put in force. The packet and socket
-/// programs come before the connect hooks, so that by the time a workload
-/// can be refused at connect, its sockets are already being tracked.
-pub const PROGRAMS: [&str; 10] = [
+/// Every program, in the order they are put in force (the packet backstop
+/// and raw-socket tracking first).
+pub const PROGRAMS: [&str; 9] = [
     "egret_sock_create",
-    "egret_sock_release",
     "egret_egress",
     "egret_sockops",
     "egret_recvmsg4",

@@ -10,7 +10,7 @@ use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray};
 use aya::Ebpf;
 use egret_common::{
     Addr16, DenialKey, Enrollment, FlowKey, NetValue, OrigDst, Reason, RegistryNet, ServiceKey,
-    ServiceRange, ServiceValue, Stat,
+    ServiceRange, ServiceValue, Stat, FEATURE_RANGES,
 };
 
 use super::error::KernelError;
@@ -24,8 +24,8 @@ const REGISTRY_NETS: &str = "REGISTRY_NETS";
 const ORIG_DST: &str = "ORIG_DST";
 const STATS: &str = "STATS";
 const DENIALS: &str = "DENIALS";
-const NETNS_SOCKETS: &str = "NETNS_SOCKETS";
 const MONITOR: &str = "MONITOR";
+const FEATURES: &str = "FEATURES";
 /// Ring buffer of `egret_common::Event`s, taken by the event reader.
 pub const EVENTS: &str = "EVENTS";
 
@@ -46,11 +46,10 @@ pub struct Maps {
     /// (netns, reason) -> count. Programs write; the agent reads and deletes
     /// entries of released namespaces.
     denials: Mutex<HashMap<MapData, DenialKey, u64>>,
-    /// netns -> tracked sockets. Programs write; the agent deletes entries
-    /// of released namespaces.
-    netns_sockets: Mutex<HashMap<MapData, u64, u64>>,
     /// Slot 0: MONITOR_* bits. Agent writes; programs read.
     monitor: Mutex<Array<MapData, u32>>,
+    /// Slot 0: FEATURE_* bits. Agent writes; connect4/6 read.
+    features: Mutex<Array<MapData, u32>>,
 }
 
 /// A map the agent alone writes, with the keys it holds kept in memory:
@@ -122,8 +121,8 @@ impl Maps {
             stats: Mutex::new(take(ebpf, STATS)?),
             registry_nets: Mutex::new(take(ebpf, REGISTRY_NETS)?),
             denials: Mutex::new(take(ebpf, DENIALS)?),
-            netns_sockets: Mutex::new(take(ebpf, NETNS_SOCKETS)?),
             monitor: Mutex::new(take(ebpf, MONITOR)?),
+            features: Mutex::new(take(ebpf, FEATURES)?),
         })
     }
 
@@ -175,8 +174,8 @@ impl Maps {
         Ok(all)
     }
 
-    /// Deletes what the kernel keeps about a released namespace (its socket
-    /// count and denial counters), returning the counters it had.
+    /// Deletes what the kernel keeps about a released namespace (its denial
+    /// counters), returning the counters it had.
     pub fn forget_netns(&self, netns_cookie: u64) -> Result<Vec<(Reason, u64)>, KernelError> {
         let mut denials = lock(&self.denials);
         let mut had = Vec::new();
@@ -195,19 +194,14 @@ impl Maps {
                 Err(e) => return Err(KernelError::map(DENIALS)(e)),
             }
         }
-        match lock(&self.netns_sockets).remove(&netns_cookie) {
-            Err(e) if !not_found(&e) => Err(KernelError::map(NETNS_SOCKETS)(e)),
-            _ => Ok(had),
-        }
+        Ok(had)
     }
 
-    /// Tracked sockets of a namespace (0 when none).
-    pub fn netns_sockets(&self, netns_cookie: u64) -> Result<u64, KernelError> {
-        match lock(&self.netns_sockets).get(&netns_cookie, 0) {
-            Ok(n) => Ok(n),
-            Err(e) if not_found(&e) => Ok(0),
-            Err(e) => Err(KernelError::map(NETNS_SOCKETS)(e)),
-        }
+    /// Sets the `FEATURE_*` bits.
+    fn set_features(&self, flags: u32) -> Result<(), KernelError> {
+        lock(&self.features)
+            .set(0, flags, 0)
+            .map_err(KernelError::map(FEATURES))
     }
 
     /// Sets the `MONITOR_*` bits.
@@ -252,6 +246,11 @@ impl Maps {
         let current = range_keys(&map)?;
         let change = diff(&current, wanted);
         let mut report = SyncReport::default();
+        // connect4/6 skip the trie only while it is empty: the flag goes up
+        // before the first prefix is in, and down after the last is out.
+        if !wanted.is_empty() {
+            self.set_features(FEATURE_RANGES)?;
+        }
         for range in &change.remove {
             match map.remove(&Key::new(range.prefix_len, range.addr)) {
                 Ok(()) => report.removed += 1,
@@ -267,6 +266,9 @@ impl Maps {
             )
             .map_err(KernelError::map(SERVICE_RANGES))?;
             report.added += 1;
+        }
+        if wanted.is_empty() {
+            self.set_features(0)?;
         }
         Ok(report)
     }

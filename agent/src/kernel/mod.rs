@@ -184,11 +184,6 @@ impl Kernel {
         self.maps.denials()
     }
 
-    /// Sockets the kernel tracks for a namespace.
-    pub fn netns_sockets(&self, netns_cookie: u64) -> Result<u64, KernelError> {
-        self.maps.netns_sockets(netns_cookie)
-    }
-
     /// Turns redirect events on or off (denials are always sent).
     pub fn set_monitor_redirects(&self, on: bool) -> Result<(), KernelError> {
         self.maps.set_monitor(if on {

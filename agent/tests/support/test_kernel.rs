@@ -60,6 +60,8 @@ pub fn load_into(pins: &PinDir, test: &str) -> Kernel {
     );
     let object = std::env::var_os("EGRET_BPF_OBJECT").map(PathBuf::from);
     Kernel::load(object.as_deref(), pins.clone()).unwrap_or_else(|e| {
+        // Maps may be pinned already: leave nothing behind.
+        let _ = Kernel::remove_pinned(pins);
         panic!("cannot load egret's eBPF programs (run `cargo xtask build-ebpf` first, or set EGRET_BPF_OBJECT): {e}")
     })
 }

@@ -22,7 +22,7 @@ pub const EGRET_MARK: u32 = 0x539;
 /// agent reuses the pinned maps of the same version and creates fresh ones
 /// (then swaps the programs over) when it changes: bump it with any change
 /// to a type below that a map holds.
-pub const MAPS_ABI: u32 = 2;
+pub const MAPS_ABI: u32 = 3;
 
 /// Address family IPv4 (`OrigDst::family`, `FlowKey::family`).
 pub const AF_INET: u16 = 2;
@@ -104,12 +104,13 @@ pub enum Reason {
     NotInRegistry = 1,
     /// A DNS query sent anywhere but to egret's DNS proxy.
     DnsElsewhere = 2,
-    /// A packet to an address outside the registry from a socket the
-    /// connect hooks never saw (raw socket, or a connection opened before
-    /// REGISTRY_ONLY was turned on).
+    /// A packet to an address outside the registry that no connect hook saw
+    /// (a raw socket, or a connection opened before REGISTRY_ONLY was
+    /// turned on).
     PacketNotInRegistry = 3,
-    /// The workload has more sockets than egret tracks for one namespace.
-    SocketLimit = 4,
+    /// A socket egret could not keep track of (no memory for its state):
+    /// refused rather than left unwatched.
+    Untracked = 4,
 }
 
 impl Reason {
@@ -118,7 +119,7 @@ impl Reason {
         Reason::NotInRegistry,
         Reason::DnsElsewhere,
         Reason::PacketNotInRegistry,
-        Reason::SocketLimit,
+        Reason::Untracked,
     ];
 
     /// The reason with this value.
@@ -127,7 +128,7 @@ impl Reason {
             1 => Some(Reason::NotInRegistry),
             2 => Some(Reason::DnsElsewhere),
             3 => Some(Reason::PacketNotInRegistry),
-            4 => Some(Reason::SocketLimit),
+            4 => Some(Reason::Untracked),
             _ => None,
         }
     }
@@ -138,7 +139,7 @@ impl Reason {
             Reason::NotInRegistry => "not_in_registry",
             Reason::DnsElsewhere => "dns_elsewhere",
             Reason::PacketNotInRegistry => "packet_not_in_registry",
-            Reason::SocketLimit => "socket_limit",
+            Reason::Untracked => "untracked_socket",
         }
     }
 }
@@ -213,9 +214,20 @@ pub struct RateWindow {
 /// Events each CPU may send per second; more are counted, not sent.
 pub const EVENTS_PER_CPU_PER_SECOND: u64 = 500;
 
-/// Sockets of one enrolled namespace that egret tracks; past this, its
-/// socket() calls fail (EPERM) rather than open an unwatched socket.
-pub const SOCKETS_PER_NETNS: u64 = 16384;
+/// What egret keeps on each socket of an enrolled workload that it lets
+/// out (`SOCK_STATE`, socket-local storage: it lives and dies with the
+/// socket). Writers: connect4/6 and sendmsg4/6, sock_create (raw sockets).
+/// Reader: egress. Kernel-only.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockState {
+    /// The enrolled namespace the socket belongs to.
+    pub netns_cookie: u64,
+}
+
+/// `FEATURES` slot 0: `SERVICE_RANGES` holds at least one prefix (else the
+/// programs skip the trie lookup).
+pub const FEATURE_RANGES: u32 = 1 << 0;
 
 /// Value of `SERVICES`. Writer: agent (kernel map sync, from the config
 /// snapshot). Readers: connect4/6.
@@ -275,8 +287,8 @@ pub enum Stat {
     /// A packet to outside the registry was dropped (raw socket, or a
     /// connection older than REGISTRY_ONLY).
     DeniedPacket = 8,
-    /// A socket() was refused: the namespace's tracked-socket limit.
-    DeniedSocketLimit = 9,
+    /// A socket was refused: egret could not keep its state.
+    DeniedUntracked = 9,
     /// An event was not sent: rate limit or full ring buffer.
     EventsDropped = 10,
 }
@@ -296,7 +308,7 @@ impl Stat {
         Stat::DeniedNotInRegistry,
         Stat::DeniedDnsElsewhere,
         Stat::DeniedPacket,
-        Stat::DeniedSocketLimit,
+        Stat::DeniedUntracked,
         Stat::EventsDropped,
     ];
 
@@ -312,7 +324,7 @@ impl Stat {
             Stat::DeniedNotInRegistry => "denied_not_in_registry",
             Stat::DeniedDnsElsewhere => "denied_dns_elsewhere",
             Stat::DeniedPacket => "denied_packet",
-            Stat::DeniedSocketLimit => "denied_socket_limit",
+            Stat::DeniedUntracked => "denied_untracked",
             Stat::EventsDropped => "events_dropped",
         }
     }
@@ -355,6 +367,7 @@ mod pod {
     unsafe impl aya::Pod for super::ServiceValue {}
     unsafe impl aya::Pod for super::OrigDst {}
     unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::SockState {}
     unsafe impl aya::Pod for super::NetValue {}
     unsafe impl aya::Pod for super::DenialKey {}
     unsafe impl aya::Pod for super::Event {}

@@ -10,12 +10,12 @@ use aya_ebpf::{macros::cgroup_sock_addr, maps::lpm_trie::Key, programs::SockAddr
 use aya_log_ebpf::debug;
 use egret_common::{
     OrigDst, Reason, ServiceKey, Stat, DNS_PORT, ENROLL_DNS, ENROLL_REGISTRY_ONLY,
-    ENROLL_SERVICES, HOOK_CONNECT, OUTBOUND_PORT,
+    ENROLL_SERVICES, FEATURE_RANGES, HOOK_CONNECT, OUTBOUND_PORT,
 };
 
 use crate::{
     events::Seen,
-    maps::{SERVICES, SERVICE_RANGES},
+    maps::{FEATURES, SERVICES, SERVICE_RANGES},
     redirect, registry,
     sockaddr::{self, Family, SOCK_DGRAM, SOCK_STREAM},
     stats::bump,
@@ -76,27 +76,29 @@ fn on_connect(ctx: &SockAddrContext, family: Family) -> i32 {
         debug!(ctx, "egret: connect to {:i}:{} refused: not in the registry", dst.addr, dst.port);
         return deny(Reason::NotInRegistry, &seen);
     }
+    // Let through: watched by the packet program from here on (so it stops
+    // if the namespace turns REGISTRY_ONLY while it is open).
+    if !redirect::track(ctx, netns) {
+        return deny(Reason::Untracked, &seen);
+    }
     bump(Stat::PassthroughEnrolled);
     ALLOW
 }
 
-/// `SERVICES` holds the exact address and port, or the address with port 0;
-/// else `SERVICE_RANGES` holds a prefix covering the address.
+/// `SERVICES` holds the address (every port), else `SERVICE_RANGES` holds a
+/// prefix covering it — looked up only when it holds any.
 #[inline(always)]
 fn is_service(dst: &OrigDst) -> bool {
-    let mut key = ServiceKey {
+    let key = ServiceKey {
         addr: dst.addr,
-        port: dst.port,
+        port: 0,
         _pad: 0,
     };
     if SERVICES.get_ptr(&key).is_some() {
         return true;
     }
-    key.port = 0;
-    if SERVICES.get_ptr(&key).is_some() {
-        return true;
-    }
+    let ranges = FEATURES.get(0).is_some_and(|f| f & FEATURE_RANGES != 0);
     // A lookup key carries the full address; the trie finds the longest
     // stored prefix of it.
-    SERVICE_RANGES.get(Key::new(128, dst.addr)).is_some()
+    ranges && SERVICE_RANGES.get(Key::new(128, dst.addr)).is_some()
 }

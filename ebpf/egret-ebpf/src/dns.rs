@@ -73,6 +73,9 @@ fn on_sendmsg(ctx: &SockAddrContext, family: Family) -> i32 {
     if flags & ENROLL_REGISTRY_ONLY != 0 && !registry::reachable(&dst.addr) {
         return deny(Reason::NotInRegistry, &seen);
     }
+    if !redirect::track(ctx, netns) {
+        return deny(Reason::Untracked, &seen);
+    }
     ALLOW
 }
 

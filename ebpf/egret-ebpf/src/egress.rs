@@ -1,19 +1,21 @@
 //! cgroup_skb egress: the packet-level backstop. Every packet a socket of
-//! an enrolled workload sends is checked where the connect hooks cannot
-//! see it: under REGISTRY_ONLY a packet to outside the registry is dropped
+//! an enrolled workload sends (every socket egret has seen: each one that
+//! connected or sent through its hooks, and every raw socket) is checked
+//! where the connect hooks cannot see it: under REGISTRY_ONLY a packet to outside the registry is dropped
 //! (a raw socket, or a connection opened before the mode changed), and a
 //! DNS query sent anywhere but to egret's DNS proxy is dropped in every
 //! mode (a resolver on another port must not hand out real addresses).
 
-use aya_ebpf::{
-    helpers::bpf_get_socket_cookie, macros::cgroup_skb, programs::SkBuffContext, EbpfContext,
-};
+use aya_ebpf::{helpers::bpf_sk_fullsock, macros::cgroup_skb, programs::SkBuffContext};
 use egret_common::{
     v4_mapped, Addr16, Reason, AF_INET, AF_INET6, ENROLL_REGISTRY_ONLY, HOOK_EGRESS,
 };
 
 use crate::{
-    dns_wire, events::Seen, maps::SOCKETS, redirect, registry, sockaddr,
+    dns_wire,
+    events::Seen,
+    maps::SOCK_STATE,
+    redirect, registry, sockaddr,
     verdict::{deny, ALLOW},
 };
 
@@ -44,11 +46,16 @@ struct Packet {
 
 #[inline(always)]
 fn check(ctx: &SkBuffContext) -> i32 {
-    // SAFETY: the helper only reads the context (0 when there is no socket).
-    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
-    // Packets of sockets no enrolled workload created: one lookup, nothing else.
-    // SAFETY: the value is copied out at once.
-    let Some(netns) = (unsafe { SOCKETS.get(&cookie) }).copied() else {
+    // SAFETY: `sk` is readable in cgroup_skb programs (may be NULL, or not a
+    // full socket: a request or time-wait socket).
+    let common = unsafe { (*ctx.skb.skb).__bindgen_anon_2.sk };
+    if common.is_null() {
+        return ALLOW;
+    }
+    // SAFETY: a non-NULL socket pointer of the context, as the helper wants.
+    let sk = unsafe { bpf_sk_fullsock(common) };
+    // Packets of sockets no enrolled workload has: one lookup, nothing else.
+    let Some(netns) = SOCK_STATE.get(sk).map(|s| s.netns_cookie) else {
         return ALLOW;
     };
     let Some(flags) = redirect::enrollment(netns) else {

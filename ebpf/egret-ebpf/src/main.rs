@@ -5,8 +5,9 @@
 //! under REGISTRY_ONLY, refuses connects outside the registry; [`dns`] does
 //! the same for unconnected UDP and restores DNS replies' source; [`sockops`]
 //! hands the original destination of each captured TCP flow to the agent;
-//! [`sock`] remembers the namespace of each enrolled socket so [`egress`]
-//! can police packets no connect hook saw. [`maps`] declares every map,
+//! [`egress`] polices packets no connect hook saw, knowing each socket's
+//! namespace from egret's state on it ([`sock_storage`], set by the
+//! connect and sendmsg hooks, and by [`sock`] for raw sockets). [`maps`] declares every map,
 //! [`verdict`] refuses, [`stats`] and [`events`] report.
 #![no_std]
 #![no_main]
@@ -21,6 +22,7 @@ mod events;
 mod maps;
 mod redirect;
 mod registry;
+mod sock_storage;
 mod sock;
 mod sockaddr;
 mod sockops;

@@ -1,12 +1,13 @@
 //! The one redirect every capture shares: remember where the socket was
-//! going, then point it at one of the agent's loopback listeners.
+//! going (on the socket itself), then point it at one of the agent's
+//! loopback listeners.
 
 use aya_ebpf::programs::SockAddrContext;
 use egret_common::{OrigDst, EVENT_REDIRECT};
 
 use crate::{
     events::{self, Seen},
-    maps::{ENROLLED, PENDING},
+    maps::{ENROLLED, PENDING, SOCK_STATE},
     sockaddr::{self, Family},
 };
 
@@ -19,8 +20,23 @@ pub fn enrollment(cookie: u64) -> Option<u32> {
     unsafe { ENROLLED.get(&cookie) }.map(|e| e.flags)
 }
 
+/// Notes the socket's namespace in its state (creating it), so the packet
+/// program knows whose packets it sends; `false` when the kernel had no
+/// memory for it.
+#[inline(always)]
+pub fn track(ctx: &SockAddrContext, netns_cookie: u64) -> bool {
+    match SOCK_STATE.get_or_create(sockaddr::sock(ctx)) {
+        Some(state) => {
+            state.netns_cookie = netns_cookie;
+            true
+        }
+        None => false,
+    }
+}
+
 /// Records `orig` under the socket's cookie in `PENDING` and rewrites the
-/// destination to loopback:`port`.
+/// destination to loopback:`port`. (A redirected socket needs no state for
+/// the packet program: its packets go to the agent.)
 #[inline(always)]
 pub fn to_agent(ctx: &SockAddrContext, family: Family, orig: &OrigDst, port: u16, seen: &Seen) {
     // Redirect even if the record fails: the agent then refuses the flow

@@ -1,87 +1,56 @@
-//! sock_create / sock_release: remember which enrolled namespace each of
-//! its workloads' sockets belongs to, so the packet program (`egress`) can
-//! tell whose packet it sees — including raw sockets, which no connect hook
-//! sees, and connections opened before REGISTRY_ONLY was turned on.
+//! sock_create: an inet socket of an enrolled workload that is neither TCP
+//! nor UDP (raw, ICMP "ping", …) gets egret's state (its namespace) at
+//! creation, since no connect or sendmsg hook will see it: the packet
+//! program (`egress`) then knows whose packets it sends. TCP and UDP
+//! sockets get their state when they connect or send (`connect`, `dns`),
+//! so the common socket pays nothing here.
 
 use aya_ebpf::{
-    helpers::{bpf_get_netns_cookie, bpf_get_socket_cookie},
-    macros::cgroup_sock,
-    programs::SockContext,
-    EbpfContext,
+    helpers::bpf_get_netns_cookie, macros::cgroup_sock, programs::SockContext, EbpfContext,
 };
-use egret_common::{Reason, HOOK_SOCK_CREATE, SOCKETS_PER_NETNS};
+use egret_common::{Reason, HOOK_SOCK_CREATE};
 
 use crate::{
-    atomic,
     events::Seen,
-    maps::{NETNS_SOCKETS, SOCKETS},
+    maps::SOCK_STATE,
     redirect,
     verdict::{deny, ALLOW},
 };
 
+const SOCK_STREAM: u32 = 1;
+const SOCK_DGRAM: u32 = 2;
+const IPPROTO_TCP: u32 = 6;
+const IPPROTO_UDP: u32 = 17;
+
 /// An inet socket is being created (socket(2), in the creating process).
 #[cgroup_sock(sock_create)]
 pub fn egret_sock_create(ctx: SockContext) -> i32 {
-    // SAFETY: the helpers only read the context they are given.
+    // SAFETY: `type` and `protocol` are readable in sock_create programs.
+    let (ty, protocol) = unsafe { ((*ctx.sock).type_, (*ctx.sock).protocol) };
+    if (ty == SOCK_STREAM && protocol == IPPROTO_TCP) || (ty == SOCK_DGRAM && protocol == IPPROTO_UDP) {
+        return ALLOW;
+    }
+    // SAFETY: the helper only reads the context it is given.
     let netns = unsafe { bpf_get_netns_cookie(ctx.as_ptr()) };
     if redirect::enrollment(netns).is_none() {
         return ALLOW;
     }
-    // SAFETY: as above.
-    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
-    // A socket egret cannot track is a socket egret cannot police: refuse it
-    // (fail closed) rather than let it out unwatched.
-    if !take_slot(netns) || SOCKETS.insert(&cookie, &netns, 0).is_err() {
+    // A socket egret cannot keep state for is a socket egret cannot police:
+    // refuse it (fail closed) rather than let it out unwatched.
+    let Some(state) = SOCK_STATE.get_or_create(ctx.sock) else {
         return deny(
-            Reason::SocketLimit,
+            Reason::Untracked,
             &Seen {
                 netns_cookie: netns,
                 addr: [0; 16],
                 port: 0,
                 family: 0,
-                proto: 0,
+                proto: protocol as u8,
                 hook: HOOK_SOCK_CREATE,
                 in_process: true,
             },
         );
-    }
-    ALLOW
-}
-
-/// An inet socket is being released (its last close).
-#[cgroup_sock(sock_release)]
-pub fn egret_sock_release(ctx: SockContext) -> i32 {
-    // SAFETY: the helper only reads the context it is given.
-    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
-    // SAFETY: the value is copied out at once.
-    let Some(netns) = (unsafe { SOCKETS.get(&cookie) }).copied() else {
-        return ALLOW;
     };
-    let _ = SOCKETS.remove(&cookie);
-    if let Some(count) = NETNS_SOCKETS.get_ptr_mut(&netns) {
-        // SAFETY: a valid map value; the subtraction is atomic.
-        unsafe { atomic::add(count, u64::MAX) };
-    }
+    state.netns_cookie = netns;
     ALLOW
-}
-
-/// Counts one more tracked socket for `netns`, unless it is at its limit.
-#[inline(always)]
-fn take_slot(netns: u64) -> bool {
-    if NETNS_SOCKETS.get_ptr(&netns).is_none() {
-        // BPF_NOEXIST: a racing first socket of the namespace keeps its 0.
-        let _ = NETNS_SOCKETS.insert(&netns, &0, 1);
-    }
-    let Some(count) = NETNS_SOCKETS.get_ptr_mut(&netns) else {
-        return false;
-    };
-    // SAFETY: a valid map value; the add is atomic. Checking before adding
-    // can let a few racing sockets past the limit, never past the table.
-    unsafe {
-        if *count >= SOCKETS_PER_NETNS {
-            return false;
-        }
-        atomic::add(count, 1);
-    }
-    true
 }

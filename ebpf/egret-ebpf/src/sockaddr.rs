@@ -5,6 +5,7 @@
 //! maps' form (16-byte address, host-order port).
 
 use aya_ebpf::{
+    bindings::bpf_sock,
     helpers::{bpf_get_netns_cookie, bpf_get_socket_cookie},
     programs::SockAddrContext,
     EbpfContext,
@@ -43,6 +44,13 @@ pub fn netns_cookie(ctx: &SockAddrContext) -> u64 {
 pub fn socket_cookie(ctx: &SockAddrContext) -> u64 {
     // SAFETY: the helper only reads the context it is given.
     unsafe { bpf_get_socket_cookie(ctx.as_ptr()) }
+}
+
+/// The socket the syscall is on (the verifier's PTR_TO_SOCKET).
+#[inline(always)]
+pub fn sock(ctx: &SockAddrContext) -> *mut bpf_sock {
+    // SAFETY: `sk` is readable in every sock_addr program.
+    unsafe { (*ctx.sock_addr).__bindgen_anon_1.sk }
 }
 
 /// The socket's type (`SOCK_STREAM`, `SOCK_DGRAM`, …).

@@ -41,8 +41,7 @@ fn on_established(ctx: &SockOpsContext) {
     let Some(orig) = (unsafe { PENDING.get(cookie) }).copied() else {
         // A flow to the outbound listener from an enrolled netns with no
         // record: the agent will have to refuse it; count why.
-        if remote_port(ctx) == OUTBOUND_PORT && ENROLLED.get_ptr(netns).is_some()
-        {
+        if remote_port(ctx) == OUTBOUND_PORT && ENROLLED.get_ptr(netns).is_some() {
             bump(Stat::FlowMissing);
         }
         return;

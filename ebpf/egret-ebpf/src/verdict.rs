@@ -23,7 +23,7 @@ pub fn deny(reason: Reason, seen: &Seen) -> i32 {
         Reason::NotInRegistry => Stat::DeniedNotInRegistry,
         Reason::DnsElsewhere => Stat::DeniedDnsElsewhere,
         Reason::PacketNotInRegistry => Stat::DeniedPacket,
-        Reason::SocketLimit => Stat::DeniedSocketLimit,
+        Reason::Untracked => Stat::DeniedUntracked,
     });
     count(seen.netns_cookie, reason);
     events::emit(EVENT_DENIED, reason as u16, seen);

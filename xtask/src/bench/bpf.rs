@@ -56,11 +56,12 @@ impl BenchKernel {
         keep: &[u64],
         enrolled: usize,
     ) -> anyhow::Result<()> {
-        let mut wanted: BTreeSet<ServiceKey> = vips.iter().map(|v| key(*v, 80)).collect();
+        // As the agent stores them: the whole address (port 0).
+        let mut wanted: BTreeSet<ServiceKey> = vips.iter().map(|v| key(*v, 0)).collect();
         // Filler VIPs from 241.0.0.0/8 never collide with the bench's own.
         for i in 0..extra as u32 {
             let [_, b, c, d] = i.to_be_bytes();
-            wanted.insert(key([241, b, c, d], 80));
+            wanted.insert(key([241, b, c, d], 0));
         }
         self.kernel.sync_services(&wanted)?;
         let current: BTreeSet<u64> = self
