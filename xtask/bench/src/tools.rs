@@ -6,7 +6,7 @@ use std::process::Command;
 
 use anyhow::bail;
 
-use crate::prereq::{cargo, ensure_packages, workspace_root, PACKAGES};
+use xtask::prereq::{cargo, ensure_packages, workspace_root, PACKAGES};
 
 /// Packages the cases use on top of the e2e harness's own.
 const BENCH_PACKAGES: &[&str] = &[
@@ -50,10 +50,17 @@ pub fn prepare() -> anyhow::Result<Built> {
             BENCH_PACKAGES.join(" ")
         );
     }
-    let bpf_object = crate::build_ebpf::run()?;
+    let bpf_object = xtask::build_ebpf::run()?;
     cargo(&["build", "--release", "-p", "egret"], &[])?;
     cargo(
-        &["build", "--release", "-p", "xtask", "--bin", "egret-load"],
+        &[
+            "build",
+            "--release",
+            "-p",
+            "egret-bench",
+            "--bin",
+            "egret-load",
+        ],
         &[],
     )?;
     let release = target_dir().join("release");
