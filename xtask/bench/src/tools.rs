@@ -52,17 +52,7 @@ pub fn prepare() -> anyhow::Result<Built> {
     }
     let bpf_object = xtask::build_ebpf::run()?;
     cargo(&["build", "--release", "-p", "egret"], &[])?;
-    cargo(
-        &[
-            "build",
-            "--release",
-            "-p",
-            "egret-bench",
-            "--bin",
-            "egret-load",
-        ],
-        &[],
-    )?;
+    cargo(&["build", "--release", "-p", "egret-load"], &[])?;
     let release = target_dir().join("release");
     Ok(Built {
         egret: release.join("egret"),
