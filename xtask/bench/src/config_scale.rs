@@ -7,12 +7,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use egret_e2e::node::in_netns;
+use egret_load::clock;
 
 use crate::agent_maps::AgentServices;
 use crate::manifests::service_entry;
 use crate::mesh::MeshNode;
 use crate::report::Report;
-use crate::{clock, Ctx};
+use crate::Ctx;
 
 const CASE: &str = "4 config scale";
 const LEVELS: [usize; 3] = [10, 1_000, 10_000];

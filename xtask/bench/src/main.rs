@@ -9,7 +9,6 @@ mod agent_maps;
 mod bpf;
 mod capture;
 mod capture_ns;
-mod clock;
 mod config_scale;
 mod conn_scale;
 mod kernel_progs;
