@@ -120,6 +120,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
                 k.status_writer.clone(),
                 &k.cluster,
                 &cfg.trust_domain,
+                &cfg.state_dir,
             )
             .await
             .context("joining the Kubernetes cluster")?;

@@ -117,6 +117,7 @@ pub async fn run(cfg: WaypointConfig) -> anyhow::Result<()> {
             let options = crate::kube::SourceOptions {
                 writer: crate::kube::StatusWriter::Never,
                 waypoints: crate::kube::WaypointMode::Local,
+                state_dir: Some(cfg.state_dir.clone()),
             };
             crate::kube::start(client, options).await
         }

@@ -18,7 +18,7 @@ use egret::hbone::pool::PoolKey;
 use egret::hbone::server::{bind, HboneServer, Scope};
 use egret::hbone::{request, AuthorizeTunnel, HboneClient, HboneError, Inbound};
 use egret::identity::{CertSource, Identity, IdentityStore, LocalCa, ServerTls};
-use egret::proxy::context::ConnectionContext;
+use egret::proxy::context::{ConnectionContext, Destination};
 use egret::proxy::{ProxyContext, ResolveHost};
 use egret::workload::identity::WorkloadInfo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -167,13 +167,15 @@ async fn dead_port() -> u16 {
 struct DenyAll;
 
 impl AuthorizeTunnel for DenyAll {
-    fn check(&self, conn: &ConnectionContext) -> Result<(), String> {
+    fn check(&self, conn: &ConnectionContext, _dest: &Destination) -> Result<(), String> {
         Err(format!("{} may not", conn.src_identity))
     }
 }
 
 struct Setup {
     _dir: tempfile::TempDir,
+    /// The waypoint's config; a test may put a new one in force.
+    config: watch::Sender<Arc<Snapshot>>,
     client: HboneClient,
     server: SocketAddr,
 }
@@ -201,8 +203,7 @@ async fn setup(authorizer: Option<Arc<dyn AuthorizeTunnel>>) -> Setup {
         service("dead.test", DEAD_VIP, Protocol::Tcp, dead, true),
         service("unbound.test", UNBOUND_VIP, Protocol::Tcp, dead, false),
     ]);
-    let (tx, rx) = watch::channel(Arc::new(snap));
-    drop(tx);
+    let (config, rx) = watch::channel(Arc::new(snap));
     let proxy = Arc::new(ProxyContext {
         snapshots: rx,
         resolver: Arc::new(NoDns),
@@ -219,6 +220,7 @@ async fn setup(authorizer: Option<Arc<dyn AuthorizeTunnel>>) -> Setup {
     tokio::spawn(server.run(listener));
     Setup {
         _dir: dir,
+        config,
         client: HboneClient::new(store),
         server: server_addr,
     }
@@ -318,6 +320,37 @@ async fn a_target_this_waypoint_does_not_serve_is_400() {
 #[tokio::test]
 async fn rbac_deny_is_401() {
     let s = setup(Some(Arc::new(DenyAll))).await;
+    assert_eq!(status(s.open(TCP_VIP).await), 401);
+}
+
+#[tokio::test]
+async fn an_open_tunnel_a_new_l4_deny_covers_is_closed_within_a_second() {
+    let s = setup(Some(Arc::new(egret::proxy::authorize::TunnelAuthorizer))).await;
+    let mut t = s.open(TCP_VIP).await.unwrap();
+    t.write_all(b"ping").await.unwrap();
+    let mut got = [0u8; 4];
+    tokio::time::timeout(LIMIT, t.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let spec: egret::authz::AuthorizationPolicySpec = serde_yaml::from_str(
+        "targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: egress-waypoint}]\n\
+         action: DENY\nrules: [{}]\n",
+    )
+    .unwrap();
+    let deny =
+        egret::authz::compile("istio-egress", "deny-all", &Default::default(), &spec).unwrap();
+    let mut next = s.config.borrow().as_ref().clone();
+    next.generation += 1;
+    next.authz = Arc::new(egret::authz::PolicySet::new(vec![Arc::new(deny)]));
+    s.config.send_replace(Arc::new(next));
+
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(1), t.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the tunnel is closed within a second");
+    assert!(rest.is_empty());
+    // New tunnels are refused as before.
     assert_eq!(status(s.open(TCP_VIP).await), 401);
 }
 

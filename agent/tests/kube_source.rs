@@ -44,6 +44,7 @@ fn local(writer: StatusWriter) -> SourceOptions {
     SourceOptions {
         writer,
         waypoints: WaypointMode::Local,
+        state_dir: None,
     }
 }
 
@@ -84,7 +85,11 @@ async fn walkthrough_through_the_api() {
         identity: "node-a".into(),
         duration: Duration::from_secs(15),
     });
-    let mut rx = egret::kube::start(client, local(writer)).await;
+    let options = SourceOptions {
+        state_dir: Some(tmp.path().join("state")),
+        ..local(writer)
+    };
+    let mut rx = egret::kube::start(client, options).await;
 
     // The Lease is taken, addresses handed out, the waypoint bound.
     let s = snapshot_where(&mut rx, "httpbin.org's walkthrough addresses", |s| {
@@ -183,7 +188,11 @@ async fn api_over_tls_with_the_kubeconfig_ca() {
     let client = egret::kube::client::connect(Some(&kubeconfig_tls(tmp.path(), addr, &ca)))
         .await
         .unwrap();
-    let mut rx = egret::kube::start(client, local(StatusWriter::Never)).await;
+    let options = SourceOptions {
+        state_dir: Some(tmp.path().join("state")),
+        ..local(StatusWriter::Never)
+    };
+    let mut rx = egret::kube::start(client, options).await;
     snapshot_where(&mut rx, "bookinfo ambient", |s| s.is_ambient("bookinfo")).await;
     assert!(fake
         .lock()
@@ -332,4 +341,84 @@ async fn one_lease_holder_and_takeover_after_expiry() {
         .unwrap();
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
     drop(b);
+}
+
+/// Whether the snapshot's policies let a TCP connection through the
+/// walkthrough's waypoint to httpbin.org.
+fn waypoint_allows(s: &Snapshot) -> bool {
+    use egret::authz::{GatewayKey, ObjectKey, RequestAttrs, TargetKey};
+    let target = TargetKey {
+        gateway: GatewayKey {
+            namespace: "istio-egress",
+            name: "egress-waypoint",
+            class: "istio-waypoint",
+        },
+        service_entry: Some(ObjectKey {
+            namespace: "istio-egress",
+            name: "httpbin.org",
+        }),
+        service: None,
+    };
+    let ip = "10.238.0.2".parse().unwrap();
+    let req = RequestAttrs {
+        source_principal: Some("cluster.local/ns/bookinfo/sa/bookinfo-productpage"),
+        source_namespace: Some("bookinfo"),
+        source_ip: ip,
+        remote_ip: ip,
+        destination: "240.240.0.2:80".parse().unwrap(),
+        sni: None,
+        http: None,
+    };
+    s.authz.evaluate(&target, &req).allowed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinds_egret_cannot_list_fail_closed_and_unserved_ones_are_empty() {
+    use egret::config::mesh::OutboundMode;
+    let fake = Fake::new();
+    for step in [
+        "step1-bookinfo-namespace.yaml",
+        "step2-gateway.yaml",
+        "step3-serviceentry.yaml",
+    ] {
+        fake.apply_yaml(&walkthrough(step));
+    }
+    {
+        let mut st = fake.lock();
+        // RBAC without the grants (an old install): unknown, so fail closed.
+        st.forbidden.insert("authorizationpolicies");
+        st.forbidden.insert("configmaps");
+        // No Sidecar CRD: there can be no Sidecars.
+        st.unserved.insert("sidecars");
+    }
+    let addr = start_server(fake.clone()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let client = egret::kube::client::connect(Some(&kubeconfig(tmp.path(), addr)))
+        .await
+        .unwrap();
+    let mut rx = egret::kube::start(client, local(StatusWriter::Always)).await;
+    let s = rx.borrow().clone();
+    assert!(
+        !waypoint_allows(&s),
+        "policies unknown: the waypoint denies"
+    );
+    assert_eq!(
+        s.mesh.outbound,
+        OutboundMode::RegistryOnly,
+        "MeshConfig unknown"
+    );
+    assert!(
+        s.sidecars.is_empty(),
+        "no Sidecar CRD: no Sidecars, no stand-in"
+    );
+
+    // Granted: listed, the stand-ins go; the walkthrough has no policy.
+    {
+        let mut st = fake.lock();
+        st.forbidden.clear();
+    }
+    snapshot_where(&mut rx, "policies and MeshConfig listed", |s| {
+        waypoint_allows(s) && s.mesh.outbound == OutboundMode::AllowAny
+    })
+    .await;
 }

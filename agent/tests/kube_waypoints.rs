@@ -112,6 +112,7 @@ async fn agent_with_controller(
             template: template(),
             signer: signer.clone(),
         })),
+        state_dir: None,
     };
     (egret::kube::start(client, options).await, signer, tmp)
 }

@@ -18,8 +18,7 @@ use egret::config::snapshot::{
     Endpoint, Protocol, Resolution, Service, ServicePort, Snapshot, Waypoint, WaypointBinding,
     WaypointRef,
 };
-use egret::proxy::{handle_outbound, ProxyContext, ResolveHost};
-use egret::workload::identity::WorkloadInfo;
+use egret::proxy::{ProxyContext, ResolveHost};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::service::service_fn;
@@ -32,6 +31,8 @@ use tokio::task::JoinHandle;
 
 #[path = "support/log_capture.rs"]
 mod log_capture;
+#[path = "support/mesh.rs"]
+mod mesh;
 use log_capture::{lines_for, logs};
 
 const VIP: &str = "240.240.0.2";
@@ -233,29 +234,13 @@ fn context(spec: ServiceSpec) -> Arc<ProxyContext> {
     })
 }
 
-fn workload() -> Arc<WorkloadInfo> {
-    Arc::new(WorkloadInfo {
-        name: "productpage-v1-7654b4b6d5-7c4l5".into(),
-        namespace: "bookinfo".into(),
-        service_account: "bookinfo-productpage".into(),
-        ip: "127.0.0.1".parse().unwrap(),
-        netns_cookie: 1,
-    })
-}
-
 /// A workload connection to `orig_dst`, its far end served by the waypoint.
 async fn captured(
     ctx: Arc<ProxyContext>,
     orig_dst: SocketAddr,
 ) -> (TcpStream, SocketAddr, JoinHandle<()>) {
     logs();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (accepted, src) = listener.accept().await.unwrap();
-    let task = tokio::spawn(handle_outbound(ctx, accepted, workload(), src, orig_dst));
-    (client, src, task)
+    mesh::captured(ctx, orig_dst).await
 }
 
 fn vip_port(port: u16) -> SocketAddr {
@@ -582,7 +567,11 @@ async fn unresolvable_host_is_503_with_uh() {
     });
     let (client, src, task) = captured(ctx, vip_port(80)).await;
     let mut sender = http_client(client).await;
-    let response = sender.send_request(get("/get")).await.unwrap();
+    let mut request = get("/get");
+    request
+        .headers_mut()
+        .insert("host", "nowhere.test".parse().unwrap());
+    let response = sender.send_request(request).await.unwrap();
     assert_eq!(response.status(), 503);
     assert_eq!(text(response).await, "no healthy upstream");
     drop(sender);

@@ -11,6 +11,7 @@
 
 pub mod bin;
 pub mod cluster;
+pub mod held;
 pub mod node;
 pub mod process;
 pub mod tls;

@@ -80,6 +80,16 @@ pub fn compile(
     })
 }
 
+/// Where policy `namespace/name` attaches, by its `selector` / `targetRef`
+/// / `targetRefs` alone (the rest of `spec` is not looked at).
+pub(crate) fn targets_of(
+    namespace: &str,
+    name: &str,
+    spec: &AuthorizationPolicySpec,
+) -> Result<Vec<PolicyTarget>, AuthzError> {
+    Cx { namespace, name }.targets(spec)
+}
+
 /// The policy being compiled, for error messages.
 struct Cx<'a> {
     namespace: &'a str,

@@ -3,10 +3,12 @@
 //! [`compile`] validates one policy the way Istio's webhook does and precompiles its
 //! matchers; [`PolicySet`] indexes every compiled policy by the Gateway, GatewayClass,
 //! ServiceEntry or Service it targets and applies Istio's decision order to a
-//! [`RequestAttrs`]; [`AuthzStats`] counts the outcomes.
+//! [`RequestAttrs`]; [`AuthzStats`] counts the outcomes. [`fail_closed`] stands
+//! in for a policy that cannot be understood and has no last good version.
 
 mod compile;
 mod error;
+mod fail_closed;
 mod path;
 mod policy;
 mod request;
@@ -21,6 +23,7 @@ mod tests;
 
 pub use compile::{compile, DRY_RUN_ANNOTATION};
 pub use error::AuthzError;
+pub use fail_closed::fail_closed;
 pub use policy::{Action, CompiledPolicy, PolicyRef, PolicyTarget};
 pub use request::{HttpAttrs, RequestAttrs};
 pub use set::{Decision, DecisionReason, GatewayKey, ObjectKey, PolicySet, TargetKey};

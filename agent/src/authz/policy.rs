@@ -60,6 +60,13 @@ pub enum PolicyTarget {
     Selector,
     /// No selector and no targetRefs: namespace-wide, not applied at a waypoint.
     NamespaceWide,
+    /// Every waypoint Gateway and ServiceEntry of a namespace: only the
+    /// fail-closed stand-in of a policy whose targets cannot be read
+    /// ([`super::fail_closed`]).
+    Namespace {
+        /// The policy's namespace.
+        namespace: String,
+    },
 }
 
 /// Names a policy in decisions and logs: `ns/name` plus its action. Cheap to clone.

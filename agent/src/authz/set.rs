@@ -7,7 +7,9 @@
 //!   from the root namespace; egret has no mesh config yet and accepts any namespace;
 //! - `targetRefs` ServiceEntry / Service: requests to that object, when the policy is in
 //!   its namespace;
-//! - `selector` or no target at all: never at a waypoint (reported by [`PolicySet::warnings`]).
+//! - `selector` or no target at all: never at a waypoint (reported by [`PolicySet::warnings`]);
+//! - a whole namespace: only the fail-closed stand-in of a policy whose targets could not be
+//!   read ([`super::fail_closed`]) — every waypoint and ServiceEntry there.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -119,6 +121,7 @@ pub struct PolicySet {
     classes: HashMap<String, Bucket>,
     service_entries: ByName,
     services: ByName,
+    namespaces: HashMap<String, Bucket>,
     warnings: Vec<String>,
     len: usize,
 }
@@ -148,6 +151,9 @@ impl PolicySet {
                     }
                     PolicyTarget::Service { namespace, name } => {
                         nested(&mut set.services, namespace, name)
+                    }
+                    PolicyTarget::Namespace { namespace } => {
+                        set.namespaces.entry(namespace.clone()).or_default()
                     }
                     PolicyTarget::Selector => {
                         set.warnings.push(format!(
@@ -204,6 +210,11 @@ impl PolicySet {
             target
                 .service
                 .and_then(|o| lookup(&self.services, o.namespace, o.name)),
+            self.namespaces.get(target.gateway.namespace),
+            target
+                .service_entry
+                .filter(|o| o.namespace != target.gateway.namespace)
+                .and_then(|o| self.namespaces.get(o.namespace)),
         ];
         let policies = |pick: fn(&Bucket) -> &Vec<Arc<CompiledPolicy>>| {
             buckets

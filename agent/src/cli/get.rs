@@ -8,9 +8,10 @@ use anyhow::bail;
 use serde_yaml::{Mapping, Value};
 
 use crate::config::kinds::{self, KindInfo, Spec};
-use crate::config::object::DEFAULT_NAMESPACE;
-use crate::config::status;
-use crate::config::store::{not_found, Store, Stored};
+use crate::config::object::{ObjectKey, DEFAULT_NAMESPACE};
+use crate::config::refused::{self, InForce, Refused};
+use crate::config::store::{not_found, Loaded, Store, Stored};
+use crate::config::{last_good, status};
 
 /// Output formats of `egret get`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -69,6 +70,9 @@ fn get(config_dir: &Path, args: &GetArgs) -> anyhow::Result<Printed> {
     names.extend(args.names.iter().cloned());
     let info = kinds::resolve(&kind)?;
     let loaded = Store::new(config_dir).load()?;
+    let state_dir = crate::config::state_dir(config_dir);
+    let refused = refused::read(&state_dir);
+    let held_back = last_good_in_force(&state_dir, &refused, &loaded);
     let namespace = args.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
     let scope =
         (info.namespaced && !(args.all_namespaces && names.is_empty())).then_some(namespace);
@@ -76,16 +80,29 @@ fn get(config_dir: &Path, args: &GetArgs) -> anyhow::Result<Printed> {
     let mut out = Printed::default();
     if names.is_empty() {
         found.extend(loaded.list(info.kind, scope));
+        found.extend(held_back.iter().filter(|s| {
+            s.object.info.kind == info.kind && scope.is_none_or(|n| s.object.namespace() == n)
+        }));
+        found.sort_by_key(|s| s.object.key());
     } else {
         for name in &names {
             let key = kinds::key_for(info, Some(namespace), name);
-            match loaded.objects.get(&key) {
+            let held = held_back.iter().find(|s| s.object.key() == key);
+            match loaded.objects.get(&key).or(held) {
                 Some(s) => found.push(s),
-                None => out.missing.push(not_found(&key).to_string()),
+                None => out
+                    .missing
+                    .push(match refused.iter().find(|r| r.is_for(&key)) {
+                        Some(r) => format!(
+                            "{key} is refused: {}; {}",
+                            r.errors.join("; "),
+                            r.in_force.describe()
+                        ),
+                        None => not_found(&key).to_string(),
+                    }),
             }
         }
     }
-    let state_dir = crate::config::state_dir(config_dir);
     let single = names.len() == 1;
     match args.output {
         Some(Output::Name) => {
@@ -95,7 +112,10 @@ fn get(config_dir: &Path, args: &GetArgs) -> anyhow::Result<Printed> {
             }
         }
         Some(format @ (Output::Yaml | Output::Json)) if !found.is_empty() => {
-            let values: Vec<Value> = found.iter().map(|s| with_status(&state_dir, s)).collect();
+            let values: Vec<Value> = found
+                .iter()
+                .map(|s| with_status(&state_dir, &refused, s))
+                .collect();
             let value = if single {
                 values.into_iter().next().unwrap_or(Value::Null)
             } else {
@@ -131,13 +151,48 @@ fn kubectl_quotes(yaml: &str) -> String {
     re.replace_all(yaml, "$1\"$2\"").into_owned()
 }
 
-/// The stored object with `status` from the agent's state folder.
-fn with_status(state_dir: &Path, stored: &Stored) -> Value {
+/// The last good versions the agent runs for refused objects whose source
+/// in the folder is invalid (read from its state folder), as stored objects.
+fn last_good_in_force(state_dir: &Path, refused: &[Refused], loaded: &Loaded) -> Vec<Stored> {
+    refused
+        .iter()
+        .filter(|r| matches!(r.in_force, InForce::LastGood { .. }))
+        .filter_map(|r| {
+            let info = kinds::by_kind(&r.kind)?;
+            let key = ObjectKey::new(info.kind, r.namespace.clone(), r.name.clone());
+            if loaded.objects.contains_key(&key) {
+                return None;
+            }
+            let object = last_good::read_stored(state_dir, &key).ok()??;
+            let file = state_dir
+                .join(last_good::LAST_GOOD_DIR)
+                .join(key.file_name());
+            let modified = std::fs::metadata(&file)
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            Some(Stored {
+                object,
+                file,
+                modified,
+            })
+        })
+        .collect()
+}
+
+/// The stored object with `status` from the agent's state folder; a
+/// refused object also gets an `Accepted: False` condition saying why and
+/// what runs instead.
+fn with_status(state_dir: &Path, refused: &[Refused], stored: &Stored) -> Value {
     let mut value = stored.object.raw.clone();
-    if let (Some(map), Some(status)) = (
-        value.as_mapping_mut(),
-        status::read(state_dir, &stored.object.key()),
-    ) {
+    let key = stored.object.key();
+    let mut status = status::read(state_dir, &key);
+    if let Some(r) = refused.iter().find(|r| r.is_for(&key)) {
+        status
+            .get_or_insert_with(Default::default)
+            .conditions
+            .push(r.condition());
+    }
+    if let (Some(map), Some(status)) = (value.as_mapping_mut(), status) {
         if let Ok(v) = serde_yaml::to_value(status) {
             map.insert(Value::from("status"), v);
         }
@@ -281,6 +336,65 @@ mod tests {
             all_namespaces: false,
             output,
         }
+    }
+
+    /// A policy whose file turned invalid while the agent was down: `get`
+    /// shows the last good version in force, and why its source is refused.
+    #[test]
+    fn a_refused_object_shows_its_last_good_version_and_why() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = tmp.path().join("cfg");
+        std::fs::create_dir_all(&cfg).unwrap();
+        let state = crate::config::state_dir(&cfg);
+        let policy = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: deny-post\n  namespace: istio-egress\nspec:\n  targetRefs:\n  - {kind: Gateway, group: gateway.networking.k8s.io, name: egress-waypoint}\n  action: DENY\n  rules:\n  - to:\n    - operation: {methods: [POST]}\n";
+        let file = cfg.join("ap.yaml");
+        std::fs::write(&file, policy).unwrap();
+        Reconciler::new(&cfg, &state).unwrap().reload().unwrap();
+        std::fs::write(&file, policy.replace("action: DENY", "action: DENIED")).unwrap();
+        Reconciler::new(&cfg, &state).unwrap().reload().unwrap();
+
+        let ap = |output| {
+            get(
+                &cfg,
+                &args("ap", &["deny-post"], Some("istio-egress"), output),
+            )
+            .unwrap()
+        };
+        let v: Value = serde_yaml::from_str(&ap(Some(Output::Yaml)).stdout).unwrap();
+        assert_eq!(v["spec"]["action"], "DENY", "the version in force");
+        let c = &v["status"]["conditions"][0];
+        assert_eq!(
+            (&c["type"], &c["status"]),
+            (&"Accepted".into(), &"False".into())
+        );
+        let message = c["message"].as_str().unwrap();
+        assert!(
+            message.contains("spec.action: unknown action \"DENIED\""),
+            "{message}"
+        );
+        assert!(
+            message.contains("the last good version (accepted "),
+            "{message}"
+        );
+        assert!(ap(None).stdout.contains("deny-post   DENY"));
+
+        // With no last good version, `get` says what runs instead.
+        std::fs::write(
+            cfg.join("new.yaml"),
+            policy
+                .replace("deny-post", "new")
+                .replace("action: DENY", "action: 7"),
+        )
+        .unwrap();
+        Reconciler::new(&cfg, &state).unwrap().reload().unwrap();
+        let out = get(&cfg, &args("ap", &["new"], Some("istio-egress"), None)).unwrap();
+        assert!(
+            out.missing[0].contains("is refused")
+                && out.missing[0]
+                    .contains("it denies every request and connection to what it targets"),
+            "{:?}",
+            out.missing
+        );
     }
 
     /// The walkthrough's Steps 2-3 through the CLI, then what the user checks.

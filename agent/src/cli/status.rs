@@ -1,5 +1,6 @@
 //! `egret status`: what the running agent has in force (config generation,
-//! kernel map entries, workloads), as YAML or JSON.
+//! kernel map entries, workloads), as YAML or JSON, and the objects it
+//! refused with what runs in their place (from its state folder).
 
 use std::path::Path;
 
@@ -31,6 +32,11 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: StatusArgs) -> anyhow::Res
     let Response::Status(status) = client.call(&Request::Status)? else {
         bail!("agent answered the status request with something else");
     };
+    let mut status = serde_json::to_value(status)?;
+    if let Some(map) = status.as_object_mut() {
+        let refused = crate::config::refused::read(state_dir);
+        map.insert("refused".into(), serde_json::to_value(refused)?);
+    }
     match args.output.as_str() {
         "json" => println!("{}", serde_json::to_string_pretty(&status)?),
         "yaml" => print!("{}", serde_yaml::to_string(&status)?),

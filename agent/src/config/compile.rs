@@ -15,6 +15,7 @@ use super::object::Object;
 use super::snapshot::{
     canonical, NamespaceInfo, Resolution, Service, Snapshot, Waypoint, WaypointBinding, WaypointRef,
 };
+use super::unaccepted::Unaccepted;
 
 /// Label naming the waypoint a namespace or ServiceEntry uses.
 pub const USE_WAYPOINT: &str = "istio.io/use-waypoint";
@@ -93,6 +94,16 @@ pub fn compile<'a>(
     objects: impl IntoIterator<Item = &'a Object>,
     addresses: &HashMap<AllocKey, Addresses>,
 ) -> Snapshot {
+    compile_with(objects, std::iter::empty(), addresses)
+}
+
+/// Compiles valid objects, and fail-closed stand-ins for the refused ones
+/// with no last good version whose kind has one ([`super::unaccepted`]).
+pub fn compile_with<'a>(
+    objects: impl IntoIterator<Item = &'a Object>,
+    unaccepted: impl IntoIterator<Item = &'a Unaccepted>,
+    addresses: &HashMap<AllocKey, Addresses>,
+) -> Snapshot {
     let mut objects: Vec<&Object> = objects.into_iter().collect();
     // Key order makes the result (and VIP conflicts) independent of input order.
     // Compared by reference: no key (three strings) built per comparison.
@@ -143,6 +154,27 @@ pub fn compile<'a>(
                 }
             }
             Spec::Sidecar(sidecar) => add_sidecar(&mut snapshot, o, sidecar),
+        }
+    }
+    for u in unaccepted {
+        match u.key.kind {
+            "AuthorizationPolicy" => {
+                let stand_in = crate::authz::fail_closed(&u.key.namespace, &u.key.name, &u.spec);
+                policies.push(Arc::new(stand_in));
+            }
+            // MeshConfig egret cannot read: its outbound mode is unknown,
+            // so REGISTRY_ONLY (path normalization keeps Istio's default).
+            "ConfigMap" if is_mesh_config_key(&u.key) => {
+                snapshot.mesh.outbound = OutboundMode::RegistryOnly;
+            }
+            // A namespace's Sidecar egret cannot honour: REGISTRY_ONLY for
+            // the namespace (a Sidecar only ever narrows what is reachable).
+            "Sidecar" => {
+                snapshot
+                    .sidecars
+                    .insert(u.key.namespace.clone(), Some(OutboundMode::RegistryOnly));
+            }
+            _ => {}
         }
     }
     snapshot.authz = Arc::new(crate::authz::PolicySet::new(policies));
@@ -212,6 +244,12 @@ fn add_waypoint(snapshot: &mut Snapshot, o: &Object, gw: &Gateway) {
             address: gw.ip_address().map(canonical),
         },
     );
+}
+
+/// Whether `key` is istiod's MeshConfig ConfigMap.
+fn is_mesh_config_key(key: &super::object::ObjectKey) -> bool {
+    use super::kinds::config_map::{MESH_CONFIG_NAME, MESH_CONFIG_NAMESPACE};
+    key.namespace == MESH_CONFIG_NAMESPACE && key.name == MESH_CONFIG_NAME
 }
 
 /// A namespace-wide Sidecar's outbound mode. Istio leaves several such

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use serde_yaml::Value;
+
 use super::error::ConfigError;
 use super::object::{ObjectKey, DEFAULT_NAMESPACE};
 use super::parse::parse_text;
@@ -44,6 +46,9 @@ pub struct Named {
     pub key: ObjectKey,
     /// The object, when the document is valid.
     pub version: Option<Arc<Version>>,
+    /// The `spec` of an invalid document as written (`Null` when valid,
+    /// or when the file no longer parses).
+    pub spec: Value,
 }
 
 /// A problem found in a file: the object it concerns, when named.
@@ -84,8 +89,9 @@ pub enum Held<'a> {
         shadowed: Vec<&'a Path>,
     },
     /// Files name it, but none validly (bad document, or a broken file
-    /// that held it): its last good version should stay in force.
-    Invalid,
+    /// that held it): its last good version should stay in force. `spec`
+    /// is the invalid document's (`Null` when unknown).
+    Invalid { spec: &'a Value },
     /// No file names it.
     Absent,
 }
@@ -190,8 +196,51 @@ impl Folder {
                 file,
                 shadowed: valid.iter().map(|v| v.1).collect(),
             },
-            None => Held::Invalid,
+            None => {
+                static UNKNOWN: Value = Value::Null;
+                let spec = paths
+                    .iter()
+                    .filter_map(|p| self.files.get(p))
+                    .flat_map(|f| f.named.iter().rev())
+                    .find(|n| n.key == *key)
+                    .map_or(&UNKNOWN, |n| &n.spec);
+                Held::Invalid { spec }
+            }
         }
+    }
+
+    /// Whether `file` is in the folder with a document that cannot even be
+    /// named (a YAML syntax error, a missing `kind`…) and nothing valid.
+    pub fn is_broken(&self, file: &Path) -> bool {
+        self.files.get(file).is_some_and(|f| {
+            f.problems.iter().any(|p| p.key.is_none())
+                && f.named.iter().all(|n| n.version.is_none())
+        })
+    }
+
+    /// Records that broken `file` held `key` (known from the last good
+    /// version read from it before a restart): `key` is then held invalid,
+    /// so its last good version stays in force until the file is fixed or
+    /// removed.
+    pub fn recover(&mut self, file: &Path, key: ObjectKey) {
+        if !self.is_broken(file) {
+            return;
+        }
+        let Some(cached) = self.files.get_mut(file) else {
+            return;
+        };
+        if cached.named.iter().any(|n| n.key == key) {
+            return;
+        }
+        cached.named.push(Named {
+            key: key.clone(),
+            version: None,
+            spec: Value::Null,
+        });
+        self.holders
+            .entry(key)
+            .or_default()
+            .push(file.to_path_buf());
     }
 
     /// The files naming `key`, valid or not.
@@ -249,6 +298,7 @@ impl Folder {
                             .map(|n| Named {
                                 key: n.key.clone(),
                                 version: None,
+                                spec: Value::Null,
                             })
                             .collect()
                     });
@@ -307,6 +357,7 @@ fn parsed(documents: Vec<super::parse::Document>) -> (Vec<Named>, Vec<Problem>) 
             Ok(object) => named.push(Named {
                 key: object.key(),
                 version: Some(Arc::new(Version::new(object))),
+                spec: Value::Null,
             }),
             Err(rejected) => {
                 problems.extend(rejected.errors.iter().map(|e| Problem {
@@ -314,7 +365,11 @@ fn parsed(documents: Vec<super::parse::Document>) -> (Vec<Named>, Vec<Problem>) 
                     message: e.to_string(),
                 }));
                 if let Some(key) = rejected.key {
-                    named.push(Named { key, version: None });
+                    named.push(Named {
+                        key,
+                        version: None,
+                        spec: *rejected.spec,
+                    });
                 }
             }
         }

@@ -26,6 +26,9 @@ pub struct Rejected {
     pub key: Option<ObjectKey>,
     /// Every problem found.
     pub errors: Vec<ConfigError>,
+    /// Its `spec` as written (`Null` when there is none or it was not
+    /// reached): what a fail-closed stand-in reads its targets from.
+    pub spec: Box<Value>,
 }
 
 /// Splits `text` at `---` lines and parses each document. A YAML syntax error
@@ -143,6 +146,7 @@ pub fn parse_object(
             document,
             reason,
         }],
+        spec: Box::default(),
     };
     let Some(map) = value.as_mapping() else {
         return Err(envelope("expected an object (a YAML mapping)".into()));
@@ -169,6 +173,7 @@ pub fn parse_object(
                 api_version: api_version.to_string(),
                 supported: kinds::supported(),
             }],
+            spec: Box::default(),
         });
     };
     let meta_value = map.get("metadata").cloned().unwrap_or(Value::Null);
@@ -243,6 +248,7 @@ pub fn parse_object(
         return Err(Rejected {
             key: Some(key),
             errors,
+            spec: Box::new(spec_value),
         });
     };
     let mut text = text;

@@ -1,7 +1,8 @@
 //! One version of an object as the agent keeps it in memory for as long as
-//! it is in force: the typed view plus a digest of what the user wrote. The
-//! text and the raw value stay in the file (`get -o yaml` reads them there),
-//! which keeps 10,000 objects from costing 10,000 YAML trees.
+//! it is in force: the typed view, the text the user wrote (what is kept as
+//! its last good version on disk) and a digest of it. The raw value stays
+//! in the file (`get -o yaml` reads it there), which keeps 10,000 objects
+//! from costing 10,000 YAML trees.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
@@ -10,7 +11,7 @@ use super::object::Object;
 /// An object kept in memory, compared by digest instead of by its YAML.
 #[derive(Debug)]
 pub struct Version {
-    /// The object; `raw` is `Null` and `text` empty (see the module doc).
+    /// The object; `raw` is `Null` (see the module doc).
     pub object: Object,
     /// Digest of `raw` as parsed: equal digests mean the same document
     /// (comments and formatting aside, as `raw == raw` did).
@@ -18,11 +19,10 @@ pub struct Version {
 }
 
 impl Version {
-    /// Keeps `object`'s typed view and the digest of its document.
+    /// Keeps `object`'s typed view, its text and the digest of its document.
     pub fn new(mut object: Object) -> Self {
         let digest = digest(&object.raw);
         object.raw = serde_yaml::Value::Null;
-        object.text = String::new();
         Version { object, digest }
     }
 }
@@ -53,6 +53,7 @@ mod tests {
         let c = Version::new(objects(&changed).remove(0));
         assert_eq!(a.digest, b.digest);
         assert_ne!(a.digest, c.digest);
-        assert!(a.object.raw.is_null() && a.object.text.is_empty());
+        assert!(a.object.raw.is_null());
+        assert_eq!(a.object.text, SERVICE_ENTRY);
     }
 }

@@ -53,7 +53,9 @@ pub fn spawn(
 ) -> Result<watch::Receiver<Arc<Snapshot>>, ConfigError> {
     std::fs::create_dir_all(&config_dir).map_err(|e| ConfigError::io(&config_dir, e))?;
     let mut reconciler = Reconciler::new(&config_dir, &state_dir)?;
-    let first = reconciler.reload()?.unwrap_or_default();
+    // Status and last good versions are written by the watcher thread: the
+    // first snapshot need not wait for thousands of files.
+    let first = reconciler.rescan()?.unwrap_or_default();
     let (tx, rx) = watch::channel(Arc::new(first));
     let (events_tx, events) = mpsc::channel();
     let dir = config_dir.clone();
@@ -104,6 +106,7 @@ fn watch_loop(
     events: mpsc::Receiver<Signal>,
     tx: watch::Sender<Arc<Snapshot>>,
 ) {
+    write_state(&mut reconciler);
     loop {
         let mut batch = Batch::default();
         match events.recv_timeout(Duration::from_secs(1)) {
@@ -135,9 +138,16 @@ fn watch_loop(
             Err(e) => tracing::error!("config reload failed, keeping the current config: {e}"),
         }
         // After the snapshot is out: status is for `get`, not for traffic.
-        if let Err(e) = reconciler.write_status() {
-            tracing::error!("writing object status failed: {e}");
-        }
+        write_state(&mut reconciler);
+    }
+}
+
+/// Writes status, last good versions and the refused list; a failure is
+/// logged (the config in force is unaffected; until it is written, a
+/// restart would not know this change's last good versions).
+fn write_state(reconciler: &mut Reconciler) {
+    if let Err(e) = reconciler.write_status() {
+        tracing::error!("writing the agent's state (status, last good versions) failed: {e}");
     }
 }
 

@@ -2,7 +2,9 @@
 //! target, answer as ztunnel does (400 bad request or destination, 401 RBAC
 //! deny, 503 upstream failure, 200 only once the upstream side is ready),
 //! then run it through the proxy path a captured connection takes, with the
-//! peer's SPIFFE identity as source.
+//! peer's SPIFFE identity as source. An open L4 stream is checked again on
+//! every config change and closed when its service goes or policy now
+//! denies it ([`crate::proxy::recheck`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,10 +21,11 @@ use super::{HboneError, CONNECTION_WINDOW, MAX_FRAME, SERVER_MAX_STREAMS, STREAM
 use crate::config::snapshot::{WaypointBinding, WaypointRef};
 use crate::identity::Identity;
 use crate::proxy::access_log::{self, ConnectionOutcome};
-use crate::proxy::context::{ConnectionContext, UpstreamTarget};
+use crate::proxy::context::{ConnectionContext, Destination, UpstreamTarget};
 use crate::proxy::counted::{ByteCounters, Counted};
 use crate::proxy::flags::ResponseFlag;
 use crate::proxy::outbound::{route, Route};
+use crate::proxy::recheck::{self, Revoked};
 use crate::proxy::{connect, endpoint, http as l7, ProxyContext};
 use crate::workload::identity::WorkloadInfo;
 
@@ -41,12 +44,13 @@ pub struct Tunnel {
     pub waypoint: WaypointRef,
 }
 
-/// L4 policy on a tunnel before it is opened: a denial answers 401, as
-/// ztunnel answers an RBAC deny. The per-connection context carries the
-/// peer's identity as `src_identity`.
+/// L4 policy on a tunnel: before it is opened a denial answers 401, as
+/// ztunnel answers an RBAC deny; once open, a denial by a later config
+/// closes it. The per-connection context carries the peer's identity as
+/// `src_identity`; `dest` is its destination in the config being checked.
 pub trait AuthorizeTunnel: Send + Sync + 'static {
     /// `Err(reason)` refuses the tunnel.
-    fn check(&self, conn: &ConnectionContext) -> Result<(), String>;
+    fn check(&self, conn: &ConnectionContext, dest: &Destination) -> Result<(), String>;
 }
 
 /// Why a stream's target was refused before any upstream was tried.
@@ -125,7 +129,7 @@ impl Inbound {
         let conn = Arc::new(self.context(&request, &tunnel, target));
         let meter = access_log::connection_opened(&conn, crate::metrics::Reporter::Waypoint);
         let bytes = Arc::new(ByteCounters::default());
-        let outcome = match served(&conn, &tunnel.waypoint) {
+        let outcome = match served(&conn, &conn.accepted, &tunnel.waypoint) {
             Err(e) => {
                 reply(&mut respond, StatusCode::BAD_REQUEST);
                 let flag = match &e {
@@ -135,7 +139,10 @@ impl Inbound {
                 ConnectionOutcome::refused(flag, &e)
             }
             Ok(route) => {
-                let denied = self.authorizer.as_ref().and_then(|a| a.check(&conn).err());
+                let denied = self
+                    .authorizer
+                    .as_ref()
+                    .and_then(|a| a.check(&conn, &conn.accepted).err());
                 match denied {
                     Some(reason) => {
                         reply(&mut respond, StatusCode::UNAUTHORIZED);
@@ -151,6 +158,17 @@ impl Inbound {
             }
         };
         access_log::connection_complete(&conn, &outcome, &bytes, &meter);
+    }
+
+    /// L4 policy on the stream in `dest`'s config.
+    fn policy(&self, conn: &ConnectionContext, dest: &Destination) -> Result<(), Revoked> {
+        match &self.authorizer {
+            Some(a) => a.check(conn, dest).map_err(|reason| Revoked::Denied {
+                generation: dest.snapshot.generation,
+                reason,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The per-connection facts: the source is the verified peer identity
@@ -203,15 +221,16 @@ impl Inbound {
                     return ConnectionOutcome::default();
                 };
                 let stream = Counted::new(H2Stream::new(body, send), bytes.clone());
-                crate::proxy::passthrough::serve(
-                    self.proxy.resolver.as_ref(),
-                    conn,
-                    &target,
-                    stream,
-                )
+                let passed = crate::proxy::passthrough::serve(&self.proxy, conn, &target, stream);
+                recheck::hold(&self.proxy, conn, passed, |dest| {
+                    crate::proxy::passthrough::recheck(conn, dest)
+                })
                 .await
             }
-            Route::Tcp(target) => self.tcp(conn, &target, body, respond, bytes).await,
+            Route::Tcp(target) => {
+                let proxied = self.tcp(conn, &target, body, respond, bytes);
+                recheck::hold(&self.proxy, conn, proxied, |dest| self.policy(conn, dest)).await
+            }
         }
     }
 
@@ -260,15 +279,20 @@ impl Inbound {
     }
 }
 
-/// The route of a stream whose target is a service bound to `waypoint`.
-pub fn served(conn: &ConnectionContext, waypoint: &WaypointRef) -> Result<Route, TargetError> {
+/// The route, in `dest`'s config, of a stream whose target must be a
+/// service bound to `waypoint`.
+pub fn served(
+    conn: &ConnectionContext,
+    dest: &Destination,
+    waypoint: &WaypointRef,
+) -> Result<Route, TargetError> {
     let not_served = || TargetError::NotServed {
         target: conn.orig_dst,
         waypoint: waypoint.clone(),
     };
-    let service = conn.service.as_ref().ok_or_else(not_served)?;
+    let service = dest.service.as_ref().ok_or_else(not_served)?;
     match &service.waypoint {
-        WaypointBinding::Bound(w) if w == waypoint => Ok(route(conn)?),
+        WaypointBinding::Bound(w) if w == waypoint => Ok(route(dest, conn.orig_dst)?),
         _ => Err(not_served()),
     }
 }

@@ -1,6 +1,8 @@
 //! A captured connection whose service is bound to a remote waypoint: sent
 //! as one CONNECT stream to the waypoint's HBONE address, bytes copied both
-//! ways. The waypoint does the L7 work; this side only tunnels.
+//! ways. The waypoint does the L7 work; this side only tunnels (and closes
+//! the tunnel when a new config sends the service elsewhere:
+//! [`crate::proxy::recheck`]).
 
 use std::net::SocketAddr;
 
@@ -10,17 +12,17 @@ use super::client::hbone_addr;
 use super::pool::PoolKey;
 use super::request;
 use crate::proxy::access_log::ConnectionOutcome;
-use crate::proxy::context::ConnectionContext;
+use crate::proxy::context::{ConnectionContext, Destination};
 use crate::proxy::flags::ResponseFlag;
 use crate::proxy::ProxyContext;
 
 /// Copy buffer per direction.
 const COPY_BUFFER: usize = 64 * 1024;
 
-/// Where the connection's waypoint listens for HBONE, when it is remote.
-pub fn remote_waypoint(conn: &ConnectionContext) -> Option<SocketAddr> {
-    let waypoint = conn.waypoint.as_ref()?;
-    let address = conn.snapshot.waypoints.get(&waypoint.reference)?.address?;
+/// Where the destination's waypoint listens for HBONE, when it is remote.
+pub fn remote_waypoint(dest: &Destination) -> Option<SocketAddr> {
+    let waypoint = dest.waypoint.as_ref()?;
+    let address = dest.snapshot.waypoints.get(&waypoint.reference)?.address?;
     Some(hbone_addr(address))
 }
 
@@ -34,7 +36,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut outcome = ConnectionOutcome::default();
-    let (Some(addr), Some(waypoint)) = (remote_waypoint(conn), conn.waypoint.as_ref()) else {
+    let (Some(addr), Some(waypoint)) = (remote_waypoint(&conn.accepted), conn.waypoint()) else {
         outcome.fail(Some(ResponseFlag::NoRoute), &"no remote waypoint");
         return outcome;
     };
@@ -53,7 +55,7 @@ where
         dst: waypoint.identity.clone(),
         addr,
     };
-    let host = conn.service.as_ref().map(|s| s.host.as_str());
+    let host = conn.service().map(|s| s.host.as_str());
     let connect = request::build(conn.orig_dst, conn.src, host, &conn.workload);
     outcome.upstream = Some(addr);
     let mut tunnel = match client.open(&key, connect).await {

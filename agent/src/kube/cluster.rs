@@ -42,6 +42,7 @@ pub async fn join(
     writer: StatusWriter,
     options: &ClusterOptions,
     trust_domain: &str,
+    state_dir: &Path,
 ) -> Result<Cluster, KubeError> {
     let client = super::client::connect(kubeconfig).await?;
     let signer = Arc::new(cluster_ca::load(&client, &options.ca).await?);
@@ -56,7 +57,12 @@ pub async fn join(
         })),
         None => WaypointMode::Local,
     };
-    let snapshots = super::start(client.clone(), SourceOptions { writer, waypoints }).await;
+    let source = SourceOptions {
+        writer,
+        waypoints,
+        state_dir: Some(state_dir.to_path_buf()),
+    };
+    let snapshots = super::start(client.clone(), source).await;
     Ok(Cluster {
         client,
         snapshots,

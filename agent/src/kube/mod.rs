@@ -22,6 +22,7 @@ pub mod reconcile;
 pub mod resources;
 pub mod source;
 pub mod status_patch;
+pub mod unlisted;
 pub mod waypoints;
 
 pub use error::KubeError;

@@ -1,9 +1,16 @@
 //! The API objects in force -> snapshot and status patches. Same rules as
 //! the folder: each object is checked by the manifest parser; a bad update
 //! leaves the object's last good version in force; a deleted object goes.
+//! With a state folder, every accepted version is kept on disk too, so an
+//! object that is invalid when the agent starts runs on the version
+//! accepted before the restart, and a kind whose list has not come in yet
+//! runs on its stored versions rather than on nothing. An object refused
+//! with no last good version gets the compiler's fail-closed stand-in when
+//! its kind has one.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -14,11 +21,18 @@ use super::convert::{gateway_address, key_of, published_addresses, status_of, to
 use super::resources::has_status;
 use super::status_patch::{patch_body, StatusPatch};
 use crate::config::allocate::{Addresses, AllocKey};
-use crate::config::compile::{compile, wanted_addresses};
+use crate::config::compile::{compile_with, wanted_addresses};
 use crate::config::kinds::{KindInfo, Spec};
+use crate::config::last_good::LastGood;
 use crate::config::object::{Object, ObjectKey};
+use crate::config::refused::{self, InForce, Refused};
 use crate::config::snapshot::{Snapshot, WaypointRef};
 use crate::config::status;
+use crate::config::unaccepted::{has_stand_in, Unaccepted};
+use crate::config::version::digest;
+
+/// The source recorded with versions accepted from the API.
+const API_SOURCE: &str = "the Kubernetes API";
 
 /// Every object the API holds of one kind, as the watch sees them.
 pub struct KindObjects {
@@ -28,6 +42,9 @@ pub struct KindObjects {
     pub resource: ApiResource,
     /// The objects.
     pub objects: Vec<Arc<DynamicObject>>,
+    /// Whether the watch has listed the kind: until then the objects are
+    /// not all there, and the stored versions of the kind stay in force.
+    pub listed: bool,
 }
 
 /// What one pass produced.
@@ -43,6 +60,11 @@ pub struct Outcome {
 #[derive(Debug, Default)]
 pub struct ApiReconciler {
     last_good: BTreeMap<ObjectKey, Object>,
+    /// Refused objects with no last good version.
+    unaccepted: BTreeMap<ObjectKey, Unaccepted>,
+    refused: BTreeMap<ObjectKey, Refused>,
+    /// Accepted versions on disk, with the folder they live in.
+    stored: Option<(LastGood, PathBuf)>,
     assigned: HashMap<AllocKey, Addresses>,
     /// Waypoint addresses from Gateway status (deployed waypoints).
     waypoint_addresses: HashMap<WaypointRef, IpAddr>,
@@ -55,8 +77,8 @@ pub struct ApiReconciler {
 }
 
 impl ApiReconciler {
-    /// A reconciler with nothing in force yet; this process serves
-    /// waypoints itself.
+    /// A reconciler with nothing in force yet, keeping nothing on disk;
+    /// this process serves waypoints itself.
     pub fn new() -> Self {
         Self::default()
     }
@@ -74,6 +96,22 @@ impl ApiReconciler {
         }
     }
 
+    /// The same reconciler keeping every accepted version in `state_dir`
+    /// (and reading back those of an earlier run).
+    pub fn with_state(mut self, state_dir: &Path) -> Self {
+        let (store, corrupt) = LastGood::open(state_dir);
+        for c in corrupt {
+            tracing::error!("{c}");
+        }
+        self.stored = Some((store, state_dir.to_path_buf()));
+        self
+    }
+
+    /// Every refused object and what runs instead.
+    pub fn refused(&self) -> impl Iterator<Item = &Refused> {
+        self.refused.values()
+    }
+
     /// The objects in force.
     pub fn objects(&self) -> impl Iterator<Item = &Object> {
         self.last_good.values()
@@ -83,9 +121,12 @@ impl ApiReconciler {
     /// out addresses and writes status.
     pub fn reconcile(&mut self, kinds: &[KindObjects], writer: bool) -> Outcome {
         let mut next = BTreeMap::new();
+        let mut unaccepted = BTreeMap::new();
+        let mut refused = BTreeMap::new();
         let mut published = HashMap::new();
         let mut waypoint_addresses = HashMap::new();
         let mut messages = HashSet::new();
+        let now = status::rfc3339(SystemTime::now());
         for kind in kinds {
             for obj in &kind.objects {
                 if kind.info.kind == "ServiceEntry" {
@@ -97,38 +138,85 @@ impl ApiReconciler {
                 let key = key_of(obj, kind.info.kind, kind.info.namespaced);
                 match to_object(obj, &kind.resource) {
                     Ok(o) => {
+                        if let Some((store, _)) = self.stored.as_mut() {
+                            store.save(&o, digest(&o.raw), API_SOURCE, &now);
+                        }
                         next.insert(key, o);
                     }
                     Err(rejected) => {
-                        let fate = match self.last_good.get(&key) {
+                        let kept = self
+                            .last_good
+                            .get(&key)
+                            .cloned()
+                            .or_else(|| self.restore(&key));
+                        let in_force = match kept {
                             Some(old) => {
-                                next.insert(key.clone(), old.clone());
-                                "the last good version stays in force"
+                                next.insert(key.clone(), old);
+                                self.stored_as_last_good(&key)
                             }
-                            None => "it is not in force",
+                            None if has_stand_in(key.kind) => {
+                                let spec = (*rejected.spec).clone();
+                                unaccepted.insert(
+                                    key.clone(),
+                                    Unaccepted {
+                                        key: key.clone(),
+                                        spec,
+                                    },
+                                );
+                                InForce::FailClosed
+                            }
+                            None => InForce::Nothing,
                         };
-                        for e in &rejected.errors {
+                        let fate = in_force.describe();
+                        let errors: Vec<String> =
+                            rejected.errors.iter().map(ToString::to_string).collect();
+                        for e in &errors {
                             let line = format!("{e}; {fate}");
                             if self.logged.insert(line.clone()) {
                                 tracing::error!(kind = key.kind, namespace = %key.namespace, name = %key.name, "{line}");
                             }
                             messages.insert(line);
                         }
+                        let since = self
+                            .refused
+                            .get(&key)
+                            .map_or_else(|| now.clone(), |r| r.since.clone());
+                        refused.insert(key.clone(), Refused::new(&key, errors, in_force, since));
                     }
                 }
             }
         }
+        self.keep_unlisted(kinds, &mut next);
+        for stand_in in super::unlisted::stand_ins(kinds, &next) {
+            let line = format!(
+                "{}s could not be listed from the API and none are known: {} until they are (fail closed)",
+                stand_in.key.kind,
+                match stand_in.key.kind {
+                    "AuthorizationPolicy" => "every waypoint denies every request and connection",
+                    _ => "the mesh is REGISTRY_ONLY",
+                }
+            );
+            if self.logged.insert(line.clone()) {
+                tracing::error!("{line}");
+            }
+            messages.insert(line);
+            unaccepted.insert(stand_in.key.clone(), stand_in);
+        }
+        self.write_state(&next, refused);
+
         let wanted = wanted_addresses(next.values());
         let assigned = assign(&wanted, &published, &self.assigned, writer);
         let unchanged = self.generation > 0
             && assigned == self.assigned
             && waypoint_addresses == self.waypoint_addresses
+            && unaccepted == self.unaccepted
             && next.len() == self.last_good.len()
             && next
                 .iter()
                 .zip(self.last_good.iter())
                 .all(|((k1, a), (k2, b))| k1 == k2 && a.raw == b.raw);
         self.last_good = next;
+        self.unaccepted = unaccepted;
         self.assigned = assigned;
         self.waypoint_addresses = waypoint_addresses;
         let mut outcome = Outcome::default();
@@ -142,7 +230,7 @@ impl ApiReconciler {
                 messages.insert(line);
             }
             let in_force = self.last_good.values().filter(|o| !is_pending(o, &pending));
-            let mut snapshot = compile(in_force, &self.assigned);
+            let mut snapshot = compile_with(in_force, self.unaccepted.values(), &self.assigned);
             for (r, w) in snapshot.waypoints.iter_mut() {
                 if w.address.is_none() {
                     w.address = self.waypoint_addresses.get(r).copied();
@@ -154,7 +242,11 @@ impl ApiReconciler {
             self.current = if pending.is_empty() || !writer {
                 Arc::new(snapshot.clone())
             } else {
-                Arc::new(compile(self.last_good.values(), &self.assigned))
+                Arc::new(compile_with(
+                    self.last_good.values(),
+                    self.unaccepted.values(),
+                    &self.assigned,
+                ))
             };
             outcome.snapshot = Some(snapshot);
         }
@@ -163,6 +255,80 @@ impl ApiReconciler {
             outcome.patches = self.patches(kinds);
         }
         outcome
+    }
+
+    /// The stored version of `key`, read back (after a restart); a corrupt
+    /// one is reported and counts as none.
+    fn restore(&self, key: &ObjectKey) -> Option<Object> {
+        let (store, _) = self.stored.as_ref()?;
+        store
+            .load(key)
+            .inspect_err(|c| tracing::error!("{c}"))
+            .ok()
+            .flatten()
+    }
+
+    fn stored_as_last_good(&self, key: &ObjectKey) -> InForce {
+        let stored = self.stored.as_ref().and_then(|(s, _)| s.get(key));
+        InForce::LastGood {
+            accepted: stored.map_or_else(String::new, |s| s.accepted.clone()),
+            source: stored.map_or_else(|| API_SOURCE.to_string(), |s| s.source.clone()),
+        }
+    }
+
+    /// A kind not listed yet keeps what it had in force — in memory, else
+    /// its stored versions — rather than running on nothing.
+    fn keep_unlisted(&self, kinds: &[KindObjects], next: &mut BTreeMap<ObjectKey, Object>) {
+        for kind in kinds.iter().filter(|k| !k.listed) {
+            let kind_name = kind.info.kind;
+            for (key, old) in self.last_good.iter().filter(|(k, _)| k.kind == kind_name) {
+                next.entry(key.clone()).or_insert_with(|| old.clone());
+            }
+            let Some((store, _)) = self.stored.as_ref() else {
+                continue;
+            };
+            let stored: Vec<ObjectKey> = store
+                .keys()
+                .filter(|k| k.kind == kind_name && !next.contains_key(*k))
+                .cloned()
+                .collect();
+            for key in stored {
+                if let Some(object) = self.restore(&key) {
+                    next.insert(key, object);
+                }
+            }
+        }
+    }
+
+    /// Drops stored versions of objects the API no longer has (kinds
+    /// listed only), writes what is queued and the refused list.
+    fn write_state(
+        &mut self,
+        next: &BTreeMap<ObjectKey, Object>,
+        refused: BTreeMap<ObjectKey, Refused>,
+    ) {
+        let changed = refused != self.refused;
+        self.refused = refused;
+        let Some((store, state_dir)) = self.stored.as_mut() else {
+            return;
+        };
+        let gone: Vec<ObjectKey> = store
+            .keys()
+            .filter(|k| !next.contains_key(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            store.remove(&key);
+        }
+        if let Err(e) = store.flush() {
+            tracing::error!("keeping last good versions: {e}");
+        }
+        if changed || self.generation == 0 {
+            let list: Vec<Refused> = self.refused.values().cloned().collect();
+            if let Err(e) = refused::write(state_dir, &list) {
+                tracing::error!("writing the refused list: {e}");
+            }
+        }
     }
 
     /// Status updates for every ServiceEntry and Gateway whose status in
@@ -241,6 +407,7 @@ mod tests {
             info,
             resource: api_resource(info),
             objects,
+            listed: true,
         }
     }
 
@@ -400,5 +567,111 @@ mod tests {
         let gone = vec![kind("Namespace", vec![obj(NAMESPACE)])];
         let s = r.reconcile(&gone, true).snapshot.unwrap();
         assert!(s.services.is_empty() && s.waypoints.is_empty());
+    }
+
+    const DENY_POST: &str = "apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: deny-post
+  namespace: istio-egress
+spec:
+  targetRefs:
+  - {kind: Gateway, group: gateway.networking.k8s.io, name: egress-waypoint}
+  action: DENY
+  rules:
+  - to:
+    - operation: {methods: [POST]}
+";
+
+    fn with_policy(policy: &str, listed: bool) -> Vec<KindObjects> {
+        let mut kinds = world(SERVICE_ENTRY);
+        let mut policies = kind("AuthorizationPolicy", vec![obj(policy)]);
+        policies.listed = listed;
+        kinds.push(policies);
+        kinds
+    }
+
+    fn policy_names(s: &Snapshot) -> usize {
+        s.authz.len()
+    }
+
+    /// Whether `GET httpbin.org/get` through the waypoint is allowed.
+    fn get_allowed(s: &Snapshot) -> bool {
+        crate::config::fixtures::http_allowed(s, "GET", "/get")
+    }
+
+    #[test]
+    fn an_object_invalid_at_start_runs_on_the_version_stored_before_the_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = ApiReconciler::new()
+            .with_state(tmp.path())
+            .reconcile(&with_policy(DENY_POST, true), true)
+            .snapshot
+            .unwrap();
+        assert_eq!(policy_names(&s), 1);
+
+        let broken = DENY_POST.replace("action: DENY", "action: DENIED");
+        let mut restarted = ApiReconciler::new().with_state(tmp.path());
+        let s = restarted
+            .reconcile(&with_policy(&broken, true), true)
+            .snapshot
+            .unwrap();
+        assert_eq!(policy_names(&s), 1, "the stored DENY is in force");
+        assert!(get_allowed(&s), "it denies POST only: not a stand-in");
+        let report = restarted.refused().next().unwrap();
+        assert!(
+            matches!(&report.in_force, InForce::LastGood { source, .. } if source == API_SOURCE),
+            "{report:?}"
+        );
+        assert!(report.errors[0].contains("spec.action"), "{report:?}");
+        assert_eq!(refused::read(tmp.path()).len(), 1);
+        // Without a state folder the restart would have lost it.
+        let s = ApiReconciler::new()
+            .reconcile(&with_policy(&broken, true), true)
+            .snapshot
+            .unwrap();
+        assert_eq!(policy_names(&s), 1);
+        assert!(!get_allowed(&s), "a fail-closed stand-in");
+    }
+
+    #[test]
+    fn an_invalid_policy_with_no_last_good_version_gets_a_fail_closed_stand_in() {
+        let tmp = tempfile::tempdir().unwrap();
+        let allow_all = DENY_POST
+            .replace("action: DENY", "action: ALLOW")
+            .replace("methods: [POST]", "methods: 42");
+        let mut r = ApiReconciler::new().with_state(tmp.path());
+        let s = r
+            .reconcile(&with_policy(&allow_all, true), true)
+            .snapshot
+            .unwrap();
+        assert!(!get_allowed(&s));
+        assert_eq!(r.refused().next().unwrap().in_force, InForce::FailClosed);
+    }
+
+    #[test]
+    fn a_kind_not_listed_yet_runs_on_its_stored_versions() {
+        let tmp = tempfile::tempdir().unwrap();
+        ApiReconciler::new()
+            .with_state(tmp.path())
+            .reconcile(&with_policy(DENY_POST, true), true);
+        let mut unlisted = world(SERVICE_ENTRY);
+        let mut policies = kind("AuthorizationPolicy", vec![]);
+        policies.listed = false;
+        unlisted.push(policies);
+        let mut r = ApiReconciler::new().with_state(tmp.path());
+        let s = r.reconcile(&unlisted, true).snapshot.unwrap();
+        assert_eq!(policy_names(&s), 1, "not dropped before the list is in");
+        // Listed, and gone from the API: gone from disk too.
+        let mut listed = world(SERVICE_ENTRY);
+        listed.push(kind("AuthorizationPolicy", vec![]));
+        let s = r.reconcile(&listed, true).snapshot.unwrap();
+        assert_eq!(policy_names(&s), 0);
+        let s = ApiReconciler::new()
+            .with_state(tmp.path())
+            .reconcile(&unlisted, true)
+            .snapshot
+            .unwrap();
+        assert_eq!(policy_names(&s), 0, "deleted for good");
     }
 }

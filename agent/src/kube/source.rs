@@ -1,8 +1,10 @@
 //! The Kubernetes config source: one watch (with a reflector store) per
 //! kind; after a change and a short quiet time, everything the stores hold
 //! goes through [`ApiReconciler`] and a new snapshot is published on the
-//! same kind of channel the folder source feeds.
+//! same kind of channel the folder source feeds. Accepted versions are kept
+//! in the agent's state folder (its last good versions across restarts).
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,19 +71,28 @@ pub struct SourceOptions {
     pub writer: StatusWriter,
     /// Where waypoints run.
     pub waypoints: WaypointMode,
+    /// Where every accepted version is kept (last good across restarts);
+    /// `None`: in memory only.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// One watched kind and its store.
 struct Watched {
     info: &'static KindInfo,
     store: Store<DynamicObject>,
+    /// Set once the watch has listed the kind.
+    listed: Arc<AtomicBool>,
 }
 
 /// Starts watching every config kind, waits for their first lists (at most
 /// [`READY_TIMEOUT`]), publishes the first snapshot and keeps publishing
 /// until every receiver is dropped.
 pub async fn start(client: Client, options: SourceOptions) -> watch::Receiver<Arc<Snapshot>> {
-    let SourceOptions { writer, waypoints } = options;
+    let SourceOptions {
+        writer,
+        waypoints,
+        state_dir,
+    } = options;
     let changed = Arc::new(Notify::new());
     let leader = Arc::new(AtomicBool::new(matches!(writer, StatusWriter::Always)));
     let mut tasks = Vec::new();
@@ -101,22 +112,32 @@ pub async fn start(client: Client, options: SourceOptions) -> watch::Receiver<Ar
     }
     let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
     for w in &kinds {
-        if tokio::time::timeout_at(deadline, w.store.wait_until_ready())
-            .await
-            .is_err()
-        {
+        let listed = async {
+            // A kind found not served never fills its store: its flag says it.
+            while !w.listed.load(Ordering::Relaxed) {
+                tokio::select! {
+                    r = w.store.wait_until_ready() => if r.is_ok() { return },
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        };
+        if tokio::time::timeout_at(deadline, listed).await.is_err() {
             tracing::error!(
                 resource = %w.info.resource(),
-                "not listed in time; starting without it (is its CRD installed, and may egret list it?)"
+                "not listed in time: its stored versions stand in, or for policies and mesh settings a fail-closed stand-in, until it is (may egret list it?)"
             );
         }
     }
-    let (mut reconciler, controller) = match waypoints {
+    let (reconciler, controller) = match waypoints {
         WaypointMode::Local => (ApiReconciler::new(), None),
         WaypointMode::Deployed(cfg) => (
             ApiReconciler::deployed(),
             cfg.map(|c| Controller::new(client.clone(), c, changed.clone())),
         ),
+    };
+    let mut reconciler = match &state_dir {
+        Some(dir) => reconciler.with_state(dir),
+        None => reconciler,
     };
     let first = reconciler.reconcile(&gather(&kinds), leader.load(Ordering::Relaxed));
     let snapshot = first.snapshot.unwrap_or_default();
@@ -158,6 +179,8 @@ fn watch_kind(
     };
     let writer = reflector::store::Writer::new(resource);
     let store = writer.as_reader();
+    let listed = Arc::new(AtomicBool::new(false));
+    let listed_by_watch = listed.clone();
     if info.kind == "Secret" {
         config = config.fields(SECRET_FIELDS);
     }
@@ -170,10 +193,21 @@ fn watch_kind(
                 Ok(
                     watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone,
                 ) => {
+                    if matches!(event, Ok(watcher::Event::InitDone)) {
+                        listed_by_watch.store(true, Ordering::Relaxed);
+                    }
                     last_error.clear();
                     changed.notify_one();
                 }
                 Ok(_) => {}
+                Err(e) if not_served(&e) => {
+                    // No such resource (its CRD is not installed): none of
+                    // its objects can exist; that is a complete list.
+                    if !listed_by_watch.swap(true, Ordering::Relaxed) {
+                        tracing::info!(resource = %info.resource(), "not served by the API (CRD not installed): none of its objects exist");
+                        changed.notify_one();
+                    }
+                }
                 Err(e) => {
                     // The watcher retries with backoff; say it once per cause.
                     let message = e.to_string();
@@ -185,7 +219,20 @@ fn watch_kind(
             }
         }
     });
-    (Watched { info, store }, task)
+    (
+        Watched {
+            info,
+            store,
+            listed,
+        },
+        task,
+    )
+}
+
+/// Whether the API answered a list with 404: the resource type is not
+/// served (a missing CRD), as opposed to forbidden or unreachable.
+fn not_served(e: &watcher::Error) -> bool {
+    matches!(e, watcher::Error::InitialListFailed(kube::Error::Api(status)) if status.code == 404)
 }
 
 fn gather(kinds: &[Watched]) -> Vec<KindObjects> {
@@ -195,6 +242,7 @@ fn gather(kinds: &[Watched]) -> Vec<KindObjects> {
             info: w.info,
             resource: api_resource(w.info),
             objects: w.store.state(),
+            listed: w.listed.load(Ordering::Relaxed),
         })
         .collect()
 }

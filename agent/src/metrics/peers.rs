@@ -28,7 +28,7 @@ impl<'a> PeerView<'a> {
     /// The peers of `conn` as `reporter` sees them.
     pub fn of(conn: &'a ConnectionContext, reporter: Reporter) -> Self {
         let or_unknown = |s: &'a str| if s.is_empty() { UNKNOWN } else { s };
-        let service = conn.service.as_deref();
+        let service = conn.service().map(|s| &**s);
         PeerView {
             reporter,
             source_workload: or_unknown(&conn.workload.name),

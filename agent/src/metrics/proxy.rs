@@ -31,7 +31,8 @@ fn duration_histogram() -> Histogram {
 /// the service's waypoint, else the workload's side (no waypoint, or a
 /// tunnel to one elsewhere that reports its own).
 pub fn outbound_reporter(conn: &ConnectionContext) -> Reporter {
-    if conn.waypoint.is_some() && crate::hbone::tunnel::remote_waypoint(conn).is_none() {
+    if conn.waypoint().is_some() && crate::hbone::tunnel::remote_waypoint(&conn.accepted).is_none()
+    {
         Reporter::Waypoint
     } else {
         Reporter::Source

@@ -188,13 +188,10 @@ impl<'a> Peers<'a> {
     fn of(conn: &'a ConnectionContext) -> Self {
         Peers {
             src_identity: conn.src_identity.to_string(),
-            service: conn.service.as_ref().map(|s| s.host.as_str()),
-            waypoint_name: conn.waypoint.as_ref().map(|w| w.reference.name.as_str()),
-            waypoint_namespace: conn
-                .waypoint
-                .as_ref()
-                .map(|w| w.reference.namespace.as_str()),
-            waypoint_identity: conn.waypoint.as_ref().map(|w| w.identity.to_string()),
+            service: conn.service().map(|s| s.host.as_str()),
+            waypoint_name: conn.waypoint().map(|w| w.reference.name.as_str()),
+            waypoint_namespace: conn.waypoint().map(|w| w.reference.namespace.as_str()),
+            waypoint_identity: conn.waypoint().map(|w| w.identity.to_string()),
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::authz::{
     AuthzStats, Decision, GatewayKey, HttpAttrs, ObjectKey, RequestAttrs, TargetKey,
 };
 use crate::config::kinds::gateway::WAYPOINT_CLASS;
-use crate::proxy::context::ConnectionContext;
+use crate::proxy::context::{ConnectionContext, Destination};
 
 /// Process-wide counters of authorization decisions, by reason (exported as
 /// metrics).
@@ -26,16 +26,18 @@ pub fn principal_of(conn: &ConnectionContext) -> String {
     )
 }
 
-/// Evaluates the policies of the connection's waypoint and service;
-/// `None` when the connection is not at a waypoint or no policy exists.
+/// Evaluates the policies of the waypoint and service `dest` names (the
+/// connection's destination in the config in force); `None` when it is not
+/// at a waypoint or no policy exists.
 pub fn evaluate(
     conn: &ConnectionContext,
+    dest: &Destination,
     principal: &str,
     http: Option<HttpAttrs<'_>>,
 ) -> Option<Decision> {
-    let waypoint = conn.waypoint.as_ref()?;
-    let service = conn.service.as_ref()?;
-    let policies = &conn.snapshot.authz;
+    let waypoint = dest.waypoint.as_ref()?;
+    let service = dest.service.as_ref()?;
+    let policies = &dest.snapshot.authz;
     if policies.is_empty() {
         return None;
     }
@@ -65,42 +67,44 @@ pub fn evaluate(
     Some(decision)
 }
 
-/// L4 authorization of a whole connection to a non-HTTP port. HTTP ports are
-/// decided per request by the HTTP stage (checking them here without HTTP
-/// attributes would drop every HTTP-only ALLOW rule and deny them all), and
-/// TLS passthrough ports once the ClientHello is read (`connection.sni`
-/// rules need it): [`authorize_tls`].
-pub fn authorize_connection(conn: &ConnectionContext) -> Result<(), Decision> {
-    let decided_later = conn.service_port().is_some_and(|p| {
+/// L4 authorization of a whole connection to a non-HTTP port, by the
+/// policies of `dest`'s config. HTTP ports are decided per request by the
+/// HTTP stage (checking them here without HTTP attributes would drop every
+/// HTTP-only ALLOW rule and deny them all), and TLS passthrough ports once
+/// the ClientHello is read (`connection.sni` rules need it):
+/// [`authorize_tls`].
+pub fn authorize_connection(conn: &ConnectionContext, dest: &Destination) -> Result<(), Decision> {
+    let decided_later = dest.port(conn.orig_dst.port()).is_some_and(|p| {
         p.protocol.is_http()
-            || (conn.waypoint.is_some() && crate::proxy::passthrough::handles(p.protocol))
+            || (dest.waypoint.is_some() && crate::proxy::passthrough::handles(p.protocol))
     });
     if decided_later {
         return Ok(());
     }
-    check(conn)
+    check(conn, dest)
 }
 
 /// L4 authorization of a TLS passthrough connection whose SNI is known
 /// ([`ConnectionContext::sni`]). `hosts` is HTTP-only in Istio, so it does
 /// not see the SNI; `when: connection.sni` does.
-pub fn authorize_tls(conn: &ConnectionContext) -> Result<(), Decision> {
-    check(conn)
+pub fn authorize_tls(conn: &ConnectionContext, dest: &Destination) -> Result<(), Decision> {
+    check(conn, dest)
 }
 
-fn check(conn: &ConnectionContext) -> Result<(), Decision> {
-    match evaluate(conn, &principal_of(conn), None) {
+fn check(conn: &ConnectionContext, dest: &Destination) -> Result<(), Decision> {
+    match evaluate(conn, dest, &principal_of(conn), None) {
         Some(decision) if !decision.allowed => Err(decision),
         _ => Ok(()),
     }
 }
 
-/// The HBONE server's L4 check: a denied tunnel is answered 401.
+/// The HBONE server's L4 check: a denied tunnel is answered 401, or closed
+/// when a later config denies it.
 pub struct TunnelAuthorizer;
 
 impl crate::hbone::inbound::AuthorizeTunnel for TunnelAuthorizer {
-    fn check(&self, conn: &ConnectionContext) -> Result<(), String> {
-        authorize_connection(conn).map_err(|d| describe(&d))
+    fn check(&self, conn: &ConnectionContext, dest: &Destination) -> Result<(), String> {
+        authorize_connection(conn, dest).map_err(|d| describe(&d))
     }
 }
 

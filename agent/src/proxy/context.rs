@@ -1,6 +1,7 @@
-//! Per-connection facts: who connected, where to, and which service and
-//! waypoint that maps to. Fixed at accept time; read by every stage and by
-//! the access log.
+//! Per-connection facts: who connected and where to, fixed at accept time;
+//! and what that destination means in a config snapshot ([`Destination`]),
+//! worked out at accept and again for every request and config change, so
+//! decisions follow the config in force now.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -28,49 +29,31 @@ pub struct UpstreamTarget {
 }
 
 impl UpstreamTarget {
-    /// Whether two targets reach the same place (an upstream connection made
-    /// for one may carry requests for the other).
+    /// Whether two targets reach the same place by the same definition (an
+    /// upstream connection made for one may carry requests for the other;
+    /// not once a config change moved the service's endpoints or ports).
     pub fn same_as(&self, other: &UpstreamTarget) -> bool {
-        self.service.namespace == other.service.namespace
-            && self.service.name == other.service.name
-            && self.service.host == other.service.host
-            && self.port.number == other.port.number
+        let same_service =
+            Arc::ptr_eq(&self.service, &other.service) || *self.service == *other.service;
+        same_service && self.port == other.port
     }
 }
 
-/// Everything known about one captured connection when it was accepted.
+/// What a connection's original destination is in one config snapshot:
+/// the service owning the address, and the waypoint that service is bound to.
 #[derive(Debug)]
-pub struct ConnectionContext {
-    /// The workload's address (its IP and client port).
-    pub src: SocketAddr,
-    /// The workload that opened the connection.
-    pub workload: Arc<WorkloadInfo>,
-    /// Its SPIFFE identity.
-    pub src_identity: Identity,
-    /// Where the workload connected (a service VIP and port).
-    pub orig_dst: SocketAddr,
-    /// The config in force when the connection was accepted.
+pub struct Destination {
+    /// The config this was worked out from.
     pub snapshot: Arc<Snapshot>,
-    /// The service owning `orig_dst`'s address, if any.
+    /// The service owning the original destination's address, if any.
     pub service: Option<Arc<Service>>,
     /// The waypoint the service is bound to, when that waypoint exists.
     pub waypoint: Option<WaypointPeer>,
-    /// When the connection was accepted.
-    pub started: Instant,
-    /// The TLS server name of a passthrough connection, set once its
-    /// ClientHello has been read (policy and the access log use it).
-    pub sni: OnceLock<String>,
 }
 
-impl ConnectionContext {
-    /// Looks the original destination up in `snapshot`.
-    pub fn new(
-        snapshot: Arc<Snapshot>,
-        trust_domain: &str,
-        workload: Arc<WorkloadInfo>,
-        src: SocketAddr,
-        orig_dst: SocketAddr,
-    ) -> Self {
+impl Destination {
+    /// Looks `orig_dst` up in `snapshot`.
+    pub fn resolve(snapshot: Arc<Snapshot>, trust_domain: &str, orig_dst: SocketAddr) -> Self {
         let service = snapshot.service_for_vip(orig_dst.ip()).cloned();
         let waypoint = match service.as_ref().map(|s| &s.waypoint) {
             Some(WaypointBinding::Bound(reference)) => {
@@ -92,17 +75,80 @@ impl ConnectionContext {
             }
             _ => None,
         };
+        Destination {
+            snapshot,
+            service,
+            waypoint,
+        }
+    }
+
+    /// The declared service port `number`.
+    pub fn port(&self, number: u16) -> Option<&ServicePort> {
+        self.service.as_ref()?.port(number)
+    }
+}
+
+/// Everything known about one captured connection when it was accepted.
+#[derive(Debug)]
+pub struct ConnectionContext {
+    /// The workload's address (its IP and client port).
+    pub src: SocketAddr,
+    /// The workload that opened the connection.
+    pub workload: Arc<WorkloadInfo>,
+    /// Its SPIFFE identity.
+    pub src_identity: Identity,
+    /// Where the workload connected (a service VIP and port).
+    pub orig_dst: SocketAddr,
+    /// The destination in the config in force when the connection was
+    /// accepted; the connection is closed when a later config gives it
+    /// another path ([`crate::proxy::recheck`]).
+    pub accepted: Arc<Destination>,
+    /// When the connection was accepted.
+    pub started: Instant,
+    /// The TLS server name of a passthrough connection, set once its
+    /// ClientHello has been read (policy and the access log use it).
+    pub sni: OnceLock<String>,
+}
+
+impl ConnectionContext {
+    /// Looks the original destination up in `snapshot`.
+    pub fn new(
+        snapshot: Arc<Snapshot>,
+        trust_domain: &str,
+        workload: Arc<WorkloadInfo>,
+        src: SocketAddr,
+        orig_dst: SocketAddr,
+    ) -> Self {
         ConnectionContext {
             src,
             src_identity: workload.identity(trust_domain),
             workload,
             orig_dst,
-            snapshot,
-            service,
-            waypoint,
+            accepted: Arc::new(Destination::resolve(snapshot, trust_domain, orig_dst)),
             started: Instant::now(),
             sni: OnceLock::new(),
         }
+    }
+
+    /// The service the connection was accepted for.
+    pub fn service(&self) -> Option<&Arc<Service>> {
+        self.accepted.service.as_ref()
+    }
+
+    /// The waypoint serving the connection (as accepted).
+    pub fn waypoint(&self) -> Option<&WaypointPeer> {
+        self.accepted.waypoint.as_ref()
+    }
+
+    /// The connection's destination in `snapshot` (the accepted one when
+    /// it is the snapshot the connection was accepted on). The waypoint's
+    /// identity is in the source's trust domain, as at accept.
+    pub fn destination_in(&self, snapshot: Arc<Snapshot>) -> Arc<Destination> {
+        if Arc::ptr_eq(&snapshot, &self.accepted.snapshot) {
+            return self.accepted.clone();
+        }
+        let trust_domain = &self.src_identity.trust_domain;
+        Arc::new(Destination::resolve(snapshot, trust_domain, self.orig_dst))
     }
 
     /// The TLS server name the workload sent, once known.
@@ -110,8 +156,8 @@ impl ConnectionContext {
         self.sni.get().map(String::as_str)
     }
 
-    /// The declared service port the workload connected to.
+    /// The declared service port the workload connected to (as accepted).
     pub fn service_port(&self) -> Option<&ServicePort> {
-        self.service.as_ref()?.port(self.orig_dst.port())
+        self.accepted.port(self.orig_dst.port())
     }
 }

@@ -5,6 +5,8 @@
 //! carries TLS ports by their SNI without terminating TLS, [`tcp`] copies
 //! everything else; all pick addresses with [`endpoint`] and open them with
 //! [`connect`]. [`access_log`] writes what happened, with [`flags`] saying why.
+//! Every request is decided on the config in force when it arrives, and
+//! [`recheck`] closes open connections a later config no longer allows.
 
 pub mod access_log;
 pub mod authorize;
@@ -17,6 +19,7 @@ pub mod http;
 pub mod outbound;
 pub mod passthrough;
 pub mod pool;
+pub mod recheck;
 pub mod tcp;
 pub mod tls;
 
@@ -44,8 +47,8 @@ pub trait ResolveHost: Send + Sync + 'static {
 
 /// Everything the waypoint needs, shared by all connections.
 pub struct ProxyContext {
-    /// The current config; each connection reads it once at accept, each
-    /// HTTP request once more when it arrives.
+    /// The current config; each connection reads it at accept, each HTTP
+    /// request when it arrives, and open connections on every change.
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     /// Resolver for `resolution: DNS` hosts and endpoint names.
     pub resolver: Arc<dyn ResolveHost>,

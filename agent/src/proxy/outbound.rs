@@ -1,6 +1,8 @@
 //! Outbound dispatch: a captured connection is matched to its service and
 //! port in the snapshot current at accept time, then refused, served as
-//! HTTP, passed through by TLS SNI, or proxied as TCP, and always logged once.
+//! HTTP, passed through by TLS SNI, or proxied as TCP, and always logged
+//! once. L4 paths are watched while open ([`recheck`]): a config change
+//! that takes their service away or denies them closes them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,9 +10,10 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 
 use super::access_log::{self, ConnectionOutcome};
-use super::context::{ConnectionContext, UpstreamTarget};
+use super::context::{ConnectionContext, Destination, UpstreamTarget};
 use super::counted::{ByteCounters, Counted};
 use super::flags::ResponseFlag;
+use super::recheck::{self, Revoked};
 use super::{http, passthrough, tcp, ProxyContext};
 use crate::config::snapshot::{WaypointBinding, WaypointRef};
 use crate::workload::identity::WorkloadInfo;
@@ -62,17 +65,26 @@ pub enum Route {
     Tcp(UpstreamTarget),
 }
 
-/// Chooses the path for a connection from what was known at accept.
-pub fn route(conn: &ConnectionContext) -> Result<Route, DispatchError> {
-    let service = conn
+impl Route {
+    /// The service port the connection is for.
+    pub fn target(&self) -> &UpstreamTarget {
+        match self {
+            Route::Http(t) | Route::Passthrough(t) | Route::Tcp(t) => t,
+        }
+    }
+}
+
+/// Chooses the path for a connection to `orig_dst` in `dest`'s config.
+pub fn route(dest: &Destination, orig_dst: SocketAddr) -> Result<Route, DispatchError> {
+    let service = dest
         .service
         .as_ref()
-        .ok_or(DispatchError::UnknownAddress(conn.orig_dst.ip()))?;
-    let port = conn
-        .service_port()
+        .ok_or(DispatchError::UnknownAddress(orig_dst.ip()))?;
+    let port = dest
+        .port(orig_dst.port())
         .ok_or_else(|| DispatchError::UndeclaredPort {
             host: service.host.clone(),
-            port: conn.orig_dst.port(),
+            port: orig_dst.port(),
         })?;
     let target = UpstreamTarget {
         service: service.clone(),
@@ -116,7 +128,7 @@ pub async fn handle_outbound(
     let _ = stream.set_nodelay(true);
     let downstream = Counted::new(stream, bytes.clone());
 
-    let outcome = match route(&conn) {
+    let outcome = match route(&conn.accepted, conn.orig_dst) {
         Err(e) => {
             // Dropping the stream closes it: the workload sees a closed
             // connection, as with any refused connection.
@@ -125,23 +137,37 @@ pub async fn handle_outbound(
             ConnectionOutcome::refused(e.flag(), &e)
         }
         // A remote waypoint does the L4/L7 work; this agent only tunnels.
-        Ok(_) if crate::hbone::tunnel::remote_waypoint(&conn).is_some() => {
-            crate::hbone::tunnel::forward(&ctx, &conn, downstream).await
+        Ok(_) if crate::hbone::tunnel::remote_waypoint(&conn.accepted).is_some() => {
+            let tunnel = crate::hbone::tunnel::forward(&ctx, &conn, downstream);
+            recheck::hold(&ctx, &conn, tunnel, |_| Ok(())).await
         }
-        Ok(Route::Tcp(target)) => match super::authorize::authorize_connection(&conn) {
-            Err(decision) => {
-                drop(downstream);
-                let reason = super::authorize::describe(&decision);
-                ConnectionOutcome::refused(
-                    ResponseFlag::RbacDenied,
-                    format!("RBAC: access denied: {reason}"),
-                )
+        Ok(Route::Tcp(target)) => {
+            match super::authorize::authorize_connection(&conn, &conn.accepted) {
+                Err(decision) => {
+                    drop(downstream);
+                    let reason = super::authorize::describe(&decision);
+                    ConnectionOutcome::refused(
+                        ResponseFlag::RbacDenied,
+                        format!("RBAC: access denied: {reason}"),
+                    )
+                }
+                Ok(()) => {
+                    let proxied = tcp::proxy(ctx.resolver.as_ref(), &conn, &target, downstream);
+                    recheck::hold(&ctx, &conn, proxied, |dest| {
+                        super::authorize::authorize_connection(&conn, dest)
+                            .map_err(|d| Revoked::denied(dest, &d))
+                    })
+                    .await
+                }
             }
-            Ok(()) => tcp::proxy(ctx.resolver.as_ref(), &conn, &target, downstream).await,
-        },
+        }
         Ok(Route::Http(target)) => http::serve(ctx.clone(), conn.clone(), target, downstream).await,
         Ok(Route::Passthrough(target)) => {
-            passthrough::serve(ctx.resolver.as_ref(), &conn, &target, downstream).await
+            let passed = passthrough::serve(&ctx, &conn, &target, downstream);
+            recheck::hold(&ctx, &conn, passed, |dest| {
+                passthrough::recheck(&conn, dest)
+            })
+            .await
         }
     };
     access_log::connection_complete(&conn, &outcome, &bytes, &meter);

@@ -188,6 +188,12 @@ pub struct State {
     pub requests: Vec<String>,
     /// The `Authorization` header of every request that had one.
     pub authorization: Vec<String>,
+    /// Resources (plurals) every request on is refused with 403, as RBAC
+    /// would without a grant.
+    pub forbidden: std::collections::BTreeSet<&'static str>,
+    /// Resources (plurals) the server does not serve (404, as for a CRD
+    /// that is not installed).
+    pub unserved: std::collections::BTreeSet<&'static str>,
 }
 
 /// The server; clones share it.
@@ -424,6 +430,24 @@ impl Fake {
                 &format!("{path} not found"),
             ));
         };
+        {
+            let st = self.lock();
+            let plural = target.kind.plural;
+            if st.forbidden.contains(plural) {
+                return Ok(status(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden",
+                    &format!("{plural} is forbidden: User cannot list resource {plural:?}"),
+                ));
+            }
+            if st.unserved.contains(plural) {
+                return Ok(status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("the server could not find the requested resource ({plural})"),
+                ));
+            }
+        }
         let params = Params::parse(&query);
         let body: Value = if body.is_empty() {
             Value::Null

@@ -1,7 +1,10 @@
-//! Shared test helpers: objects from YAML text.
+//! Shared test helpers: objects from YAML text, and what a snapshot's
+//! policies decide for the walkthrough's request.
 
+use crate::authz::{GatewayKey, HttpAttrs, ObjectKey, RequestAttrs, TargetKey};
 use crate::config::object::{Object, DEFAULT_NAMESPACE};
 use crate::config::parse::parse_text;
+use crate::config::snapshot::Snapshot;
 
 /// The walkthrough's Step 2 Gateway.
 pub const GATEWAY: &str = include_str!("step2-gateway.yaml");
@@ -25,4 +28,37 @@ pub fn service_entry(ns: &str, name: &str, labels: &str, spec: &str) -> String {
     format!(
         "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n{labels}spec:\n{spec}"
     )
+}
+
+/// Whether `method path` from bookinfo's productpage to httpbin.org,
+/// through the walkthrough's waypoint, is allowed by `snapshot`'s policies.
+pub fn http_allowed(snapshot: &Snapshot, method: &str, path: &str) -> bool {
+    let headers = http::HeaderMap::new();
+    let attrs = RequestAttrs {
+        source_principal: Some("cluster.local/ns/bookinfo/sa/bookinfo-productpage"),
+        source_namespace: Some("bookinfo"),
+        source_ip: "10.0.0.1".parse().unwrap(),
+        remote_ip: "10.0.0.1".parse().unwrap(),
+        destination: "240.240.0.2:80".parse().unwrap(),
+        sni: None,
+        http: Some(HttpAttrs {
+            authority: "httpbin.org",
+            method,
+            path,
+            headers: &headers,
+        }),
+    };
+    let target = TargetKey {
+        gateway: GatewayKey {
+            namespace: "istio-egress",
+            name: "egress-waypoint",
+            class: "istio-waypoint",
+        },
+        service_entry: Some(ObjectKey {
+            namespace: "istio-egress",
+            name: "httpbin.org",
+        }),
+        service: None,
+    };
+    snapshot.authz.evaluate(&target, &attrs).allowed
 }

@@ -1,6 +1,7 @@
 //! The AuthorizationPolicy request stage: every request is checked against
-//! the policies that target the waypoint or the destination ServiceEntry,
-//! with Istio's decision order; a deny is Envoy's `403 RBAC: access denied`.
+//! the policies, in force when it arrives, that target the waypoint or the
+//! destination ServiceEntry, with Istio's decision order; a deny is Envoy's
+//! `403 RBAC: access denied`.
 
 use http::{header, request};
 
@@ -39,7 +40,12 @@ impl RequestStage for Authorize {
             path: head.uri.path(),
             headers: &head.headers,
         };
-        let Some(decision) = evaluate(&exchange.conn, &self.principal, Some(http)) else {
+        let Some(decision) = evaluate(
+            &exchange.conn,
+            &exchange.destination,
+            &self.principal,
+            Some(http),
+        ) else {
             return Decision::Continue;
         };
         let allowed = decision.allowed;

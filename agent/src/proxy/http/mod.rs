@@ -1,11 +1,15 @@
 //! The L7 path for HTTP ports of waypoint-bound services: the workload's
-//! HTTP/1.1 connection is served by hyper, and each request runs the
-//! [`pipeline::Pipeline`] and goes upstream through [`upstream::UpstreamSession`].
-//! Bodies stream both ways; nothing buffers a whole body.
+//! HTTP/1.1 or HTTP/2 connection is served by hyper, and each request runs
+//! the [`pipeline::Pipeline`] on the config in force when it arrives and
+//! goes upstream through [`upstream::UpstreamSession`]. A config change
+//! that takes the connection's service or port away ends the connection
+//! gracefully: HTTP/1.1 after the response in flight (`connection: close`),
+//! HTTP/2 with GOAWAY. Bodies stream both ways; nothing buffers a whole body.
 
 pub mod authorize;
 pub mod body;
 pub mod forward;
+pub mod host;
 pub mod normalize;
 pub mod pipeline;
 pub mod reply;
@@ -15,7 +19,7 @@ pub mod sender;
 pub mod upstream;
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use http::{Request, Response};
 use http_body_util::BodyExt;
@@ -30,8 +34,10 @@ use self::reply::LocalReply;
 use self::retry::Tried;
 use self::upstream::UpstreamSession;
 use super::access_log::{ConnectionOutcome, RequestRecord};
-use super::context::{ConnectionContext, UpstreamTarget};
+use super::context::{ConnectionContext, Destination, UpstreamTarget};
 use super::flags::ResponseFlag;
+use super::outbound::route;
+use super::recheck::{self, Revoked};
 use super::ProxyContext;
 use hyper::body::Body as _;
 
@@ -39,12 +45,50 @@ use hyper::body::Body as _;
 struct Connection {
     ctx: Arc<ProxyContext>,
     conn: Arc<ConnectionContext>,
-    target: UpstreamTarget,
+    /// The service port as accepted (for replies to requests refused
+    /// because it is gone).
+    accepted: UpstreamTarget,
     pipeline: Pipeline,
     upstream: UpstreamSession,
+    /// Where the last request went, by the config it was decided on:
+    /// worked out again only when the config moves.
+    current: Mutex<Current>,
 }
 
-/// Serves HTTP/1.1 on `downstream` until the workload closes it.
+/// The connection's path in one config.
+#[derive(Clone)]
+struct Current {
+    destination: Arc<Destination>,
+    /// The service port requests go to, or why the connection is done.
+    target: Result<UpstreamTarget, Revoked>,
+}
+
+impl Connection {
+    /// The connection's destination and target in the config in force now.
+    fn current(&self) -> Current {
+        let snapshot = self.ctx.snapshots.borrow().clone();
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if !Arc::ptr_eq(&current.destination.snapshot, &snapshot) {
+            let destination = self.conn.destination_in(snapshot);
+            let target = recheck::path_unchanged(&self.conn, &destination).and_then(|()| {
+                route(&destination, self.conn.orig_dst)
+                    .map(|r| r.target().clone())
+                    .map_err(|reason| Revoked::Gone {
+                        generation: destination.snapshot.generation,
+                        reason,
+                    })
+            });
+            *current = Current {
+                destination,
+                target,
+            };
+        }
+        current.clone()
+    }
+}
+
+/// Serves HTTP/1.1 or HTTP/2 on `downstream` until the workload closes it,
+/// or until a new config takes its service away.
 pub async fn serve<S>(
     ctx: Arc<ProxyContext>,
     conn: Arc<ConnectionContext>,
@@ -55,16 +99,20 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // Policy applies at a waypoint; without one the request goes as sent.
-    let pipeline = if conn.waypoint.is_some() {
+    let pipeline = if conn.waypoint().is_some() {
         Pipeline::waypoint(&conn)
     } else {
         Pipeline::standard()
     };
     let state = Arc::new(Connection {
         upstream: UpstreamSession::new(ctx.resolver.clone(), conn.orig_dst),
-        ctx,
-        conn,
-        target,
+        current: Mutex::new(Current {
+            destination: conn.accepted.clone(),
+            target: Ok(target.clone()),
+        }),
+        ctx: ctx.clone(),
+        conn: conn.clone(),
+        accepted: target,
         pipeline,
     });
     let service = {
@@ -78,14 +126,36 @@ where
         .keep_alive(true)
         // Pipelined requests get their responses flushed together.
         .pipeline_flush(true);
-    let served = builder
-        .serve_connection(TokioIo::new(downstream), service)
-        .await;
+    let connection = builder.serve_connection(TokioIo::new(downstream), service);
+    tokio::pin!(connection);
+    let gone = recheck::revoked(ctx.snapshots.clone(), &conn, |dest| {
+        recheck::path_unchanged(&conn, dest)
+    });
+    tokio::pin!(gone);
+    let mut closed_by: Option<Revoked> = None;
+    let served = loop {
+        tokio::select! {
+            // Requests already read are served (and refused, when their
+            // service is gone) before the connection is wound down.
+            biased;
+            served = connection.as_mut() => break served,
+            revoked = &mut gone, if closed_by.is_none() => {
+                // In-flight requests finish; HTTP/1.1 closes after the
+                // response, HTTP/2 sends GOAWAY and takes no new stream.
+                tracing::debug!(src = %conn.src, reason = %revoked, "closing an HTTP connection after a config change");
+                connection.as_mut().graceful_shutdown();
+                closed_by = Some(revoked);
+            }
+        }
+    };
 
     let mut outcome = ConnectionOutcome {
         upstream: state.upstream.last_addr(),
         ..ConnectionOutcome::default()
     };
+    if let Some(revoked) = closed_by {
+        outcome.fail(Some(revoked.flag()), &revoked);
+    }
     if let Err(e) = served {
         // A malformed request is the workload's fault; a workload that
         // hangs up mid-response is not an error worth a flag.
@@ -105,11 +175,24 @@ async fn handle(
 ) -> Result<Response<LoggedBody>, Infallible> {
     let (mut head, body) = request.into_parts();
     let record = RequestRecord::from_head(&head);
+    let http2 = head.version == http::Version::HTTP_2;
     normalize_uri(&mut head);
-    let snapshot = state.ctx.snapshots.borrow().clone();
-    let mut exchange = Exchange::new(state.conn.clone(), snapshot, state.target.clone());
+    let current = state.current();
+    let (target, gone) = match current.target {
+        Ok(target) => (target, None),
+        Err(revoked) => (state.accepted.clone(), Some(revoked)),
+    };
+    let mut exchange = Exchange::new(state.conn.clone(), current.destination, target);
 
-    let response = match state.pipeline.decide(&mut exchange, &mut head) {
+    let decision = match &gone {
+        // The service or port is gone: never sent on to it.
+        Some(revoked) => {
+            tracing::debug!(src = %state.conn.src, reason = %revoked, "request refused");
+            Decision::Respond(LocalReply::no_virtual_host())
+        }
+        None => state.pipeline.decide(&mut exchange, &mut head),
+    };
+    let response = match decision {
         Decision::Respond(reply) => {
             if let Some(flag) = reply.flag {
                 exchange.flags.insert(flag);
@@ -158,6 +241,13 @@ async fn handle(
 
     let (mut head, body) = response.into_parts();
     state.pipeline.respond(&exchange, &mut head);
+    if gone.is_some() && !http2 {
+        // HTTP/1.1: this is the connection's last response.
+        head.headers.insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
     let log = PendingLog {
         conn: state.conn.clone(),
         upstream: exchange.upstream_addr,

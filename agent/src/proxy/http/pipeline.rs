@@ -5,8 +5,8 @@
 //! answers 403; a VirtualService route is a [`RequestStage`] that rewrites
 //! the head and sets [`Exchange::target`], plus a [`ResponseStage`] for its
 //! response header edits. Stages read [`Exchange::snapshot`], the config in
-//! force when the request arrived, so a config change applies to the next
-//! request without touching open connections.
+//! force when the request arrived, so a config change applies to the very
+//! next request, on open connections too.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use http::{request, response, HeaderValue};
 
 use super::reply::LocalReply;
 use crate::config::snapshot::Snapshot;
-use crate::proxy::context::{ConnectionContext, UpstreamTarget};
+use crate::proxy::context::{ConnectionContext, Destination, UpstreamTarget};
 use crate::proxy::flags::ResponseFlags;
 
 /// Everything one request's stages share.
@@ -24,7 +24,10 @@ use crate::proxy::flags::ResponseFlags;
 pub struct Exchange {
     /// The connection the request came on.
     pub conn: Arc<ConnectionContext>,
-    /// The config in force when the request arrived.
+    /// The connection's destination in the config in force when the
+    /// request arrived (service, waypoint: what policy is looked up by).
+    pub destination: Arc<Destination>,
+    /// That config.
     pub snapshot: Arc<Snapshot>,
     /// Where the request goes; a route stage may change it.
     pub target: UpstreamTarget,
@@ -56,15 +59,17 @@ pub struct ResponseEdits {
 }
 
 impl Exchange {
-    /// A fresh exchange for a request on `conn`, going to `target`.
+    /// A fresh exchange for a request on `conn`, decided on `destination`'s
+    /// config, going to `target`.
     pub fn new(
         conn: Arc<ConnectionContext>,
-        snapshot: Arc<Snapshot>,
+        destination: Arc<Destination>,
         target: UpstreamTarget,
     ) -> Self {
         Exchange {
             conn,
-            snapshot,
+            snapshot: destination.snapshot.clone(),
+            destination,
             target,
             flags: ResponseFlags::default(),
             upstream_addr: None,
@@ -120,17 +125,20 @@ impl Pipeline {
         Pipeline { request, response }
     }
 
-    /// The waypoint with no policy: every request goes upstream.
+    /// The waypoint with no policy: every request that names the service
+    /// goes upstream.
     pub fn standard() -> Self {
-        Pipeline::new(Vec::new(), Vec::new())
+        Pipeline::new(vec![Arc::new(super::host::ServiceHost)], Vec::new())
     }
 
-    /// The waypoint's pipeline for one connection: AuthorizationPolicy, then
-    /// VirtualService routing; the route's response edits on the way back.
+    /// The waypoint's pipeline for one connection: the Host check, then
+    /// AuthorizationPolicy, then VirtualService routing; the route's
+    /// response edits on the way back.
     pub fn waypoint(conn: &ConnectionContext) -> Self {
         let routing = Arc::new(super::routing::Routing);
         Pipeline::new(
             vec![
+                Arc::new(super::host::ServiceHost),
                 Arc::new(super::authorize::Authorize::new(conn)),
                 routing.clone(),
             ],

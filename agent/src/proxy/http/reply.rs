@@ -69,6 +69,26 @@ impl LocalReply {
         }
     }
 
+    /// 404 with no body (`NR`): the request names no host of the service it
+    /// was sent to (no virtual host matches, as Envoy answers it).
+    pub fn no_virtual_host() -> Self {
+        LocalReply {
+            status: StatusCode::NOT_FOUND,
+            body: Cow::Borrowed(""),
+            flag: Some(ResponseFlag::NoRoute),
+        }
+    }
+
+    /// 400 (`DPE`): a malformed request (several `Host` headers, or `Host`
+    /// and `:authority` that disagree).
+    pub fn bad_request() -> Self {
+        LocalReply {
+            status: StatusCode::BAD_REQUEST,
+            body: Cow::Borrowed("Bad Request"),
+            flag: Some(ResponseFlag::DownstreamProtocolError),
+        }
+    }
+
     /// A VirtualService `fault.abort` (`FI`), worded as Envoy's fault filter.
     pub fn fault_abort(status: StatusCode) -> Self {
         LocalReply {

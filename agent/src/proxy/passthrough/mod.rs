@@ -16,10 +16,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::access_log::ConnectionOutcome;
 use super::authorize;
-use super::context::{ConnectionContext, UpstreamTarget};
+use super::context::{ConnectionContext, Destination, UpstreamTarget};
 use super::flags::ResponseFlag;
+use super::recheck::{self, Revoked};
 use super::tcp::{self, Preface};
-use super::ResolveHost;
+use super::ProxyContext;
 use crate::config::snapshot::Protocol;
 
 use self::read::{read_client_hello, ReadHelloError, HELLO_TIMEOUT};
@@ -68,6 +69,10 @@ pub enum PassthroughError {
     /// AuthorizationPolicy denied the connection.
     #[error("RBAC: access denied: {0}")]
     Denied(String),
+    /// The config changed while the ClientHello was read, and the
+    /// connection's service or path went with it.
+    #[error(transparent)]
+    Revoked(Revoked),
 }
 
 impl PassthroughError {
@@ -80,15 +85,17 @@ impl PassthroughError {
             | PassthroughError::NoRouteMatched { .. } => ResponseFlag::NoRoute,
             PassthroughError::UnknownDestination { .. } => ResponseFlag::NoHealthyUpstream,
             PassthroughError::Denied(_) => ResponseFlag::RbacDenied,
+            PassthroughError::Revoked(r) => r.flag(),
         }
     }
 }
 
 /// Serves one TLS connection to `connected` (a TLS/HTTPS port of a
 /// waypoint-bound service). A refused connection is closed without a byte
-/// sent back; the outcome says why.
+/// sent back; the outcome says why. The SNI is checked against the config
+/// in force once the ClientHello is in.
 pub async fn serve<S>(
-    resolver: &dyn ResolveHost,
+    ctx: &ProxyContext,
     conn: &ConnectionContext,
     connected: &UpstreamTarget,
     mut downstream: S,
@@ -100,7 +107,8 @@ where
         Ok(read) => read,
         Err(e) => return refused(e.into()),
     };
-    let target = match admit(conn, connected, read.hello.server_name) {
+    let dest = conn.destination_in(ctx.snapshots.borrow().clone());
+    let target = match admit(conn, &dest, connected, read.hello.server_name) {
         Ok(target) => target,
         Err(e) => return refused(e),
     };
@@ -108,13 +116,23 @@ where
         host: conn.sni(),
         bytes: &read.bytes,
     };
-    tcp::proxy_after(resolver, conn, &target, preface, downstream).await
+    tcp::proxy_after(ctx.resolver.as_ref(), conn, &target, preface, downstream).await
 }
 
-/// Records the SNI on the connection, then checks it: a name of the
-/// service, allowed by policy, routed.
+/// The re-check of an open passthrough connection in a new config: its
+/// SNI (once known) must still be allowed by L4 policy.
+pub fn recheck(conn: &ConnectionContext, dest: &Destination) -> Result<(), Revoked> {
+    if conn.sni().is_none() {
+        return Ok(());
+    }
+    authorize::authorize_tls(conn, dest).map_err(|d| Revoked::denied(dest, &d))
+}
+
+/// Records the SNI on the connection, then checks it in `dest`'s config: a
+/// name of the service, allowed by policy, routed.
 fn admit(
     conn: &ConnectionContext,
+    dest: &Destination,
     connected: &UpstreamTarget,
     server_name: Option<String>,
 ) -> Result<UpstreamTarget, PassthroughError> {
@@ -128,9 +146,14 @@ fn admit(
             sni: sni.clone(),
         });
     }
-    authorize::authorize_tls(conn)
+    recheck::path_unchanged(conn, dest).map_err(PassthroughError::Revoked)?;
+    authorize::authorize_tls(conn, dest)
         .map_err(|decision| PassthroughError::Denied(authorize::describe(&decision)))?;
-    target::resolve(conn, connected, sni)
+    // The same service port as at accept, with the endpoints in force now.
+    let current = super::outbound::route(dest, conn.orig_dst)
+        .map(|r| r.target().clone())
+        .unwrap_or_else(|_| connected.clone());
+    target::resolve(conn, dest, &current, sni)
 }
 
 fn refused(e: PassthroughError) -> ConnectionOutcome {

@@ -3,7 +3,7 @@
 //! `tls` routes (by `sniHosts`) may send it to another service port.
 
 use super::PassthroughError;
-use crate::proxy::context::{ConnectionContext, UpstreamTarget};
+use crate::proxy::context::{ConnectionContext, Destination, UpstreamTarget};
 use crate::route::{pick_weighted, L4View};
 
 /// Whether `sni` is a name of `service_host`: the host itself, or for
@@ -20,11 +20,13 @@ pub fn covers(service_host: &str, sni: &str) -> bool {
     }
 }
 
-/// The service port `sni` is carried to. Refuses names outside the
-/// connected service (a workload must not steer the waypoint to an
-/// arbitrary host), and names its `tls` routes leave unrouted.
+/// The service port `sni` is carried to, by the routes of `in_force`'s config.
+/// Refuses names outside the connected service (a workload must not steer
+/// the waypoint to an arbitrary host), and names its `tls` routes leave
+/// unrouted.
 pub fn resolve(
     conn: &ConnectionContext,
+    in_force: &Destination,
     connected: &UpstreamTarget,
     sni: &str,
 ) -> Result<UpstreamTarget, PassthroughError> {
@@ -35,7 +37,7 @@ pub fn resolve(
             sni: sni.to_string(),
         });
     }
-    let routes = &conn.snapshot.routes;
+    let routes = &in_force.snapshot.routes;
     let view = L4View {
         sni: Some(sni),
         destination: conn.orig_dst.ip(),
@@ -62,7 +64,7 @@ pub fn resolve(
         host: dest.host.clone(),
         port,
     };
-    let service = conn
+    let service = in_force
         .snapshot
         .by_host
         .get(&dest.host.to_ascii_lowercase())
