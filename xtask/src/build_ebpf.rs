@@ -12,6 +12,8 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use crate::prereq::workspace_root;
+
 /// The toolchain the kernel crate needs (`-Z build-std`).
 const NIGHTLY: &str = "nightly";
 /// The kernel target.
@@ -53,13 +55,6 @@ pub fn object_path(root: &Path) -> PathBuf {
     root.join("target/ebpf")
         .join(TARGET)
         .join("release/egret-ebpf")
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives one level below the workspace root")
-        .to_path_buf()
 }
 
 /// A command with the parent cargo's steering variables removed.

@@ -1,9 +1,12 @@
-//! `cargo xtask build-ebpf | test | demo | bench`.
-mod bench;
-mod build_ebpf;
-mod demo;
-mod prereq;
+//! `cargo xtask build-ebpf | test | demo | bench`: the tasks' one entry.
+//! `build-ebpf` and `test` run here; the demo and the bench live in crates
+//! of their own (they need the agent and the end-to-end harness, which
+//! `build-ebpf` must not compile), and run through `cargo run`.
+
+mod delegate;
 mod test;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -27,17 +30,24 @@ enum Task {
     Test,
     /// Run the walkthrough on a built-in example.
     Demo,
-    /// Run the benchmarks (egret next to iptables, nginx, haproxy).
-    Bench(bench::Args),
+    /// Run the benchmarks (egret next to iptables, nginx, haproxy); `--help` for options.
+    #[command(disable_help_flag = true)]
+    Bench {
+        /// Passed to the bench as given: [--quick | --full] [--case NAME]...
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().task {
-        Task::BuildEbpf => build_ebpf::run().map(|object| {
+        Task::BuildEbpf => {
+            let object = xtask::build_ebpf::run()?;
             println!("eBPF object: {}", object.display());
-        }),
-        Task::Test => test::run(),
-        Task::Demo => demo::run(),
-        Task::Bench(args) => bench::run(args),
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::Test => test::run().map(|()| ExitCode::SUCCESS),
+        Task::Demo => delegate::run("egret-demo", &[]),
+        Task::Bench { args } => delegate::run("egret-bench", &args),
     }
 }

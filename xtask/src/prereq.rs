@@ -1,6 +1,6 @@
 //! What the tests and the demo need on the machine, installed when missing.
 
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 
 use anyhow::{bail, Context};
 
@@ -72,19 +72,25 @@ pub fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `cargo ARGS` from the workspace root.
+/// Runs `cargo ARGS` from the workspace root; it must succeed.
 pub fn cargo(args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .args(args)
-        .envs(envs.iter().copied())
-        .current_dir(workspace_root())
-        .status()
-        .with_context(|| format!("cannot run {cargo}"))?;
+    let status = cargo_status(args, envs)?;
     if !status.success() {
         bail!("`cargo {}` failed with {status}", args.join(" "));
     }
     Ok(())
+}
+
+/// Runs `cargo ARGS` from the workspace root (the cargo that started this
+/// task, when there is one) and returns how it ended.
+pub fn cargo_status(args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<ExitStatus> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    Command::new(&cargo)
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(workspace_root())
+        .status()
+        .with_context(|| format!("cannot run {cargo}"))
 }
 
 /// The workspace's root folder.

@@ -2,13 +2,13 @@
 //! and the agent first; lints; then unit, integration and end-to-end suites
 //! (the privileged ones need root and fail, never skip, without it).
 
-use crate::prereq::{cargo, ensure_packages, require_root, workspace_root, PACKAGES};
+use xtask::prereq::{cargo, ensure_packages, require_root, workspace_root, PACKAGES};
 
 /// Runs every check and test.
 pub fn run() -> anyhow::Result<()> {
     require_root("the test suite")?;
     ensure_packages(PACKAGES)?;
-    crate::build_ebpf::run()?;
+    xtask::build_ebpf::run()?;
     cargo(&["fmt", "--all", "--", "--check"], &[])?;
     cargo(
         &[

@@ -5,8 +5,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use crate::clock::percentile_us;
 use crate::connect::linger_zero;
+use egret_load::clock::percentile_us;
 
 /// Arguments of `hold`.
 #[derive(clap::Args)]

@@ -9,7 +9,6 @@ mod agent_maps;
 mod bpf;
 mod capture;
 mod capture_ns;
-mod clock;
 mod config_scale;
 mod conn_scale;
 mod kernel_progs;
@@ -29,11 +28,16 @@ mod wrk;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::prereq::require_root;
 use report::Report;
+use xtask::prereq::require_root;
 
 /// Options of `cargo xtask bench`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "cargo xtask bench",
+    bin_name = "cargo xtask bench",
+    about = "Run the benchmarks (egret next to iptables, nginx, haproxy)"
+)]
 pub struct Args {
     /// The quick set (the default): 3 runs of 2 s per figure.
     #[arg(long, conflicts_with = "full")]
@@ -70,8 +74,12 @@ const CASES: &[Case] = &[
     ("conns", conn_scale::run),
 ];
 
+fn main() -> anyhow::Result<()> {
+    run(clap::Parser::parse())
+}
+
 /// Runs the benchmarks.
-pub fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args) -> anyhow::Result<()> {
     require_root("the bench")?;
     for name in &args.cases {
         anyhow::ensure!(

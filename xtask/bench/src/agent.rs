@@ -10,7 +10,7 @@ use egret_e2e::node::{in_netns, NODE_ADDR};
 use egret_e2e::process::Background;
 use egret_e2e::Node;
 
-use super::procfs;
+use crate::procfs;
 
 /// A running agent; dropping it stops it.
 pub struct BenchAgent {

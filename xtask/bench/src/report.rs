@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::stats::Summary;
+use crate::stats::Summary;
 
 /// One figure of one case.
 #[derive(Clone, Debug, Serialize)]

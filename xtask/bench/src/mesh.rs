@@ -5,9 +5,9 @@
 use egret_e2e::node::EXTERNAL_ADDR;
 use egret_e2e::{Node, NodeOptions};
 
-use super::agent::BenchAgent;
-use super::manifests::mesh_base;
-use super::Ctx;
+use crate::agent::BenchAgent;
+use crate::manifests::mesh_base;
+use crate::Ctx;
 
 /// The node and its agent. Field order is drop order: the agent stops
 /// before the namespaces go.

@@ -4,7 +4,7 @@
 use aya::maps::{HashMap, Map, MapData, MapInfo};
 use egret_common::{ServiceKey, ServiceValue};
 
-use super::bpf::key;
+use crate::bpf::key;
 
 /// A read handle on a running agent's SERVICES.
 pub struct AgentServices {

@@ -7,12 +7,12 @@
 
 use std::time::Duration;
 
-use super::bpf::BenchKernel;
-use super::capture_ns::{CaptureNs, LISTENER, VIP, VIP_PORT};
-use super::load;
-use super::report::Report;
-use super::stats::Summary;
-use super::Ctx;
+use crate::bpf::BenchKernel;
+use crate::capture_ns::{CaptureNs, LISTENER, VIP, VIP_PORT};
+use crate::load;
+use crate::report::Report;
+use crate::stats::Summary;
+use crate::Ctx;
 
 const CASE: &str = "2 capture";
 

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use anyhow::bail;
 
-use crate::prereq::{cargo, ensure_packages, workspace_root, PACKAGES};
+use xtask::prereq::{cargo, ensure_packages, workspace_root, PACKAGES};
 
 /// Packages the cases use on top of the e2e harness's own.
 const BENCH_PACKAGES: &[&str] = &[
@@ -50,12 +50,9 @@ pub fn prepare() -> anyhow::Result<Built> {
             BENCH_PACKAGES.join(" ")
         );
     }
-    let bpf_object = crate::build_ebpf::run()?;
+    let bpf_object = xtask::build_ebpf::run()?;
     cargo(&["build", "--release", "-p", "egret"], &[])?;
-    cargo(
-        &["build", "--release", "-p", "xtask", "--bin", "egret-load"],
-        &[],
-    )?;
+    cargo(&["build", "--release", "-p", "egret-load"], &[])?;
     let release = target_dir().join("release");
     Ok(Built {
         egret: release.join("egret"),

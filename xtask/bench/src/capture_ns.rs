@@ -7,7 +7,7 @@ use std::path::Path;
 
 use egret_e2e::process::Background;
 
-use super::netns::BenchNs;
+use crate::netns::BenchNs;
 
 /// The service address whose connects are captured (routed to `lo` only).
 pub const VIP: [u8; 4] = [240, 240, 9, 1];
@@ -60,7 +60,7 @@ impl CaptureNs {
                 ],
             ),
         ] {
-            let cmd = super::load::in_ns(&ns.name, load, &args);
+            let cmd = crate::load::in_ns(&ns.name, load, &args);
             servers.push(Background::spawn(
                 name,
                 cmd,

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use egret_e2e::node::{EXTERNAL_ADDR, NODE_ADDR};
 
-use super::manifests::{policy, service_entry};
-use super::mesh::MeshNode;
-use super::procfs;
-use super::proxies::{start_haproxy, start_nginx, PROXY_CPU};
-use super::report::Report;
-use super::stats::Summary;
-use super::upstream::{self, SIZES};
-use super::{wrk, Ctx};
+use crate::manifests::{policy, service_entry};
+use crate::mesh::MeshNode;
+use crate::procfs;
+use crate::proxies::{start_haproxy, start_nginx, PROXY_CPU};
+use crate::report::Report;
+use crate::stats::Summary;
+use crate::upstream::{self, SIZES};
+use crate::{wrk, Ctx};
 
 const CASE: &str = "3 waypoint HTTP";
 const HOSTS: [&str; 2] = ["up1k.bench", "up64k.bench"];

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::bpf::{own_program_ids, prog_stats, BenchKernel, StatsOn, ENROLLED_MAX};
-use super::capture_ns::{CaptureNs, DNS_ADDR, VIP, VIP_PORT};
-use super::load;
-use super::report::Report;
-use super::Ctx;
+use crate::bpf::{own_program_ids, prog_stats, BenchKernel, StatsOn, ENROLLED_MAX};
+use crate::capture_ns::{CaptureNs, DNS_ADDR, VIP, VIP_PORT};
+use crate::load;
+use crate::report::Report;
+use crate::Ctx;
 
 const CASE: &str = "1 kernel programs";
 const LEVELS: [usize; 3] = [10, 10_000, 100_000];

@@ -4,11 +4,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::manifests::service_entry;
-use super::mesh::MeshNode;
-use super::report::Report;
-use super::stats::Summary;
-use super::{upstream, Ctx};
+use crate::manifests::service_entry;
+use crate::mesh::MeshNode;
+use crate::report::Report;
+use crate::stats::Summary;
+use crate::{upstream, Ctx};
 
 const CASE: &str = "5 connection scale";
 const HOST: &str = "up1k.bench";

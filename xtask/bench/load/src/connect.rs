@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::clock::percentile_us;
+use egret_load::clock::percentile_us;
 
 /// Arguments of `connect`.
 #[derive(clap::Args)]

@@ -7,12 +7,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use egret_e2e::node::in_netns;
+use egret_load::clock;
 
-use super::agent_maps::AgentServices;
-use super::manifests::service_entry;
-use super::mesh::MeshNode;
-use super::report::Report;
-use super::{clock, Ctx};
+use crate::agent_maps::AgentServices;
+use crate::manifests::service_entry;
+use crate::mesh::MeshNode;
+use crate::report::Report;
+use crate::Ctx;
 
 const CASE: &str = "4 config scale";
 const LEVELS: [usize; 3] = [10, 1_000, 10_000];
@@ -85,9 +86,9 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
             "one file of all entries",
         );
         if level == 10_000 {
-            at_10k = super::stats::Summary::of(&map_ms)
+            at_10k = crate::stats::Summary::of(&map_ms)
                 .median
-                .max(super::stats::Summary::of(&dns_ms).median);
+                .max(crate::stats::Summary::of(&dns_ms).median);
         }
     }
     report.target(

@@ -3,7 +3,7 @@
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use crate::clock::mono_ns;
+use egret_load::clock::mono_ns;
 
 /// Arguments of `udp`.
 #[derive(clap::Args)]

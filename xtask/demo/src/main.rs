@@ -15,13 +15,13 @@ use egret_e2e::manifests::{
 use egret_e2e::tls::TestCa;
 use egret_e2e::{Node, NodeOptions, TlsHttpbin};
 
-use crate::prereq::{cargo, ensure_packages, require_root, workspace_root, PACKAGES};
+use xtask::prereq::{cargo, ensure_packages, require_root, workspace_root, PACKAGES};
 
-/// Runs the demo.
-pub fn run() -> anyhow::Result<()> {
+/// Runs the demo and fails at the first step that does not behave as the walkthrough says.
+fn main() -> anyhow::Result<()> {
     require_root("the demo")?;
     ensure_packages(PACKAGES)?;
-    crate::build_ebpf::run()?;
+    xtask::build_ebpf::run()?;
     cargo(&["build", "-p", "egret"], &[])?;
     std::env::set_var("EGRET_BIN", workspace_root().join("target/debug/egret"));
 

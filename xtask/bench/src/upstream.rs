@@ -24,13 +24,13 @@ pub fn start(node: &Node, dir: &Path) -> anyhow::Result<Background> {
     }
     let conf = format!(
         "{}\nhttp {{ access_log off; {servers} }}\n",
-        super::proxies::nginx_main(dir, "upstream", 2)
+        crate::proxies::nginx_main(dir, "upstream", 2)
     );
     let path = dir.join("upstream.conf");
     std::fs::write(&path, conf)?;
     let mut cmd = in_netns(&node.ext_ns, "nginx");
     cmd.arg("-p").arg(dir).arg("-c").arg(&path);
     let bg = Background::spawn("upstream nginx", cmd, &dir.join("upstream.log"))?;
-    super::proxies::wait_port(&node.ext_ns, EXTERNAL_ADDR, SIZES[0].1)?;
+    crate::proxies::wait_port(&node.ext_ns, EXTERNAL_ADDR, SIZES[0].1)?;
     Ok(bg)
 }

@@ -10,8 +10,8 @@ use egret_e2e::node::{in_netns, EXTERNAL_ADDR, NODE_ADDR};
 use egret_e2e::process::Background;
 use egret_e2e::Node;
 
-use super::procfs;
-use super::upstream::SIZES;
+use crate::procfs;
+use crate::upstream::SIZES;
 
 /// The core the proxies (and the agent) are pinned to; wrk gets the other.
 pub const PROXY_CPU: &str = "1";

@@ -3,7 +3,6 @@
 //! destination by itself). Every loop stops at a count and at a deadline,
 //! and every tool prints one JSON object on stdout.
 
-mod clock;
 mod connect;
 mod dns;
 mod hold;
