@@ -40,6 +40,8 @@ pub struct NodeConfig {
     pub source: ConfigSource,
     /// Admin endpoint (`/metrics`, `/healthz/ready`, `/config_dump`).
     pub admin: SocketAddr,
+    /// Bounds on what workloads may send and hold open.
+    pub limits: crate::proxy::limits::Limits,
 }
 
 /// Where the agent's config (and its workloads) come from.
@@ -95,6 +97,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         resolver: Arc::new(UpstreamResolver(resolver)),
         trust_domain: cfg.trust_domain.clone(),
         hbone: Some(Arc::new(crate::hbone::HboneClient::new(identities.clone()))),
+        limits: cfg.limits,
     });
     // Waypoints whose Gateway address is this node's are served here.
     let hbone_server = crate::waypoint::spawn_hbone(

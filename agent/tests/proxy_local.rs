@@ -230,6 +230,7 @@ fn context(spec: ServiceSpec) -> Arc<ProxyContext> {
         resolver: Arc::new(FakeResolver),
         trust_domain: "cluster.local".into(),
         hbone: None,
+        limits: Default::default(),
     })
 }
 

@@ -219,6 +219,7 @@ fn context(host: &str, upstream: SocketAddr, tls: UpstreamTls) -> Arc<ProxyConte
         resolver: Arc::new(NoResolver),
         trust_domain: "cluster.local".into(),
         hbone: None,
+        limits: Default::default(),
     })
 }
 

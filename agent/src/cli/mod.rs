@@ -11,6 +11,7 @@ pub mod delete;
 pub mod exec;
 pub mod get;
 pub mod label;
+pub mod limits;
 pub mod run;
 pub mod status;
 pub mod waypoint;

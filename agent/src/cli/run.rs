@@ -80,6 +80,8 @@ pub struct RunArgs {
     /// in the agent's own network namespace, out of workloads' reach.
     #[arg(long, default_value_t = crate::admin::DEFAULT_ADMIN_LISTEN, env = "EGRET_ADMIN")]
     pub admin: SocketAddr,
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
 }
 
 /// `--source`.
@@ -167,6 +169,7 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
         pod_cidr: args.pod_cidr,
         source,
         admin: args.admin,
+        limits: args.limits.into(),
     };
     // One data-plane thread runs best without the work-stealing scheduler's
     // cross-thread bookkeeping.

@@ -14,6 +14,7 @@ pub mod counted;
 pub mod endpoint;
 pub mod flags;
 pub mod http;
+pub mod limits;
 pub mod outbound;
 pub mod passthrough;
 pub mod pool;
@@ -54,4 +55,6 @@ pub struct ProxyContext {
     /// Tunnels to remote waypoints (Gateways with `spec.addresses`); `None`
     /// where there is no identity to present (such services are refused).
     pub hbone: Option<Arc<crate::hbone::HboneClient>>,
+    /// Bounds on what workloads may send and hold open.
+    pub limits: limits::Limits,
 }

@@ -9,7 +9,7 @@
 mod apply;
 mod compile;
 mod compiled;
-mod duration;
+pub(crate) mod duration;
 mod error;
 mod matching;
 mod spec;

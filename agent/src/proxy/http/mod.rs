@@ -11,6 +11,7 @@ pub mod pipeline;
 pub mod reply;
 pub mod retry;
 pub mod routing;
+pub mod sanitize;
 pub mod sender;
 pub mod upstream;
 
@@ -105,11 +106,18 @@ async fn handle(
 ) -> Result<Response<LoggedBody>, Infallible> {
     let (mut head, body) = request.into_parts();
     let record = RequestRecord::from_head(&head);
-    normalize_uri(&mut head);
     let snapshot = state.ctx.snapshots.borrow().clone();
+    let normalization = snapshot.mesh.path_normalization;
     let mut exchange = Exchange::new(state.conn.clone(), snapshot, state.target.clone());
 
-    let response = match state.pipeline.decide(&mut exchange, &mut head) {
+    let decision = match sanitize::check(&mut head, &state.ctx.limits, normalization) {
+        Err(refused) => {
+            tracing::debug!(error = %refused, "request refused before policy");
+            Decision::Respond(refused.reply())
+        }
+        Ok(()) => state.pipeline.decide(&mut exchange, &mut head),
+    };
+    let response = match decision {
         Decision::Respond(reply) => {
             if let Some(flag) = reply.flag {
                 exchange.flags.insert(flag);
@@ -167,24 +175,4 @@ async fn handle(
         authz: exchange.authz.take(),
     };
     Ok(Response::from_parts(head, LoggedBody::new(body, log)))
-}
-
-/// Puts the normalized path in the request, keeping the query as sent.
-fn normalize_uri(head: &mut http::request::Parts) {
-    let path = head.uri.path();
-    let normalize::NormalizedPath::Changed(normal) = normalize::classify(path) else {
-        return;
-    };
-    let mut path_and_query = normal;
-    if let Some(query) = head.uri.query() {
-        path_and_query.push('?');
-        path_and_query.push_str(query);
-    }
-    let mut parts = head.uri.clone().into_parts();
-    if let Ok(pq) = path_and_query.parse() {
-        parts.path_and_query = Some(pq);
-        if let Ok(uri) = http::Uri::from_parts(parts) {
-            head.uri = uri;
-        }
-    }
 }

@@ -87,6 +87,53 @@ impl LocalReply {
         }
     }
 
+    /// 400 `Bad Request`: malformed HTTP, or a request Istio's normalization
+    /// rules refuse (`DPE`). Envoy's codec words it so.
+    pub fn bad_request() -> Self {
+        LocalReply {
+            status: StatusCode::BAD_REQUEST,
+            body: Cow::Borrowed("Bad Request"),
+            flag: Some(ResponseFlag::DownstreamProtocolError),
+        }
+    }
+
+    /// 431: the request headers are over the size or count limit (`DPE`).
+    pub fn header_fields_too_large() -> Self {
+        LocalReply {
+            status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            body: Cow::Borrowed("Request Header Fields Too Large"),
+            flag: Some(ResponseFlag::DownstreamProtocolError),
+        }
+    }
+
+    /// 501: a `Transfer-Encoding` other than `chunked` (`DPE`), as Envoy answers.
+    pub fn not_implemented() -> Self {
+        LocalReply {
+            status: StatusCode::NOT_IMPLEMENTED,
+            body: Cow::Borrowed("Not Implemented"),
+            flag: Some(ResponseFlag::DownstreamProtocolError),
+        }
+    }
+
+    /// 408: the request headers did not arrive in time (Envoy's
+    /// `request_headers_timeout`, which sets no flag).
+    pub fn request_header_timeout() -> Self {
+        LocalReply {
+            status: StatusCode::REQUEST_TIMEOUT,
+            body: Cow::Borrowed("request header timeout"),
+            flag: None,
+        }
+    }
+
+    /// 408: no activity on the request for the stream idle timeout (`SI`).
+    pub fn stream_idle_timeout() -> Self {
+        LocalReply {
+            status: StatusCode::REQUEST_TIMEOUT,
+            body: Cow::Borrowed("stream timeout"),
+            flag: Some(ResponseFlag::StreamIdleTimeout),
+        }
+    }
+
     /// A VirtualService `directResponse`.
     pub fn direct(status: StatusCode, body: String) -> Self {
         LocalReply {
