@@ -6,6 +6,7 @@
 pub mod authorize;
 pub mod body;
 pub mod forward;
+pub mod h1;
 pub mod normalize;
 pub mod pipeline;
 pub mod reply;
@@ -13,6 +14,7 @@ pub mod retry;
 pub mod routing;
 pub mod sanitize;
 pub mod sender;
+mod server;
 pub mod upstream;
 
 use std::convert::Infallible;
@@ -21,8 +23,6 @@ use std::sync::Arc;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use self::body::{LoggedBody, PendingLog};
@@ -45,7 +45,7 @@ struct Connection {
     upstream: UpstreamSession,
 }
 
-/// Serves HTTP/1.1 on `downstream` until the workload closes it.
+/// Serves HTTP/1.1 or HTTP/2 on `downstream` until the workload closes it.
 pub async fn serve<S>(
     ctx: Arc<ProxyContext>,
     conn: Arc<ConnectionContext>,
@@ -68,35 +68,7 @@ where
         target,
         pipeline,
     });
-    let service = {
-        let state = state.clone();
-        service_fn(move |request| handle(state.clone(), request))
-    };
-    // HTTP/1.1, or HTTP/2 with prior knowledge: the preface tells them apart.
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .keep_alive(true)
-        // Pipelined requests get their responses flushed together.
-        .pipeline_flush(true);
-    let served = builder
-        .serve_connection(TokioIo::new(downstream), service)
-        .await;
-
-    let mut outcome = ConnectionOutcome {
-        upstream: state.upstream.last_addr(),
-        ..ConnectionOutcome::default()
-    };
-    if let Err(e) = served {
-        // A malformed request is the workload's fault; a workload that
-        // hangs up mid-response is not an error worth a flag.
-        let parse_error = e
-            .downcast_ref::<hyper::Error>()
-            .is_some_and(hyper::Error::is_parse);
-        let flag = parse_error.then_some(ResponseFlag::DownstreamProtocolError);
-        outcome.fail(flag, &e);
-    }
-    outcome
+    server::run(state, downstream).await
 }
 
 /// One request, top to bottom: record, decide, forward, respond.
