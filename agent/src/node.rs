@@ -97,6 +97,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         resolver: Arc::new(UpstreamResolver(resolver)),
         trust_domain: cfg.trust_domain.clone(),
         hbone: Some(Arc::new(crate::hbone::HboneClient::new(identities.clone()))),
+        admission: Arc::new(crate::proxy::admission::Admission::new(&cfg.limits)),
         limits: cfg.limits,
     });
     // Waypoints whose Gateway address is this node's are served here.

@@ -105,6 +105,7 @@ pub async fn run(cfg: WaypointConfig) -> anyhow::Result<()> {
         trust_domain: cfg.trust_domain.clone(),
         // The waypoint is the end of the tunnel: it never opens one.
         hbone: None,
+        admission: Arc::new(crate::proxy::admission::Admission::new(&cfg.limits)),
         limits: cfg.limits,
     });
     let server = spawn_hbone(

@@ -207,6 +207,7 @@ async fn setup(authorizer: Option<Arc<dyn AuthorizeTunnel>>) -> Setup {
         trust_domain: "cluster.local".into(),
         hbone: None,
         limits: Default::default(),
+        admission: Default::default(),
     });
     let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let server_addr = listener.local_addr().unwrap();

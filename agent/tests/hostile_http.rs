@@ -353,3 +353,71 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
     assert!(reply.ends_with("GET /once"), "{reply}");
     finish(task).await;
 }
+
+/// `egret_downstream_connections_rejected_total{limit}` now.
+fn rejected(limit: &str) -> u64 {
+    let mut registry = prometheus_client::registry::Registry::default();
+    egret::metrics::proxy_metrics().register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let series = format!("egret_downstream_connections_rejected_total{{limit=\"{limit}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map_or(0, |v| v.parse().unwrap())
+}
+
+#[tokio::test]
+async fn connections_over_the_workload_cap_are_refused_with_om() {
+    logs();
+    let (upstream, _) = recording_upstream().await;
+    let limits = Limits {
+        max_connections_per_workload: 2,
+        ..Limits::default()
+    };
+    let ctx = context(snapshot(upstream.port()), limits);
+    let before = rejected("workload");
+    let (held1, _, task1) = captured(ctx.clone()).await;
+    let (mut held2, _, task2) = captured(ctx.clone()).await;
+    // Counted from accept; an answered request shows the waypoint has both.
+    let reply = exchange_keep_alive(&mut held2).await;
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    let (mut over, src, task) = captured(ctx.clone()).await;
+    assert_eq!(read_to_close(&mut over).await, "", "closed at once");
+    finish(task).await;
+    let line = lines_for(src)
+        .into_iter()
+        .find(|l| l.contains(" connection complete "))
+        .expect("a connection line");
+    assert_eq!(field(&line, "response_flags"), Some("OM"), "{line}");
+    assert!(line.contains("--max-connections-per-workload"), "{line}");
+    assert_eq!(rejected("workload"), before + 1);
+    // A place freed is a place taken.
+    drop((held1, held2));
+    finish(task1).await;
+    finish(task2).await;
+    let (mut again, _, task) = captured(ctx).await;
+    let reply = exchange(
+        &mut again,
+        b"GET /again HTTP/1.1\r\nhost: httpbin.org\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    finish(task).await;
+}
+
+/// One keep-alive request; returns its response (read by content length).
+async fn exchange_keep_alive(client: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    client
+        .write_all(b"GET /held HTTP/1.1\r\nhost: httpbin.org\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut text = String::new();
+    while !text.ends_with("GET /held") {
+        let n = client.read(&mut buf).await.unwrap();
+        assert!(n > 0, "{text}");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    text
+}

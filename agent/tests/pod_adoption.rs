@@ -112,6 +112,7 @@ async fn pod_is_adopted_enrolled_and_released() {
         trust_domain: "cluster.local".into(),
         hbone: None,
         limits: Default::default(),
+        admission: Default::default(),
     });
     let state = tempfile::tempdir().unwrap();
     let manager = Arc::new(WorkloadManager::new(

@@ -231,6 +231,7 @@ fn context(spec: ServiceSpec) -> Arc<ProxyContext> {
         trust_domain: "cluster.local".into(),
         hbone: None,
         limits: Default::default(),
+        admission: Default::default(),
     })
 }
 

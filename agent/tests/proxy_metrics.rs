@@ -145,6 +145,7 @@ fn context(host: &str, target_port: u16) -> Arc<ProxyContext> {
         trust_domain: "cluster.local".into(),
         hbone: None,
         limits: Default::default(),
+        admission: Default::default(),
     })
 }
 

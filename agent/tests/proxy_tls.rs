@@ -220,6 +220,7 @@ fn context(host: &str, upstream: SocketAddr, tls: UpstreamTls) -> Arc<ProxyConte
         trust_domain: "cluster.local".into(),
         hbone: None,
         limits: Default::default(),
+        admission: Default::default(),
     })
 }
 

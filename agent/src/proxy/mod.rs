@@ -7,6 +7,7 @@
 //! [`connect`]. [`access_log`] writes what happened, with [`flags`] saying why.
 
 pub mod access_log;
+pub mod admission;
 pub mod authorize;
 pub mod connect;
 pub mod context;
@@ -57,4 +58,6 @@ pub struct ProxyContext {
     pub hbone: Option<Arc<crate::hbone::HboneClient>>,
     /// Bounds on what workloads may send and hold open.
     pub limits: limits::Limits,
+    /// The connections held against the caps of `limits`.
+    pub admission: Arc<admission::Admission>,
 }

@@ -116,7 +116,25 @@ pub async fn handle_outbound(
     let _ = stream.set_nodelay(true);
     let downstream = Counted::new(stream, bytes.clone());
 
-    let outcome = match route(&conn) {
+    let outcome = match ctx.admission.admit(&conn.workload) {
+        Err(refused) => {
+            drop(downstream);
+            tracing::debug!(error = %refused, "connection refused");
+            crate::metrics::proxy_metrics().connection_rejected(refused.limit());
+            ConnectionOutcome::refused(ResponseFlag::OverloadManager, &refused)
+        }
+        Ok(_held) => carry(&ctx, &conn, downstream).await,
+    };
+    access_log::connection_complete(&conn, &outcome, &bytes, &meter);
+}
+
+/// Carries an admitted connection along its route.
+async fn carry(
+    ctx: &Arc<ProxyContext>,
+    conn: &Arc<ConnectionContext>,
+    downstream: Counted<TcpStream>,
+) -> ConnectionOutcome {
+    match route(conn) {
         Err(e) => {
             // Dropping the stream closes it: the workload sees a closed
             // connection, as with any refused connection.
@@ -125,10 +143,10 @@ pub async fn handle_outbound(
             ConnectionOutcome::refused(e.flag(), &e)
         }
         // A remote waypoint does the L4/L7 work; this agent only tunnels.
-        Ok(_) if crate::hbone::tunnel::remote_waypoint(&conn).is_some() => {
-            crate::hbone::tunnel::forward(&ctx, &conn, downstream).await
+        Ok(_) if crate::hbone::tunnel::remote_waypoint(conn).is_some() => {
+            crate::hbone::tunnel::forward(ctx, conn, downstream).await
         }
-        Ok(Route::Tcp(target)) => match super::authorize::authorize_connection(&conn) {
+        Ok(Route::Tcp(target)) => match super::authorize::authorize_connection(conn) {
             Err(decision) => {
                 drop(downstream);
                 let reason = super::authorize::describe(&decision);
@@ -137,12 +155,11 @@ pub async fn handle_outbound(
                     format!("RBAC: access denied: {reason}"),
                 )
             }
-            Ok(()) => tcp::proxy(ctx.resolver.as_ref(), &conn, &target, downstream).await,
+            Ok(()) => tcp::proxy(ctx.resolver.as_ref(), conn, &target, downstream).await,
         },
         Ok(Route::Http(target)) => http::serve(ctx.clone(), conn.clone(), target, downstream).await,
         Ok(Route::Passthrough(target)) => {
-            passthrough::serve(ctx.resolver.as_ref(), &conn, &target, downstream).await
+            passthrough::serve(ctx.resolver.as_ref(), conn, &target, downstream).await
         }
-    };
-    access_log::connection_complete(&conn, &outcome, &bytes, &meter);
+    }
 }

@@ -130,6 +130,7 @@ pub fn context(snapshot: Snapshot, limits: Limits) -> Arc<ProxyContext> {
         resolver: Arc::new(NoResolver),
         trust_domain: "cluster.local".into(),
         hbone: None,
+        admission: Arc::new(egret::proxy::admission::Admission::new(&limits)),
         limits,
     })
 }
