@@ -244,7 +244,7 @@ fn with_policy(mut snapshot: Snapshot, rules_yaml: &str) -> Snapshot {
     );
     let spec: AuthorizationPolicySpec = serde_yaml::from_str(&yaml).unwrap();
     let policy = compile("istio-egress", "hostile", &BTreeMap::new(), &spec).unwrap();
-    snapshot.authz = Arc::new(PolicySet::new(vec![Arc::new(policy)]));
+    snapshot.authz = Arc::new(PolicySet::new(vec![Arc::new(policy)], "istio-system"));
     snapshot
 }
 

@@ -7,6 +7,7 @@
 
 mod compile;
 mod error;
+mod identity;
 mod path;
 mod policy;
 mod request;

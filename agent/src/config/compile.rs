@@ -11,7 +11,8 @@ use super::kinds::service_entry::{is_wildcard, ServiceEntry};
 use super::kinds::Spec;
 use super::object::Object;
 use super::snapshot::{
-    canonical, NamespaceInfo, Resolution, Service, Snapshot, Waypoint, WaypointBinding, WaypointRef,
+    canonical, NamespaceInfo, Resolution, Service, Snapshot, Waypoint, WaypointBinding,
+    WaypointRef, ROOT_NAMESPACE,
 };
 
 /// Label naming the waypoint a namespace or ServiceEntry uses.
@@ -137,7 +138,7 @@ pub fn compile<'a>(
             },
         }
     }
-    snapshot.authz = Arc::new(crate::authz::PolicySet::new(policies));
+    snapshot.authz = Arc::new(crate::authz::PolicySet::new(policies, ROOT_NAMESPACE));
     for warning in snapshot.authz.warnings() {
         tracing::warn!("{warning}");
     }
