@@ -421,3 +421,31 @@ async fn exchange_keep_alive(client: &mut tokio::net::TcpStream) -> String {
     }
     text
 }
+
+#[tokio::test]
+async fn a_request_waiting_on_a_silent_upstream_gets_408_si() {
+    logs();
+    // An upstream that accepts and reads, and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let limits = Limits {
+        stream_idle_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let started = std::time::Instant::now();
+    let (reply, lines) = one(
+        snapshot(port),
+        limits,
+        b"GET /slow HTTP/1.1\r\nhost: httpbin.org\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_local_reply(&reply, "HTTP/1.1 408 Request Timeout\r\n", "stream timeout");
+    assert_logged(&lines, 408, "SI");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

@@ -1,7 +1,8 @@
-//! `cargo xtask build-ebpf | test | demo | bench`.
+//! `cargo xtask build-ebpf | test | demo | bench | fuzz`.
 mod bench;
 mod build_ebpf;
 mod demo;
+mod fuzz;
 mod prereq;
 mod test;
 
@@ -29,6 +30,8 @@ enum Task {
     Demo,
     /// Run the benchmarks (egret next to iptables, nginx, haproxy).
     Bench(bench::Args),
+    /// Fuzz the parsers and the policy engine (cargo-fuzz, nightly).
+    Fuzz(fuzz::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,5 +42,6 @@ fn main() -> anyhow::Result<()> {
         Task::Test => test::run(),
         Task::Demo => demo::run(),
         Task::Bench(args) => bench::run(args),
+        Task::Fuzz(args) => fuzz::run(args),
     }
 }

@@ -146,10 +146,20 @@ pub fn workload() -> Arc<WorkloadInfo> {
     })
 }
 
+/// Source addresses handed out so far (each test binary counts its own).
+static NEXT_CLIENT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
 /// A workload connection to [`VIP`]:80 whose far end the waypoint serves.
 pub async fn captured(ctx: Arc<ProxyContext>) -> (TcpStream, SocketAddr, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap())
+    // A client address of its own in 127/8: log lines are found by it, and a
+    // port alone may repeat across listeners.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    let n = NEXT_CLIENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let ip = std::net::Ipv4Addr::new(127, 1, (n >> 8) as u8, n as u8);
+    socket.bind(SocketAddr::new(ip.into(), 0)).unwrap();
+    let client = socket
+        .connect(listener.local_addr().unwrap())
         .await
         .unwrap();
     let (accepted, src) = listener.accept().await.unwrap();

@@ -15,6 +15,7 @@ pub mod routing;
 pub mod sanitize;
 pub mod sender;
 mod server;
+pub mod stream_idle;
 pub mod upstream;
 
 use std::convert::Infallible;
@@ -103,35 +104,48 @@ async fn handle(
             let exchange_timeout = exchange.timeout;
             forward::upstream_request(&mut head, &exchange.target);
             let replayable = body.is_end_stream();
+            let activity = stream_idle::Activity::start();
             let tries = retry::send(
                 &state.upstream,
                 &mut exchange,
                 head,
-                body.boxed_unsync(),
+                activity.track(body.boxed_unsync()),
                 replayable,
             );
-            let sent = match exchange_timeout {
-                Some(limit) => tokio::time::timeout(limit, tries).await.ok(),
-                None => Some(tries.await),
+            let timed = async {
+                match exchange_timeout {
+                    Some(limit) => tokio::time::timeout(limit, tries).await.ok(),
+                    None => Some(tries.await),
+                }
+            };
+            let sent = tokio::select! {
+                sent = timed => Some(sent),
+                () = activity.idle(state.ctx.limits.stream_idle_timeout) => None,
             };
             match sent {
-                None | Some(Tried::TimedOut) => {
-                    exchange.flags.insert(ResponseFlag::UpstreamRequestTimeout);
-                    LocalReply::upstream_timeout().into_response()
+                None => {
+                    exchange.flags.insert(ResponseFlag::StreamIdleTimeout);
+                    LocalReply::stream_idle_timeout().into_response()
                 }
-                Some(Tried::Response(response)) => {
-                    let (mut head, body) = response.into_parts();
-                    forward::downstream_response(&mut head);
-                    Response::from_parts(head, body.boxed_unsync())
-                }
-                Some(Tried::Failed(e)) => {
-                    tracing::debug!(error = %e, "request got no upstream response");
-                    let reply = e.reply();
-                    if let Some(flag) = reply.flag {
-                        exchange.flags.insert(flag);
+                Some(sent) => match sent {
+                    None | Some(Tried::TimedOut) => {
+                        exchange.flags.insert(ResponseFlag::UpstreamRequestTimeout);
+                        LocalReply::upstream_timeout().into_response()
                     }
-                    reply.into_response()
-                }
+                    Some(Tried::Response(response)) => {
+                        let (mut head, body) = response.into_parts();
+                        forward::downstream_response(&mut head);
+                        Response::from_parts(head, body.boxed_unsync())
+                    }
+                    Some(Tried::Failed(e)) => {
+                        tracing::debug!(error = %e, "request got no upstream response");
+                        let reply = e.reply();
+                        if let Some(flag) = reply.flag {
+                            exchange.flags.insert(flag);
+                        }
+                        reply.into_response()
+                    }
+                },
             }
         }
     };
