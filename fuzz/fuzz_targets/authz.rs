@@ -23,7 +23,10 @@ fuzz_target!(|data: &[u8]| {
     let authority = parts.next().unwrap_or("httpbin.org");
     let mut headers = HeaderMap::new();
     if let (Some(name), Some(value)) = (parts.next(), parts.next()) {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
             headers.append(n, v);
         }
     }
