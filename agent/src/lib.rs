@@ -19,5 +19,6 @@ pub mod metrics;
 pub mod node;
 pub mod proxy;
 pub mod route;
+pub mod verdicts;
 pub mod waypoint;
 pub mod workload;

@@ -9,14 +9,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use anyhow::Context;
-use ipnet::Ipv4Net;
-use tokio::sync::watch;
+use ipnet::{IpNet, Ipv4Net};
+use tokio::sync::{broadcast, watch};
 
 use crate::config::snapshot::Snapshot;
 use crate::control::server::{serve, ControlHandler};
 use crate::control::{protocol::SOCKET_NAME, AgentStatus};
 use crate::dns::{DnsProxy, Resolver};
-use crate::kernel::Kernel;
+use crate::kernel::events::KernelEvent;
+use crate::kernel::{Kernel, PinDir, Placement};
 use crate::kube::pods::PodOptions;
 use crate::kube::StatusWriter;
 use crate::proxy::{ProxyContext, ResolveHost};
@@ -42,6 +43,22 @@ pub struct NodeConfig {
     pub admin: SocketAddr,
     /// Bounds on what workloads may send and hold open.
     pub limits: crate::proxy::limits::Limits,
+    /// bpffs folder of this instance's pinned programs and maps; `None`:
+    /// `/sys/fs/bpf/egret/<state dir>`.
+    pub bpf_pin_dir: Option<PathBuf>,
+    /// The node's pod and service networks: what a REGISTRY_ONLY workload
+    /// reaches directly (loopback always).
+    pub mesh_networks: Vec<IpNet>,
+}
+
+impl NodeConfig {
+    /// The bpffs folder of this agent instance.
+    pub fn pin_dir(&self) -> PinDir {
+        match &self.bpf_pin_dir {
+            Some(dir) => PinDir::new(dir),
+            None => PinDir::for_state_dir(&self.state_dir),
+        }
+    }
 }
 
 /// Where the agent's config (and its workloads) come from.
@@ -70,10 +87,25 @@ pub struct KubernetesSource {
 pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("create state folder {}", cfg.state_dir.display()))?;
+    // Before touching the kernel: a second agent on the same folder would
+    // swap the running one's programs from under it.
+    let socket = cfg.state_dir.join(SOCKET_NAME);
+    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        anyhow::bail!(
+            "another egret agent is already serving {}",
+            cfg.config_dir.display()
+        );
+    }
     // First, in the agent's own netns: not ready (503) until composed.
     let admin = crate::admin::start(cfg.admin)?;
-    let kernel =
-        Arc::new(Kernel::load(cfg.bpf_object.as_deref()).context("loading eBPF programs")?);
+    let pins = cfg.pin_dir();
+    let earlier = Kernel::left_in_force(&pins);
+    let kernel = Arc::new(
+        Kernel::load(cfg.bpf_object.as_deref(), pins.clone()).context("loading eBPF programs")?,
+    );
+    kernel
+        .sync_registry_nets(&crate::kernel::registry::registry_nets(&cfg.mesh_networks))
+        .context("filling REGISTRY_NETS")?;
     let (snapshots, cluster) = match &cfg.source {
         ConfigSource::Folder => {
             let rx = crate::config::start(cfg.config_dir.clone(), cfg.state_dir.clone())
@@ -127,11 +159,52 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         cfg.state_dir.clone(),
         cfg.dns_upstreams.clone(),
     ));
+    let (events, _) = broadcast::channel::<KernelEvent>(1024);
     let agent = Arc::new(Agent {
         kernel: kernel.clone(),
         manager: manager.clone(),
         snapshots: snapshots.clone(),
+        events: events.clone(),
+        monitors: std::sync::atomic::AtomicUsize::new(0),
+        trust_domain: cfg.trust_domain.clone(),
     });
+    // The maps hold the config in force before any program reads them.
+    sync_kernel(&kernel, &snapshots.borrow());
+    if matches!(cfg.source, ConfigSource::Folder) {
+        let m = manager.clone();
+        let taken = tokio::task::spawn_blocking(move || m.take_over_recorded()).await?;
+        if taken > 0 {
+            tracing::info!(
+                workloads = taken,
+                "workloads of an earlier agent taken over"
+            );
+        }
+    }
+    let placed = kernel
+        .put_in_force()
+        .context("putting the eBPF programs in force")?;
+    let swapped = placed
+        .iter()
+        .filter(|(_, p)| *p == Placement::Swapped)
+        .count();
+    tracing::info!(
+        pin_dir = %pins.path().display(),
+        programs = placed.len(),
+        swapped,
+        took_over = earlier,
+        "kernel programs in force"
+    );
+    if matches!(cfg.source, ConfigSource::Folder) {
+        // Every workload this instance knows is back: the rest are gone.
+        manager.forget_unknown_enrollments();
+    }
+    let event_reader = kernel.take_events().map(|ring| {
+        tokio::spawn(crate::kernel::events::read_events(
+            ring,
+            deliver_event(manager.clone(), events.clone(), cfg.trust_domain.clone()),
+        ))
+    });
+    let reaper = tokio::spawn(reap_ended_workloads(manager.clone()));
     let sync = tokio::spawn(apply_snapshots(
         snapshots.clone(),
         kernel.clone(),
@@ -145,7 +218,6 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         };
         crate::kube::pods::spawn(client, options, manager.clone(), snapshots.clone())
     });
-    let socket = cfg.state_dir.join(SOCKET_NAME);
     let control = {
         let agent: Arc<dyn ControlHandler> = agent.clone();
         let socket = socket.clone();
@@ -175,6 +247,10 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     sync.abort();
     logs.abort();
+    reaper.abort();
+    if let Some(r) = event_reader {
+        r.abort();
+    }
     if let Some(p) = pods {
         p.abort();
     }
@@ -182,8 +258,64 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     drop(admin);
     let _ = std::fs::remove_file(&socket);
     let m = manager.clone();
-    tokio::task::spawn_blocking(move || m.shutdown()).await?;
+    let keep = matches!(cfg.source, ConfigSource::Kubernetes(_)) || manager.count() > 0;
+    if keep {
+        // Workloads run on: the kernel keeps enforcing (their captured
+        // traffic is refused, REGISTRY_ONLY holds) until an agent takes over.
+        tokio::task::spawn_blocking(move || m.leave_running()).await?;
+        tracing::info!(pin_dir = %pins.path().display(), workloads = manager.count(), "kernel programs left in force for the next agent");
+    } else {
+        tokio::task::spawn_blocking(move || m.shutdown()).await?;
+        if let Err(e) = Kernel::remove_pinned(&pins) {
+            tracing::warn!(error = %e, "could not remove the pinned kernel objects");
+        }
+    }
     result
+}
+
+/// Puts one snapshot's services in the kernel maps.
+fn sync_kernel(kernel: &Kernel, snapshot: &Snapshot) {
+    match kernel.sync_services(&snapshot.kernel_services()) {
+        Ok(report) => tracing::info!(
+            generation = snapshot.generation,
+            services = snapshot.services.len(),
+            kernel_added = report.added,
+            kernel_removed = report.removed,
+            "config in force"
+        ),
+        Err(e) => {
+            tracing::error!(generation = snapshot.generation, error = %e, "kernel map sync failed")
+        }
+    }
+    if let Err(e) = kernel.sync_service_ranges(&snapshot.kernel_service_ranges()) {
+        tracing::error!(generation = snapshot.generation, error = %e, "kernel range map sync failed");
+    }
+}
+
+/// Every kernel event: denials go to the access log (with the workload's
+/// identity), and every event to the `egret monitor` sessions listening.
+fn deliver_event(
+    manager: Arc<WorkloadManager>,
+    monitors: broadcast::Sender<KernelEvent>,
+    trust_domain: String,
+) -> impl FnMut(KernelEvent) {
+    move |event| {
+        if let crate::kernel::events::Verdict::Denied(reason) = event.verdict {
+            let workload = manager.by_netns_cookie(event.netns_cookie);
+            crate::verdicts::log_denial(&event, reason, workload.as_deref(), &trust_domain);
+        }
+        let _ = monitors.send(event);
+    }
+}
+
+/// Removes taken-over workloads whose command ended.
+async fn reap_ended_workloads(manager: Arc<WorkloadManager>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let m = manager.clone();
+        let _ = tokio::task::spawn_blocking(move || m.reap_ended()).await;
+    }
 }
 
 /// Puts every new snapshot in force: kernel SERVICES by diff, enrollment.
@@ -194,21 +326,7 @@ async fn apply_snapshots(
 ) {
     loop {
         let snapshot = snapshots.borrow_and_update().clone();
-        match kernel.sync_services(&snapshot.kernel_services()) {
-            Ok(report) => tracing::info!(
-                generation = snapshot.generation,
-                services = snapshot.services.len(),
-                kernel_added = report.added,
-                kernel_removed = report.removed,
-                "config in force"
-            ),
-            Err(e) => {
-                tracing::error!(generation = snapshot.generation, error = %e, "kernel map sync failed")
-            }
-        }
-        if let Err(e) = kernel.sync_service_ranges(&snapshot.kernel_service_ranges()) {
-            tracing::error!(generation = snapshot.generation, error = %e, "kernel range map sync failed");
-        }
+        sync_kernel(&kernel, &snapshot);
         let m = manager.clone();
         let s = snapshot.clone();
         let _ = tokio::task::spawn_blocking(move || m.reconcile(&s)).await;
@@ -254,6 +372,11 @@ struct Agent {
     kernel: Arc<Kernel>,
     manager: Arc<WorkloadManager>,
     snapshots: watch::Receiver<Arc<Snapshot>>,
+    events: broadcast::Sender<KernelEvent>,
+    /// `egret monitor --redirects` sessions: redirect events are on while
+    /// there is at least one.
+    monitors: std::sync::atomic::AtomicUsize,
+    trust_domain: String,
 }
 
 impl ControlHandler for Agent {
@@ -270,6 +393,35 @@ impl ControlHandler for Agent {
 
     fn remove_workload(&self, id: u64) {
         self.manager.remove(id);
+    }
+
+    fn trust_domain(&self) -> String {
+        self.trust_domain.clone()
+    }
+
+    fn release_adopted(&self, id: u64) -> bool {
+        self.manager.release_adopted(id)
+    }
+
+    fn subscribe(&self, redirects: bool) -> crate::control::Subscription {
+        use std::sync::atomic::Ordering;
+        if redirects && self.monitors.fetch_add(1, Ordering::SeqCst) == 0 {
+            if let Err(e) = self.kernel.set_monitor_redirects(true) {
+                tracing::warn!(error = %e, "redirect events could not be turned on");
+            }
+        }
+        let manager = self.manager.clone();
+        crate::control::Subscription {
+            events: self.events.subscribe(),
+            workload: Box::new(move |cookie| manager.by_netns_cookie(cookie)),
+        }
+    }
+
+    fn unsubscribe(&self, redirects: bool) {
+        use std::sync::atomic::Ordering;
+        if redirects && self.monitors.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let _ = self.kernel.set_monitor_redirects(false);
+        }
     }
 
     fn generation(&self) -> u64 {

@@ -11,13 +11,13 @@
 //! `EGRET_BPF_OBJECT=PATH`). It fails, never skips, when it cannot run.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use egret::config::snapshot::Snapshot;
 use egret::dns::{DnsProxy, Resolver};
-use egret::kernel::{cgroup2_root, Kernel};
+use egret::kernel::cgroup2_root;
 use egret::kube::pods::{sync, SyncReport};
 use egret::proxy::ProxyContext;
 use egret::workload::{Services, WorkloadManager};
@@ -27,20 +27,13 @@ use tokio::sync::watch;
 
 #[path = "support/fake_pod.rs"]
 mod fake_pod;
+#[path = "support/test_kernel.rs"]
+mod test_kernel;
 
 use fake_pod::FakePod;
 
-fn load_kernel() -> Kernel {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "pod_adoption loads eBPF programs and creates network namespaces: run it as root"
-    );
-    let object = std::env::var_os("EGRET_BPF_OBJECT").map(PathBuf::from);
-    Kernel::load(object.as_deref()).unwrap_or_else(|e| {
-        panic!("cannot load egret's eBPF programs (run `cargo xtask build-ebpf` first, or set EGRET_BPF_OBJECT): {e}")
-    })
+fn load_kernel() -> test_kernel::TestKernel {
+    test_kernel::load_kernel("pod_adoption")
 }
 
 fn snapshot(bookinfo_ambient: bool) -> Snapshot {
@@ -98,7 +91,8 @@ fn eventually(what: &str, ok: impl Fn() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_is_adopted_enrolled_and_released() {
-    let kernel = Arc::new(load_kernel());
+    let test_kernel = load_kernel();
+    let kernel = test_kernel.kernel.clone();
     let uid = format!("6f1e2d3c-4b5a-4978-8a6b-{:012x}", std::process::id());
     let fake = FakePod::start(&uid, "pa");
     fake.wait_ready();
@@ -127,7 +121,8 @@ async fn pod_is_adopted_enrolled_and_released() {
         state.path().to_path_buf(),
         Vec::new(),
     ));
-    let enrolled = |k: &Kernel| k.enrolled().unwrap().iter().any(|(c, _)| *c == cookie);
+    let enrolled =
+        |k: &egret::kernel::Kernel| k.enrolled().unwrap().iter().any(|(c, _)| *c == cookie);
 
     // The pod runs in an ambient namespace: adopted.
     let report = sync_now(&manager, vec![pod(&uid)], snapshot(true)).await;

@@ -15,6 +15,7 @@ pub mod process;
 pub mod tls;
 pub mod two_nodes;
 pub mod walkthrough;
+pub mod workload;
 
 pub use node::{Node, NodeOptions, TlsHttpbin};
 

@@ -58,6 +58,8 @@ pub struct Node {
     httpbin: Background,
     tls_httpbins: Vec<Background>,
     ca_roots: Vec<PathBuf>,
+    /// How many times an agent was started (each logs to its own file).
+    agent_starts: u32,
 }
 
 impl Node {
@@ -179,9 +181,11 @@ impl Node {
             httpbin,
             tls_httpbins,
             ca_roots: opts.ca_roots.clone(),
+            agent_starts: 0,
         };
         std::mem::forget(guard);
         node.wait_httpbin()?;
+        node.wait_dnsmasq()?;
         for t in &opts.tls_httpbins {
             node.wait_tls_httpbin(t.port)?;
         }
@@ -191,6 +195,13 @@ impl Node {
 
     /// Starts (or restarts) the agent and waits for its control socket.
     pub fn start_agent(&mut self) -> anyhow::Result<()> {
+        self.start_agent_with(&[])
+    }
+
+    /// Starts (or restarts) the agent with `extra` arguments to `egret run`.
+    /// Each start logs to its own file; [`Node::agent_log`] reads the
+    /// current one.
+    pub fn start_agent_with(&mut self, extra: &[&str]) -> anyhow::Result<()> {
         if let Some(mut old) = self.agent.take() {
             old.stop();
         }
@@ -205,7 +216,9 @@ impl Node {
         for ca in &self.ca_roots {
             cmd.arg("--ca-roots").arg(ca);
         }
-        let mut agent = Background::spawn("egret agent", cmd, &self.logs.join("agent.log"))?;
+        cmd.args(extra);
+        self.agent_starts += 1;
+        let mut agent = Background::spawn("egret agent", cmd, &self.agent_log_path())?;
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             agent
@@ -223,6 +236,38 @@ impl Node {
     /// Stops the agent (SIGTERM); returns whether it exited cleanly.
     pub fn stop_agent(&mut self) -> bool {
         self.agent.take().map(|mut a| a.stop()).unwrap_or(true)
+    }
+
+    /// Kills the agent with SIGKILL (a crash).
+    pub fn kill_agent(&mut self) {
+        if let Some(mut a) = self.agent.take() {
+            a.kill();
+        }
+    }
+
+    /// Starts `program args…` in the node namespace, in the background,
+    /// logging to `<name>.log`; stopped when the handle drops.
+    pub fn spawn_on_node(
+        &self,
+        name: &str,
+        program: &str,
+        args: &[&str],
+    ) -> anyhow::Result<Background> {
+        let mut cmd = in_netns(&self.node_ns, program);
+        cmd.args(args);
+        Background::spawn(name, cmd, &self.logs.join(format!("{name}.log")))
+    }
+
+    /// The log file of a background process started by [`Node::spawn_on_node`].
+    pub fn log_of(&self, name: &str) -> String {
+        std::fs::read_to_string(self.logs.join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    fn agent_log_path(&self) -> PathBuf {
+        match self.agent_starts {
+            0 | 1 => self.logs.join("agent.log"),
+            n => self.logs.join(format!("agent.{n}.log")),
+        }
     }
 
     fn wait_httpbin(&self) -> anyhow::Result<()> {
@@ -246,6 +291,26 @@ impl Node {
         bail!(
             "httpbin did not come up; log:\n{}",
             std::fs::read_to_string(self.logs.join("httpbin.log")).unwrap_or_default()
+        )
+    }
+
+    /// Waits until dnsmasq answers on the node (the agent resolves
+    /// upstream names through it from its first request on).
+    fn wait_dnsmasq(&self) -> anyhow::Result<()> {
+        const QUERY: &str = "import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.settimeout(0.5)\ns.sendto(bytes.fromhex('424201000001000000000000076874747062696e036f72670000010001'),(sys.argv[1],53))\ns.recv(512)";
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let out = in_netns(&self.node_ns, "python3")
+                .args(["-c", QUERY, NODE_ADDR])
+                .output()?;
+            if out.status.success() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "dnsmasq did not answer; log:\n{}",
+            std::fs::read_to_string(self.logs.join("dnsmasq.log")).unwrap_or_default()
         )
     }
 
@@ -281,7 +346,7 @@ impl Node {
     /// visible.
     pub fn agent_log(&self) -> String {
         std::thread::sleep(LOG_SETTLE);
-        std::fs::read_to_string(self.logs.join("agent.log")).unwrap_or_default()
+        std::fs::read_to_string(self.agent_log_path()).unwrap_or_default()
     }
 
     /// The config folder the agent runs on.
@@ -399,6 +464,9 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.stop_agent();
+        // An agent stopped with workloads still running leaves its kernel
+        // programs pinned on purpose (they keep enforcing); a test must not.
+        let _ = self.egret(&["cleanup"]);
         self.dnsmasq.stop();
         self.httpbin.stop();
         for t in &mut self.tls_httpbins {

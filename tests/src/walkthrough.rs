@@ -37,3 +37,29 @@ pub fn curl_sv(node: &Node, url: &str) -> anyhow::Result<(String, String)> {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     ))
 }
+
+/// `curl URL` as a workload of `namespace`/`service_account`: the HTTP
+/// status code curl printed (`000` when there was no response).
+pub fn status_code(
+    node: &Node,
+    namespace: &str,
+    service_account: &str,
+    url: &str,
+) -> anyhow::Result<String> {
+    let out = node.exec(
+        namespace,
+        service_account,
+        &[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-m",
+            "10",
+            url,
+        ],
+    )?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use egret_e2e::manifests::BOOKINFO_NAMESPACE;
 use egret_e2e::two_nodes::{WaypointNode, WAYPOINT_ADDR};
+use egret_e2e::walkthrough::{status_code, WORKLOAD_NS, WORKLOAD_SA};
 use egret_e2e::{Node, NodeOptions};
 
-const WORKLOAD_NS: &str = "bookinfo";
-const WORKLOAD_SA: &str = "bookinfo-productpage";
 const WORKLOAD_ID: &str = "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-productpage";
 const WAYPOINT: &str = "istio-egress/egress-waypoint";
 
@@ -223,24 +222,7 @@ spec:
         principals: ["cluster.local/ns/bookinfo/sa/bookinfo-productpage"]
 "#;
     let waypoint = WaypointNode::start(&node, &format!("{}{policy}", mesh()), WAYPOINT, &[])?;
-    let as_account = |sa: &str| {
-        node.exec(
-            WORKLOAD_NS,
-            sa,
-            &[
-                "curl",
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "-m",
-                "10",
-                "httpbin.org/get",
-            ],
-        )
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-    };
+    let as_account = |sa: &str| status_code(&node, WORKLOAD_NS, sa, "httpbin.org/get");
     assert_eq!(
         as_account(WORKLOAD_SA)?,
         "200",

@@ -28,6 +28,11 @@ pub struct ExecArgs {
     /// Workload name shown in access logs (default: `<service account>-<id>`).
     #[arg(long)]
     pub name: Option<String>,
+    /// Give the workload a capability beyond a pod's default set
+    /// (`NET_ADMIN`, `SYS_PTRACE`, … or `ALL`; repeatable). By default it
+    /// runs with the set a pod gets (no NET_ADMIN, SYS_ADMIN, BPF, …).
+    #[arg(long = "cap-add", value_name = "CAPABILITY")]
+    pub cap_add: Vec<String>,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -37,6 +42,7 @@ pub struct ExecArgs {
 /// signal N). The workload is torn down by the agent when this process's
 /// control connection closes, however it ends.
 pub fn run(config_dir: &Path, state_dir: &Path, args: ExecArgs) -> anyhow::Result<ExitCode> {
+    let caps = crate::workload::caps::workload_set(&args.cap_add).map_err(anyhow::Error::msg)?;
     let mut client = ControlClient::connect(config_dir, state_dir)?;
     let request = Request::CreateWorkload {
         namespace: args.namespace.clone(),
@@ -46,7 +52,13 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: ExecArgs) -> anyhow::Resul
     let Response::Workload(workload) = client.call(&request)? else {
         bail!("agent answered the workload request with something else");
     };
-    let entry = Entry::open(&workload.netns, &workload.cgroup, &workload.resolv_conf)?;
+    let entry = Entry::open(
+        &workload.netns,
+        &workload.cgroup,
+        &workload.resolv_conf,
+        config_dir,
+        caps,
+    )?;
     let mut command = Command::new(&args.command[0]);
     command.args(&args.command[1..]);
     // SAFETY: the closure only makes raw system calls on values prepared
@@ -65,10 +77,7 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: ExecArgs) -> anyhow::Resul
     }
     let status = child.wait().context("waiting for the command")?;
     // Wait for the teardown so nothing of the workload outlives this command.
-    if let Err(e) = client.call(&Request::ReleaseWorkload { id: workload.id }) {
-        eprintln!("egret: workload teardown not confirmed: {e}");
-    }
-    drop(client);
+    release(client, config_dir, state_dir, workload.id);
     let code = match (status.code(), status.signal()) {
         (Some(code), _) => code,
         (None, Some(signal)) => 128 + signal,
@@ -77,19 +86,64 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: ExecArgs) -> anyhow::Resul
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
-/// Everything the child needs to become the workload, opened before fork.
+/// Asks the agent to tear the workload down. The agent that made it may
+/// have been restarted meanwhile (the connection is then gone): the one
+/// running now took the workload over and releases it on request. With no
+/// agent at all, the next one removes it when it starts.
+fn release(mut client: ControlClient, config_dir: &Path, state_dir: &Path, id: u64) {
+    let request = Request::ReleaseWorkload { id };
+    if client.call(&request).is_ok() {
+        return;
+    }
+    drop(client);
+    let again = ControlClient::connect(config_dir, state_dir).and_then(|mut c| c.call(&request));
+    if let Err(e) = again {
+        eprintln!("egret: workload teardown not confirmed: {e}");
+    }
+}
+
+/// Paths a workload sees read-only in its mount namespace: what the agent
+/// runs on (manifests and state), its kernel objects and the cgroup tree
+/// (the workload could otherwise rewrite policy or move itself).
+const READ_ONLY: [&str; 2] = ["/sys/fs/bpf", "/sys/fs/cgroup"];
+
+/// Everything the child needs to become the workload, opened before fork
+/// (between fork and exec only raw system calls on these run).
 struct Entry {
     netns: File,
     cgroup_procs: File,
     resolv_conf: CString,
     target: CString,
     root: CString,
+    read_only: Vec<CString>,
+    /// Capabilities to keep (bit N = capability N).
+    caps: u64,
+    /// Highest capability number the kernel knows.
+    last_cap: u32,
 }
 
 impl Entry {
-    fn open(netns: &Path, cgroup: &Path, resolv_conf: &Path) -> anyhow::Result<Self> {
+    fn open(
+        netns: &Path,
+        cgroup: &Path,
+        resolv_conf: &Path,
+        config_dir: &Path,
+        caps: u64,
+    ) -> anyhow::Result<Self> {
         let cstr =
             |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).context("path with NUL");
+        let config_dir = std::fs::canonicalize(config_dir)
+            .with_context(|| format!("resolve {}", config_dir.display()))?;
+        let mut read_only = vec![cstr(&config_dir)?];
+        for path in READ_ONLY {
+            if Path::new(path).exists() {
+                read_only.push(CString::new(path)?);
+            }
+        }
+        let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(40);
         Ok(Entry {
             netns: File::open(netns).with_context(|| format!("open {}", netns.display()))?,
             cgroup_procs: OpenOptions::new()
@@ -99,6 +153,9 @@ impl Entry {
             resolv_conf: cstr(resolv_conf)?,
             target: CString::new("/etc/resolv.conf")?,
             root: CString::new("/")?,
+            read_only,
+            caps,
+            last_cap,
         })
     }
 
@@ -134,7 +191,82 @@ impl Entry {
                 libc::MS_BIND,
                 std::ptr::null(),
             ))?;
+            for path in &self.read_only {
+                check(libc::mount(
+                    path.as_ptr(),
+                    path.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND | libc::MS_REC,
+                    std::ptr::null(),
+                ))?;
+                check(libc::mount(
+                    std::ptr::null(),
+                    path.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                    std::ptr::null(),
+                ))?;
+            }
         }
-        Ok(())
+        self.drop_capabilities()
+    }
+
+    /// Leaves the child only `self.caps`: bounding set (what exec can ever
+    /// grant, setuid binaries included), then permitted, effective and
+    /// inheritable; ambient cleared. Last: it needs CAP_SYS_ADMIN above.
+    fn drop_capabilities(&self) -> std::io::Result<()> {
+        let check = |rc: libc::c_int| {
+            if rc < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        };
+        for cap in 0..=self.last_cap.min(63) {
+            if self.caps & (1u64 << cap) == 0 {
+                // SAFETY: prctl with integer arguments.
+                check(unsafe {
+                    libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0)
+                })?;
+            }
+        }
+        // SAFETY: as above.
+        check(unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+                0,
+                0,
+                0,
+            )
+        })?;
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: i32,
+        }
+        #[repr(C)]
+        #[derive(Clone, Copy)]
+        struct Data {
+            effective: u32,
+            permitted: u32,
+            inheritable: u32,
+        }
+        const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+        let header = Header {
+            version: LINUX_CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        let word = |shift: u32| {
+            let bits = (self.caps >> shift) as u32;
+            Data {
+                effective: bits,
+                permitted: bits,
+                inheritable: bits,
+            }
+        };
+        let data = [word(0), word(32)];
+        // SAFETY: capset reads the header and two data words.
+        check(unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) as libc::c_int })
     }
 }

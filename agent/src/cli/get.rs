@@ -177,6 +177,8 @@ fn table(
         "Secret" => &["TYPE", "DATA", "AGE"][..],
         "AuthorizationPolicy" => &["ACTION", "AGE"][..],
         "VirtualService" => &["HOSTS", "AGE"][..],
+        "ConfigMap" => &["DATA", "AGE"][..],
+        "Sidecar" => &["AGE"][..],
         _ => &["STATUS", "AGE"][..],
     });
     let mut rows = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
@@ -213,6 +215,8 @@ fn table(
             Spec::VirtualService(vs) => {
                 row.push(serde_json::to_string(&vs.0.hosts).unwrap_or_default())
             }
+            Spec::ConfigMap(cm) => row.push((cm.data.len() + cm.binary_data.len()).to_string()),
+            Spec::Sidecar(_) => {}
         }
         row.push(age(now.duration_since(s.modified).unwrap_or_default()));
         rows.push(row);

@@ -1,4 +1,4 @@
-//! Command line: `egret run | exec | apply | get | delete | create | label | status | waypoint`.
+//! Command line: `egret run | exec | apply | get | delete | create | label | status | monitor | cleanup | waypoint`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -6,12 +6,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod apply;
+pub mod cleanup;
 pub mod create;
 pub mod delete;
 pub mod exec;
 pub mod get;
 pub mod label;
 pub mod limits;
+pub mod monitor;
 pub mod run;
 pub mod status;
 pub mod waypoint;
@@ -52,6 +54,11 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Run a standalone waypoint: HBONE server and L7 pipeline, no eBPF.
     Waypoint(waypoint::WaypointArgs),
+    /// Watch the kernel's verdicts live: denied connects (and redirects).
+    Monitor(monitor::MonitorArgs),
+    /// Remove everything an agent left behind: pinned kernel programs and
+    /// maps, `egret exec` workloads, the pod network.
+    Cleanup(cleanup::CleanupArgs),
 }
 
 /// Private state of the agent serving `config_dir` (ignored as config).
@@ -74,6 +81,8 @@ pub fn main() -> ExitCode {
         Command::Label(a) => label::run(&config_dir, a).map(|()| ExitCode::SUCCESS),
         Command::Status(a) => status::run(&config_dir, &state, a).map(|()| ExitCode::SUCCESS),
         Command::Waypoint(a) => waypoint::run(&config_dir, &state, a).map(|()| ExitCode::SUCCESS),
+        Command::Monitor(a) => monitor::run(&config_dir, &state, a).map(|()| ExitCode::SUCCESS),
+        Command::Cleanup(a) => cleanup::run(&config_dir, &state, a).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");

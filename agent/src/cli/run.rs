@@ -82,6 +82,20 @@ pub struct RunArgs {
     pub admin: SocketAddr,
     #[command(flatten)]
     pub limits: super::limits::LimitArgs,
+    /// bpffs folder of this agent's pinned programs and maps (they outlive
+    /// the agent). Default: /sys/fs/bpf/egret/<state folder, / as _>.
+    #[arg(long, env = "EGRET_BPF_PIN_DIR")]
+    pub bpf_pin_dir: Option<std::path::PathBuf>,
+    /// The node's pod and service networks (CIDR; repeatable): what a
+    /// REGISTRY_ONLY workload may reach directly, besides loopback.
+    /// Default: --pod-cidr in folder mode; none in Kubernetes mode (set
+    /// your cluster's pod and service CIDRs).
+    #[arg(
+        long = "mesh-network",
+        env = "EGRET_MESH_NETWORKS",
+        value_delimiter = ','
+    )]
+    pub mesh_networks: Vec<ipnet::IpNet>,
 }
 
 /// `--source`.
@@ -152,6 +166,7 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
             "extra CA roots trusted for TLS origination"
         );
     }
+    let mesh_networks = mesh_networks(&args, &source);
     let dns_upstreams = if args.dns_upstream.is_empty() {
         crate::dns::system_upstreams()
             .context("reading the host's resolvers; pass --dns-upstream")?
@@ -170,6 +185,8 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
         source,
         admin: args.admin,
         limits: args.limits.into(),
+        bpf_pin_dir: args.bpf_pin_dir,
+        mesh_networks,
     };
     // One data-plane thread runs best without the work-stealing scheduler's
     // cross-thread bookkeeping.
@@ -187,6 +204,20 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
         .build()
         .context("tokio runtime")?
         .block_on(run_node(cfg))
+}
+
+/// `--mesh-network`, or the mode's default.
+fn mesh_networks(args: &RunArgs, source: &ConfigSource) -> Vec<ipnet::IpNet> {
+    if !args.mesh_networks.is_empty() {
+        return args.mesh_networks.clone();
+    }
+    match source {
+        ConfigSource::Folder => vec![ipnet::IpNet::V4(args.pod_cidr)],
+        ConfigSource::Kubernetes(_) => {
+            tracing::warn!("no --mesh-network given: REGISTRY_ONLY workloads reach no pod or service network (set the cluster's pod and service CIDRs)");
+            Vec::new()
+        }
+    }
 }
 
 /// `1.2.3.4`, `1.2.3.4:5353`, `::1` or `[::1]:53`.

@@ -8,7 +8,9 @@ use super::allocate::{Addresses, AllocKey};
 use super::kinds::gateway::Gateway;
 use super::kinds::namespace::DATAPLANE_MODE;
 use super::kinds::service_entry::{is_wildcard, ServiceEntry};
+use super::kinds::sidecar::Sidecar;
 use super::kinds::Spec;
+use super::mesh::OutboundMode;
 use super::object::Object;
 use super::snapshot::{
     canonical, NamespaceInfo, Resolution, Service, Snapshot, Waypoint, WaypointBinding,
@@ -136,6 +138,12 @@ pub fn compile<'a>(
                 Ok(compiled) => virtual_services.push(Arc::new(compiled)),
                 Err(e) => tracing::error!(error = %e, "VirtualService left out"),
             },
+            Spec::ConfigMap(cm) => {
+                if let Some(mesh) = &cm.mesh {
+                    snapshot.mesh = mesh.clone();
+                }
+            }
+            Spec::Sidecar(sidecar) => add_sidecar(&mut snapshot, o, sidecar),
         }
     }
     snapshot.authz = Arc::new(crate::authz::PolicySet::new(policies, ROOT_NAMESPACE));
@@ -205,6 +213,33 @@ fn add_waypoint(snapshot: &mut Snapshot, o: &Object, gw: &Gateway) {
             address: gw.ip_address().map(canonical),
         },
     );
+}
+
+/// A namespace-wide Sidecar's outbound mode. Istio leaves several such
+/// Sidecars in one namespace undefined; egret takes the strictest and says so.
+fn add_sidecar(snapshot: &mut Snapshot, o: &Object, sidecar: &Sidecar) {
+    let namespace = o.namespace().to_string();
+    let mode = sidecar.outbound_mode();
+    match snapshot.sidecars.get(&namespace) {
+        None => {
+            snapshot.sidecars.insert(namespace, mode);
+        }
+        Some(earlier) => {
+            let strictest = match (*earlier, mode) {
+                (Some(OutboundMode::RegistryOnly), _) | (_, Some(OutboundMode::RegistryOnly)) => {
+                    Some(OutboundMode::RegistryOnly)
+                }
+                (Some(m), _) | (None, Some(m)) => Some(m),
+                (None, None) => None,
+            };
+            tracing::warn!(
+                namespace = %namespace,
+                sidecar = %o.name(),
+                "several namespace-wide Sidecars in one namespace (undefined in Istio): the strictest outboundTrafficPolicy applies"
+            );
+            snapshot.sidecars.insert(namespace, strictest);
+        }
+    }
 }
 
 /// The ServiceEntry's label wins over its namespace's; the waypoint must exist.

@@ -269,6 +269,7 @@ pub fn parse_object(
 fn top_level_content(info: &KindInfo) -> &'static [&'static str] {
     match info.kind {
         "Secret" => kinds::secret::CONTENT_FIELDS,
+        "ConfigMap" => kinds::config_map::CONTENT_FIELDS,
         _ => &[],
     }
 }

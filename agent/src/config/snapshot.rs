@@ -154,12 +154,27 @@ pub struct Snapshot {
     pub secrets: HashMap<(String, String), Arc<TlsSecret>>,
     /// MeshConfig settings (the `istio` ConfigMap in `istio-system`).
     pub mesh: crate::config::mesh::MeshConfig,
+    /// Namespace -> the outbound mode its namespace-wide Sidecar sets
+    /// (`None`: a Sidecar that sets none, so the mesh-wide mode applies).
+    pub sidecars: HashMap<String, Option<crate::config::mesh::OutboundMode>>,
 }
 
 impl Snapshot {
     /// Whether workloads of `namespace` are enrolled in the mesh.
     pub fn is_ambient(&self, namespace: &str) -> bool {
         self.namespaces.get(namespace).is_some_and(|n| n.ambient)
+    }
+
+    /// The outbound traffic policy of `namespace`'s workloads, as Istio
+    /// resolves it: the namespace's own Sidecar; else the root namespace's
+    /// Sidecar; else MeshConfig. A Sidecar without a policy defers to MeshConfig.
+    pub fn outbound_mode(&self, namespace: &str) -> crate::config::mesh::OutboundMode {
+        self.sidecars
+            .get(namespace)
+            .or_else(|| self.sidecars.get(ROOT_NAMESPACE))
+            .copied()
+            .flatten()
+            .unwrap_or(self.mesh.outbound)
     }
 
     /// The service owning a VIP, else the one whose `spec.addresses` CIDR
@@ -231,14 +246,7 @@ impl Snapshot {
     pub fn kernel_service_ranges(&self) -> BTreeSet<ServiceRange> {
         self.address_ranges
             .iter()
-            .map(|(net, _)| {
-                let net = net.trunc();
-                let mapped = if net.addr().is_ipv4() { 96 } else { 0 };
-                ServiceRange {
-                    prefix_len: u32::from(net.prefix_len()) + mapped,
-                    addr: addr16(net.addr()),
-                }
-            })
+            .map(|(net, _)| crate::kernel::registry::lpm_prefix(*net))
             .collect()
     }
 }

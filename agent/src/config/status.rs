@@ -143,7 +143,9 @@ pub fn render_one(
         | Spec::DestinationRule(_)
         | Spec::Secret(_)
         | Spec::AuthorizationPolicy(_)
-        | Spec::VirtualService(_) => return None,
+        | Spec::VirtualService(_)
+        | Spec::ConfigMap(_)
+        | Spec::Sidecar(_) => return None,
     };
     Some(status)
 }

@@ -5,5 +5,20 @@ pub mod client;
 pub mod protocol;
 pub mod server;
 
+pub mod peer;
+
 pub use client::{ControlClient, ControlError};
-pub use protocol::{AgentStatus, Request, Response};
+pub use protocol::{AgentStatus, MonitorEvent, Request, Response};
+
+use std::sync::Arc;
+
+use crate::kernel::events::KernelEvent;
+use crate::workload::identity::WorkloadInfo;
+
+/// A `Monitor` session's feed: kernel events, and who a netns cookie is.
+pub struct Subscription {
+    /// Every kernel event from now on.
+    pub events: tokio::sync::broadcast::Receiver<KernelEvent>,
+    /// The workload of a netns cookie.
+    pub workload: Box<dyn Fn(u64) -> Option<Arc<WorkloadInfo>> + Send>,
+}

@@ -25,6 +25,12 @@ pub enum Request {
     /// Only the generation of the config in force: cheap to ask often (a
     /// full status lists every service and kernel entry).
     Generation,
+    /// Stream kernel verdicts (`Response::Event` lines) until the
+    /// connection closes: denials, and redirects when asked.
+    Monitor {
+        #[serde(default)]
+        redirects: bool,
+    },
 }
 
 /// The agent's answer.
@@ -40,9 +46,36 @@ pub enum Response {
     Generation {
         generation: u64,
     },
+    /// One kernel verdict of a `Monitor` stream.
+    Event(MonitorEvent),
     Error {
         message: String,
     },
+}
+
+/// A kernel verdict as `egret monitor` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorEvent {
+    /// RFC 3339 time the agent read it.
+    pub time: String,
+    /// `denied` or `redirected`.
+    pub verdict: String,
+    /// Why (denials: `not_in_registry`, `dns_elsewhere`, …; redirects:
+    /// `service` or `dns`).
+    pub reason: String,
+    /// `namespace/name` of the workload (`-` when unknown).
+    pub workload: String,
+    /// Its SPIFFE identity (`-` when unknown).
+    pub identity: String,
+    /// Destination `ip:port`.
+    pub dst: String,
+    /// `tcp`, `udp`, …
+    pub proto: String,
+    /// Which kernel hook: `connect`, `sendmsg`, `egress`, `socket`.
+    pub hook: String,
+    /// Process id and command name of the sender (0 / empty when unknown).
+    pub pid: u32,
+    pub comm: String,
 }
 
 /// The agent's state in force, for `egret status` and tests.

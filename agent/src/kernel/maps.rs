@@ -6,10 +6,11 @@ use std::collections::BTreeSet;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
-use aya::maps::{HashMap, MapData, MapError, PerCpuArray};
+use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray};
 use aya::Ebpf;
 use egret_common::{
-    Addr16, Enrollment, FlowKey, OrigDst, ServiceKey, ServiceRange, ServiceValue, Stat,
+    Addr16, DenialKey, Enrollment, FlowKey, NetValue, OrigDst, Reason, RegistryNet, ServiceKey,
+    ServiceRange, ServiceValue, Stat,
 };
 
 use super::error::KernelError;
@@ -19,8 +20,14 @@ use super::SyncReport;
 const ENROLLED: &str = "ENROLLED";
 const SERVICES: &str = "SERVICES";
 const SERVICE_RANGES: &str = "SERVICE_RANGES";
+const REGISTRY_NETS: &str = "REGISTRY_NETS";
 const ORIG_DST: &str = "ORIG_DST";
 const STATS: &str = "STATS";
+const DENIALS: &str = "DENIALS";
+const NETNS_SOCKETS: &str = "NETNS_SOCKETS";
+const MONITOR: &str = "MONITOR";
+/// Ring buffer of `egret_common::Event`s, taken by the event reader.
+pub const EVENTS: &str = "EVENTS";
 
 /// The maps the agent uses, taken out of the loaded object.
 pub struct Maps {
@@ -34,6 +41,16 @@ pub struct Maps {
     orig_dst: Mutex<HashMap<MapData, FlowKey, OrigDst>>,
     /// Stat -> per-CPU count. Programs write; the agent reads.
     stats: Mutex<PerCpuArray<MapData, u64>>,
+    /// LPM prefix -> NetValue. Agent writes (node settings); every program reads.
+    registry_nets: Mutex<LpmTrie<MapData, Addr16, NetValue>>,
+    /// (netns, reason) -> count. Programs write; the agent reads and deletes
+    /// entries of released namespaces.
+    denials: Mutex<HashMap<MapData, DenialKey, u64>>,
+    /// netns -> tracked sockets. Programs write; the agent deletes entries
+    /// of released namespaces.
+    netns_sockets: Mutex<HashMap<MapData, u64, u64>>,
+    /// Slot 0: MONITOR_* bits. Agent writes; programs read.
+    monitor: Mutex<Array<MapData, u32>>,
 }
 
 /// A map the agent alone writes, with the keys it holds kept in memory:
@@ -103,7 +120,101 @@ impl Maps {
             service_ranges: Mutex::new(take(ebpf, SERVICE_RANGES)?),
             orig_dst: Mutex::new(take(ebpf, ORIG_DST)?),
             stats: Mutex::new(take(ebpf, STATS)?),
+            registry_nets: Mutex::new(take(ebpf, REGISTRY_NETS)?),
+            denials: Mutex::new(take(ebpf, DENIALS)?),
+            netns_sockets: Mutex::new(take(ebpf, NETNS_SOCKETS)?),
+            monitor: Mutex::new(take(ebpf, MONITOR)?),
         })
+    }
+
+    /// Makes `REGISTRY_NETS` equal `wanted`, changing only what differs.
+    pub fn sync_registry_nets(
+        &self,
+        wanted: &BTreeSet<RegistryNet>,
+    ) -> Result<SyncReport, KernelError> {
+        let mut map = lock(&self.registry_nets);
+        let current: BTreeSet<RegistryNet> = map
+            .keys()
+            .map(|k| {
+                k.map(|k| RegistryNet {
+                    prefix_len: k.prefix_len(),
+                    addr: k.data(),
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(KernelError::map(REGISTRY_NETS))?;
+        let change = diff(&current, wanted);
+        let mut report = SyncReport::default();
+        // Add first: a network never drops out while it is being replaced.
+        for net in &change.add {
+            map.insert(&Key::new(net.prefix_len, net.addr), NetValue::default(), 0)
+                .map_err(KernelError::map(REGISTRY_NETS))?;
+            report.added += 1;
+        }
+        for net in &change.remove {
+            match map.remove(&Key::new(net.prefix_len, net.addr)) {
+                Ok(()) => report.removed += 1,
+                Err(e) if not_found(&e) => {}
+                Err(e) => return Err(KernelError::map(REGISTRY_NETS)(e)),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Every denial counter: (netns cookie, reason, count).
+    pub fn denials(&self) -> Result<Vec<(u64, Reason, u64)>, KernelError> {
+        let map = lock(&self.denials);
+        let mut all = Vec::new();
+        for entry in map.iter() {
+            let (key, count) = entry.map_err(KernelError::map(DENIALS))?;
+            if let Some(reason) = Reason::from_u16(key.reason) {
+                all.push((key.netns_cookie, reason, count));
+            }
+        }
+        all.sort_unstable_by_key(|(cookie, reason, _)| (*cookie, *reason));
+        Ok(all)
+    }
+
+    /// Deletes what the kernel keeps about a released namespace (its socket
+    /// count and denial counters), returning the counters it had.
+    pub fn forget_netns(&self, netns_cookie: u64) -> Result<Vec<(Reason, u64)>, KernelError> {
+        let mut denials = lock(&self.denials);
+        let mut had = Vec::new();
+        for reason in Reason::ALL {
+            let key = DenialKey {
+                netns_cookie,
+                reason: reason as u16,
+                _pad: [0; 3],
+            };
+            match denials.get(&key, 0) {
+                Ok(count) => {
+                    had.push((reason, count));
+                    let _ = denials.remove(&key);
+                }
+                Err(e) if not_found(&e) => {}
+                Err(e) => return Err(KernelError::map(DENIALS)(e)),
+            }
+        }
+        match lock(&self.netns_sockets).remove(&netns_cookie) {
+            Err(e) if !not_found(&e) => Err(KernelError::map(NETNS_SOCKETS)(e)),
+            _ => Ok(had),
+        }
+    }
+
+    /// Tracked sockets of a namespace (0 when none).
+    pub fn netns_sockets(&self, netns_cookie: u64) -> Result<u64, KernelError> {
+        match lock(&self.netns_sockets).get(&netns_cookie, 0) {
+            Ok(n) => Ok(n),
+            Err(e) if not_found(&e) => Ok(0),
+            Err(e) => Err(KernelError::map(NETNS_SOCKETS)(e)),
+        }
+    }
+
+    /// Sets the `MONITOR_*` bits.
+    pub fn set_monitor(&self, flags: u32) -> Result<(), KernelError> {
+        lock(&self.monitor)
+            .set(0, flags, 0)
+            .map_err(KernelError::map(MONITOR))
     }
 
     /// Makes `SERVICES` equal `wanted`, changing only the differing keys.

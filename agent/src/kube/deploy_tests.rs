@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml::Value;
 
-use super::resources::{has_status, watched};
+use super::resources::{has_status, scope, watched, Scope};
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
@@ -74,7 +74,7 @@ fn needed() -> BTreeSet<(String, String, String)> {
         }
     };
     read("", "pods");
-    for k in watched() {
+    for k in watched().filter(|k| matches!(scope(k), Scope::All)) {
         read(k.group, k.plural);
     }
     for k in watched().filter(|k| has_status(k)) {
@@ -85,6 +85,26 @@ fn needed() -> BTreeSet<(String, String, String)> {
         ));
     }
     out
+}
+
+/// What the agent reads in istiod's namespace only (its MeshConfig).
+fn mesh_config_grants() -> BTreeSet<(String, String, String)> {
+    ["get", "list", "watch"]
+        .iter()
+        .map(|v| (String::new(), "configmaps".into(), v.to_string()))
+        .collect()
+}
+
+/// The Role named `name` among `docs`.
+fn role<'a>(docs: &'a [Value], name_suffix: &str) -> &'a Value {
+    of_kind(docs, "Role")
+        .into_iter()
+        .find(|r| {
+            r["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with(name_suffix))
+        })
+        .unwrap_or_else(|| panic!("no Role named *{name_suffix}"))
 }
 
 fn lease_grants() -> BTreeSet<(String, String, String)> {
@@ -132,12 +152,16 @@ fn kubernetes_manifests_parse_and_match_the_code() {
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",
-        "Role",
-        "RoleBinding",
         "DaemonSet",
     ] {
         assert_eq!(of_kind(&docs, kind).len(), 1, "one {kind}");
     }
+    assert_eq!(
+        of_kind(&docs, "Role").len(),
+        2,
+        "the Lease's, and istiod's ConfigMap's"
+    );
+    assert_eq!(of_kind(&docs, "RoleBinding").len(), 2);
     for d in &docs {
         assert!(
             d["apiVersion"].is_string() && d["metadata"]["name"].is_string(),
@@ -145,13 +169,24 @@ fn kubernetes_manifests_parse_and_match_the_code() {
         );
     }
     check_daemonset(of_kind(&docs, "DaemonSet")[0]);
-    assert_eq!(grants(of_kind(&docs, "ClusterRole")[0]), needed());
-    assert_eq!(grants(of_kind(&docs, "Role")[0]), lease_grants());
+    check_roles(&docs);
     let sa =
         of_kind(&docs, "DaemonSet")[0]["spec"]["template"]["spec"]["serviceAccountName"].clone();
     for binding in ["ClusterRoleBinding", "RoleBinding"] {
-        assert_eq!(of_kind(&docs, binding)[0]["subjects"][0]["name"], sa);
+        for b in of_kind(&docs, binding) {
+            assert_eq!(b["subjects"][0]["name"], sa);
+        }
     }
+}
+
+/// The ClusterRole, the Lease's Role and the MeshConfig Role grant
+/// exactly what the agent uses, the last in istiod's namespace only.
+fn check_roles(docs: &[Value]) {
+    assert_eq!(grants(of_kind(docs, "ClusterRole")[0]), needed());
+    assert_eq!(grants(role(docs, "-status-writer")), lease_grants());
+    let mesh = role(docs, "-mesh-config");
+    assert_eq!(mesh["metadata"]["namespace"], "istio-system");
+    assert_eq!(grants(mesh), mesh_config_grants());
 }
 
 /// A crude Helm render: directive-only lines dropped, `{{ … }}` replaced
@@ -196,7 +231,6 @@ fn helm_chart_renders_the_same_install() {
         docs.extend(parse_all(&render(&text), &path));
     }
     check_daemonset(of_kind(&docs, "DaemonSet")[0]);
-    assert_eq!(grants(of_kind(&docs, "ClusterRole")[0]), needed());
-    assert_eq!(grants(of_kind(&docs, "Role")[0]), lease_grants());
+    check_roles(&docs);
     assert_eq!(of_kind(&docs, "ServiceAccount").len(), 1);
 }

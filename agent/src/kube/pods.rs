@@ -187,6 +187,10 @@ pub fn spawn(
             return;
         }
         let mut failures = HashMap::new();
+        // Kernel enrollments an earlier agent left for pods that are gone
+        // are dropped once, after the first pass that adopted every pod
+        // (never while one is pending: that could unenroll a live pod).
+        let mut stale_enrollments = true;
         loop {
             let pods = store.state();
             let snapshot = snapshots.borrow_and_update().clone();
@@ -201,6 +205,11 @@ pub fn spawn(
             let Ok((report, f)) = joined else { break };
             failures = f;
             let retry = !report.pending.is_empty();
+            if stale_enrollments && !retry {
+                stale_enrollments = false;
+                let m = manager.clone();
+                let _ = tokio::task::spawn_blocking(move || m.forget_unknown_enrollments()).await;
+            }
             tokio::select! {
                 _ = changed.notified() => {}
                 r = snapshots.changed() => if r.is_err() { break },

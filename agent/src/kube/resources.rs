@@ -28,6 +28,33 @@ pub fn watched() -> impl Iterator<Item = &'static KindInfo> {
     KINDS.iter().copied()
 }
 
+/// Where a kind is watched: cluster-wide, or one namespace with a field
+/// selector (ConfigMaps: only istiod's `istio-system/istio`, so egret needs
+/// no cluster-wide read of ConfigMaps).
+pub enum Scope {
+    /// Every namespace.
+    All,
+    /// One namespace; objects matching the field selector.
+    Namespace {
+        namespace: &'static str,
+        fields: &'static str,
+    },
+}
+
+/// The field selector of istiod's ConfigMap (`MESH_CONFIG_NAME`).
+const MESH_CONFIG_FIELDS: &str = "metadata.name=istio";
+
+/// The scope egret watches `info` in.
+pub fn scope(info: &KindInfo) -> Scope {
+    match info.kind {
+        "ConfigMap" => Scope::Namespace {
+            namespace: crate::config::kinds::config_map::MESH_CONFIG_NAMESPACE,
+            fields: MESH_CONFIG_FIELDS,
+        },
+        _ => Scope::All,
+    }
+}
+
 /// Whether the status writer patches this kind's `status`.
 pub fn has_status(info: &KindInfo) -> bool {
     matches!(info.kind, "ServiceEntry" | "Gateway")
@@ -50,5 +77,16 @@ mod tests {
         let ap = api_resource(by_kind("AuthorizationPolicy").unwrap());
         assert_eq!(ap.api_version, "security.istio.io/v1");
         assert!(watched().any(|k| k.kind == "DestinationRule"));
+    }
+
+    #[test]
+    fn only_istiods_configmap_is_watched() {
+        use crate::config::kinds::config_map::{MESH_CONFIG_NAME, MESH_CONFIG_NAMESPACE};
+        let Scope::Namespace { namespace, fields } = scope(by_kind("ConfigMap").unwrap()) else {
+            panic!("ConfigMaps are watched in one namespace")
+        };
+        assert_eq!(namespace, MESH_CONFIG_NAMESPACE);
+        assert_eq!(fields, format!("metadata.name={MESH_CONFIG_NAME}"));
+        assert!(matches!(scope(by_kind("Sidecar").unwrap()), Scope::All));
     }
 }

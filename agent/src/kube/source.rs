@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use super::lease::{self, LeaseConfig};
 use super::reconcile::{ApiReconciler, KindObjects};
-use super::resources::{api_resource, watched};
+use super::resources::{api_resource, scope, watched, Scope};
 use super::status_patch::send;
 use crate::config::kinds::KindInfo;
 use crate::config::snapshot::Snapshot;
@@ -114,10 +114,16 @@ fn watch_kind(
     changed: Arc<Notify>,
 ) -> (Watched, JoinHandle<()>) {
     let resource = api_resource(info);
-    let api: Api<DynamicObject> = Api::all_with(client, &resource);
+    let mut config = watcher::Config::default();
+    let api: Api<DynamicObject> = match scope(info) {
+        Scope::All => Api::all_with(client, &resource),
+        Scope::Namespace { namespace, fields } => {
+            config = config.fields(fields);
+            Api::namespaced_with(client, namespace, &resource)
+        }
+    };
     let writer = reflector::store::Writer::new(resource);
     let store = writer.as_reader();
-    let mut config = watcher::Config::default();
     if info.kind == "Secret" {
         config = config.fields(SECRET_FIELDS);
     }

@@ -119,6 +119,13 @@ where
     })
 }
 
+/// Now, as the log lines print it (RFC 3339, UTC, microseconds).
+pub fn now_rfc3339() -> String {
+    let mut text = String::new();
+    let _ = SystemTime.format_time(&mut Writer::new(&mut text));
+    text
+}
+
 /// The text line format (see the module doc).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TextFormat;

@@ -24,6 +24,10 @@ pub trait Readings: Send + Sync + 'static {
     fn workloads_enrolled(&self) -> Option<u64>;
     /// Authorization decision totals.
     fn authz(&self) -> AuthzCounts;
+    /// Kernel denials by workload namespace and reason (`not_in_registry`, …).
+    fn kernel_denials(&self) -> Option<Vec<(String, &'static str, u64)>> {
+        None
+    }
 }
 
 /// Encodes [`Readings`] on every scrape.
@@ -45,6 +49,21 @@ impl<R: Readings> Collector for ReadingsCollector<R> {
                 "Decisions of the kernel programs, by verdict",
                 verdicts.into_iter().map(|(v, n)| ([("verdict", v)], n)),
             )?;
+        }
+        if let Some(denials) = r.kernel_denials() {
+            let mut metric = encoder.encode_descriptor(
+                "egret_kernel_denials",
+                "Connects, sends and packets the kernel refused, by workload namespace and reason",
+                None,
+                MetricType::Counter,
+            )?;
+            for (namespace, reason, n) in denials {
+                let labels = vec![
+                    ("namespace".to_string(), namespace),
+                    ("reason".to_string(), reason.to_string()),
+                ];
+                ConstCounter::new(n).encode(metric.encode_family(&labels)?)?;
+            }
         }
         let a = r.authz();
         counters(
@@ -149,6 +168,10 @@ mod tests {
                 ..AuthzCounts::default()
             }
         }
+        fn kernel_denials(&self) -> Option<Vec<(String, &'static str, u64)>> {
+            self.node
+                .then(|| vec![("bookinfo".to_string(), "not_in_registry", 4)])
+        }
     }
 
     fn exposition(node: bool) -> String {
@@ -174,6 +197,8 @@ mod tests {
             "# TYPE egret_config_generation gauge\n",
             "egret_config_generation 9\n",
             "egret_workloads_enrolled 2\n",
+            "# TYPE egret_kernel_denials counter\n",
+            "egret_kernel_denials_total{namespace=\"bookinfo\",reason=\"not_in_registry\"} 4\n",
         ] {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");
         }
@@ -189,6 +214,7 @@ mod tests {
             "egret_kernel_verdicts",
             "egret_dns_queries",
             "egret_workloads_enrolled",
+            "egret_kernel_denials",
         ] {
             assert!(!text.contains(absent), "{absent} in:\n{text}");
         }

@@ -47,6 +47,16 @@ impl Readings for AgentReadings {
     fn authz(&self) -> AuthzCounts {
         crate::proxy::authorize::authz_stats().snapshot()
     }
+
+    fn kernel_denials(&self) -> Option<Vec<(String, &'static str, u64)>> {
+        Some(
+            self.workloads
+                .denials_by_namespace()
+                .into_iter()
+                .map(|((namespace, reason), n)| (namespace, reason.name(), n))
+                .collect(),
+        )
+    }
 }
 
 /// The DNS proxy's counters by outcome word.

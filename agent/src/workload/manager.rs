@@ -8,16 +8,18 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use egret_common::{FlowKey, AF_INET, AF_INET6, ENROLL_DNS, ENROLL_SERVICES};
+use egret_common::{FlowKey, Reason, AF_INET, AF_INET6};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
 use super::cgroup::WorkloadCgroup;
+use super::enrollment::{mode_name, wanted_flags};
 use super::error::WorkloadError;
 use super::identity::WorkloadInfo;
 use super::listeners::{bind_in, NetnsSockets};
 use super::netns::NamedNetns;
 use super::podnet::PodNetwork;
+use super::record::{workloads_dir, WorkloadRecord};
 use crate::config::snapshot::{canonical, Snapshot};
 use crate::dns::DnsProxy;
 use crate::kernel::Kernel;
@@ -45,13 +47,24 @@ pub struct WorkloadSummary {
     pub ip: IpAddr,
     pub netns_cookie: u64,
     pub enrolled: bool,
+    /// Outbound traffic policy in force in the kernel: `ALLOW_ANY`,
+    /// `REGISTRY_ONLY`, or `-` when not enrolled.
+    #[serde(default)]
+    pub outbound: String,
+    /// Taken over from an earlier agent (not made by this one).
+    #[serde(default)]
+    pub adopted: bool,
 }
 
 pub(super) struct Running {
     pub(super) info: Arc<WorkloadInfo>,
     pub(super) origin: Origin,
     pub(super) tasks: Vec<JoinHandle<()>>,
-    pub(super) enrolled: bool,
+    /// `ENROLL_*` flags in force in the kernel, `None` when not enrolled.
+    pub(super) enrolled: Option<u32>,
+    /// Taken over from an earlier agent: no control connection owns it, so
+    /// it goes when its processes are gone.
+    pub(super) adopted: bool,
 }
 
 /// Where a workload's namespace came from, and so what removing it undoes.
@@ -84,6 +97,9 @@ pub struct WorkloadManager {
     nameservers: Vec<SocketAddr>,
     pub(super) next_id: AtomicU64,
     workloads: Mutex<HashMap<u64, Running>>,
+    /// Kernel denial counters of workloads that are gone, by namespace, so
+    /// the metric never goes down.
+    retired_denials: Mutex<HashMap<(String, Reason), u64>>,
 }
 
 impl WorkloadManager {
@@ -105,7 +121,18 @@ impl WorkloadManager {
             nameservers,
             next_id: AtomicU64::new(1),
             workloads: Mutex::new(HashMap::new()),
+            retired_denials: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The pod network of `egret exec` workloads, when this agent has one.
+    pub fn podnet(&self) -> Option<&PodNetwork> {
+        self.podnet.as_ref()
+    }
+
+    /// The agent's state folder.
+    pub(super) fn state_dir(&self) -> &std::path::Path {
+        &self.state_dir
     }
 
     /// Creates a workload of `namespace`/`service_account`. Blocking (runs
@@ -168,7 +195,7 @@ impl WorkloadManager {
         }
         let sockets = bind_in(&netns.path())?;
         let cgroup = WorkloadCgroup::create(&self.cgroup_root, &netns.name)?;
-        let dir = self.state_dir.join("workloads").join(id.to_string());
+        let dir = workloads_dir(&self.state_dir).join(id.to_string());
         std::fs::create_dir_all(&dir)
             .map_err(WorkloadError::io(format!("create {}", dir.display())))?;
         let resolv_conf = dir.join("resolv.conf");
@@ -182,17 +209,30 @@ impl WorkloadManager {
             ip: IpAddr::V4(ip),
             netns_cookie: sockets.netns_cookie,
         });
-        let enrolled = self.services.snapshots.borrow().is_ambient(namespace);
-        if enrolled {
-            self.services
-                .kernel
-                .enroll(info.netns_cookie, ENROLL_SERVICES | ENROLL_DNS)?;
-        }
-        let tasks = match self.spawn_listeners(&info, sockets) {
+        let record = WorkloadRecord {
+            id,
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            service_account: service_account.to_string(),
+            ip,
+            netns: netns.name.clone(),
+            cgroup: cgroup.path.clone(),
+            netns_cookie: info.netns_cookie,
+        };
+        let enrolled = wanted_flags(&self.services.snapshots.borrow(), namespace);
+        let setup = || -> Result<Vec<JoinHandle<()>>, WorkloadError> {
+            record.save(&dir)?;
+            if let Some(flags) = enrolled {
+                self.services.kernel.enroll(info.netns_cookie, flags)?;
+            }
+            self.spawn_listeners(&info, sockets)
+        };
+        let tasks = match setup() {
             Ok(t) => t,
             Err(e) => {
                 let _ = self.services.kernel.unenroll(info.netns_cookie);
                 cgroup.remove();
+                let _ = std::fs::remove_dir_all(&dir);
                 return Err(e);
             }
         };
@@ -203,7 +243,7 @@ impl WorkloadManager {
             cgroup: cgroup.path.clone(),
             resolv_conf,
             ip,
-            enrolled,
+            enrolled: enrolled.is_some(),
         };
         let running = Running {
             info,
@@ -216,6 +256,7 @@ impl WorkloadManager {
             },
             tasks,
             enrolled,
+            adopted: false,
         };
         Ok((running, created))
     }
@@ -275,8 +316,21 @@ impl WorkloadManager {
         for t in &running.tasks {
             t.abort();
         }
-        if let Err(e) = self.services.kernel.unenroll(running.info.netns_cookie) {
-            tracing::warn!(workload = %running.info.name, error = %e, "could not unenroll");
+        match self.services.kernel.unenroll(running.info.netns_cookie) {
+            Ok(denials) => {
+                let mut retired = self
+                    .retired_denials
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                for (reason, count) in denials {
+                    *retired
+                        .entry((running.info.namespace.clone(), reason))
+                        .or_default() += count;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(workload = %running.info.name, error = %e, "could not unenroll")
+            }
         }
         if let Origin::Created { netns, cgroup, dir } = &running.origin {
             cgroup.remove();
@@ -293,25 +347,22 @@ impl WorkloadManager {
     pub fn reconcile(&self, snapshot: &Snapshot) {
         let mut workloads = self.lock();
         for running in workloads.values_mut() {
-            let want = snapshot.is_ambient(&running.info.namespace);
+            let want = wanted_flags(snapshot, &running.info.namespace);
             if want == running.enrolled {
                 continue;
             }
             let cookie = running.info.netns_cookie;
-            let result = if want {
-                self.services
-                    .kernel
-                    .enroll(cookie, ENROLL_SERVICES | ENROLL_DNS)
-            } else {
-                self.services.kernel.unenroll(cookie)
+            let result = match want {
+                Some(flags) => self.services.kernel.enroll(cookie, flags),
+                None => self.services.kernel.unenroll(cookie).map(|_| ()),
             };
             match result {
                 Ok(()) => {
                     running.enrolled = want;
-                    tracing::info!(workload = %running.info.name, enrolled = want, "enrollment changed");
+                    tracing::info!(workload = %running.info.name, namespace = %running.info.namespace, enrolled = want.is_some(), outbound = mode_name(want), "enrollment changed");
                 }
                 Err(e) => {
-                    tracing::error!(workload = %running.info.name, error = %e, "could not change enrollment")
+                    tracing::error!(workload = %running.info.name, error = %e, "could not change enrollment; the kernel keeps the previous one")
                 }
             }
         }
@@ -329,7 +380,9 @@ impl WorkloadManager {
                 service_account: r.info.service_account.clone(),
                 ip: r.info.ip,
                 netns_cookie: r.info.netns_cookie,
-                enrolled: r.enrolled,
+                enrolled: r.enrolled.is_some(),
+                outbound: mode_name(r.enrolled).to_string(),
+                adopted: r.adopted,
             })
             .collect();
         list.sort_by_key(|w| w.id);
@@ -345,6 +398,88 @@ impl WorkloadManager {
         if let Some(podnet) = &self.podnet {
             podnet.teardown();
         }
+    }
+
+    /// Stops serving the workloads without undoing anything: their
+    /// namespaces, kernel enrollment (so the kernel keeps refusing) and
+    /// records stay for the next agent to take over.
+    pub fn leave_running(&self) {
+        for running in self.lock().values() {
+            for t in &running.tasks {
+                t.abort();
+            }
+        }
+    }
+
+    /// How many workloads there are.
+    pub fn count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Kernel denials of every workload, past and present, by namespace and
+    /// reason (for metrics; never decreases).
+    pub fn denials_by_namespace(&self) -> Vec<((String, Reason), u64)> {
+        let mut totals = self
+            .retired_denials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let namespaces: HashMap<u64, String> = self
+            .lock()
+            .values()
+            .map(|r| (r.info.netns_cookie, r.info.namespace.clone()))
+            .collect();
+        for (cookie, reason, count) in self.services.kernel.denials().unwrap_or_default() {
+            if let Some(ns) = namespaces.get(&cookie) {
+                *totals.entry((ns.clone(), reason)).or_default() += count;
+            }
+        }
+        let mut all: Vec<_> = totals.into_iter().collect();
+        all.sort();
+        all
+    }
+
+    /// The workload a netns cookie belongs to, for kernel events.
+    pub fn by_netns_cookie(&self, cookie: u64) -> Option<Arc<WorkloadInfo>> {
+        self.lock()
+            .values()
+            .find(|r| r.info.netns_cookie == cookie)
+            .map(|r| r.info.clone())
+    }
+
+    /// Removes a workload an earlier agent made (no control connection
+    /// owns it). Whether there was one.
+    pub fn release_adopted(&self, id: u64) -> bool {
+        let running = {
+            let mut workloads = self.lock();
+            match workloads.get(&id) {
+                Some(r) if r.adopted => workloads.remove(&id),
+                _ => None,
+            }
+        };
+        running.map(|r| self.teardown(r)).is_some()
+    }
+
+    /// Takes kernel ENROLLED entries of namespaces no workload here owns
+    /// out (a workload that ended while no agent ran). Call once every
+    /// workload has been taken over.
+    pub fn forget_unknown_enrollments(&self) {
+        let known: std::collections::HashSet<u64> =
+            self.lock().values().map(|r| r.info.netns_cookie).collect();
+        for (cookie, _) in self.services.kernel.enrolled().unwrap_or_default() {
+            if !known.contains(&cookie) {
+                tracing::info!(
+                    netns_cookie = cookie,
+                    "enrollment of a namespace no workload owns removed"
+                );
+                let _ = self.services.kernel.unenroll(cookie);
+            }
+        }
+    }
+
+    /// Puts a running workload in the table under `id`.
+    pub(super) fn insert(&self, id: u64, running: Running) {
+        self.lock().insert(id, running);
     }
 
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Running>> {

@@ -2,7 +2,10 @@
 //! the agent's listeners inside them; `egret exec` workloads are created
 //! ([`manager`]), Kubernetes pods adopted ([`pod`]).
 
+pub mod adopt;
+pub mod caps;
 pub mod cgroup;
+pub mod enrollment;
 pub mod error;
 pub mod identity;
 mod ipcmd;
@@ -11,6 +14,7 @@ pub mod manager;
 pub mod netns;
 pub mod pod;
 pub mod podnet;
+pub mod record;
 
 pub use error::WorkloadError;
 pub use manager::{CreatedWorkload, Services, WorkloadManager, WorkloadSummary};

@@ -8,8 +8,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use egret_common::{ENROLL_DNS, ENROLL_SERVICES};
-
+use super::enrollment::wanted_flags;
 use super::error::WorkloadError;
 use super::identity::WorkloadInfo;
 use super::listeners::bind_in;
@@ -49,13 +48,9 @@ impl WorkloadManager {
             netns_cookie: sockets.netns_cookie,
         });
         let tasks = self.spawn_listeners(&info, sockets)?;
-        let enrolled = self.services.snapshots.borrow().is_ambient(&pod.namespace);
-        if enrolled {
-            if let Err(e) = self
-                .services
-                .kernel
-                .enroll(info.netns_cookie, ENROLL_SERVICES | ENROLL_DNS)
-            {
+        let enrolled = wanted_flags(&self.services.snapshots.borrow(), &pod.namespace);
+        if let Some(flags) = enrolled {
+            if let Err(e) = self.services.kernel.enroll(info.netns_cookie, flags) {
                 for t in &tasks {
                     t.abort();
                 }
@@ -63,7 +58,7 @@ impl WorkloadManager {
             }
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(pod = %pod.name, namespace = %pod.namespace, uid = %pod.uid, ip = %pod.ip, netns_cookie = info.netns_cookie, enrolled, "pod adopted");
+        tracing::info!(pod = %pod.name, namespace = %pod.namespace, uid = %pod.uid, ip = %pod.ip, netns_cookie = info.netns_cookie, enrolled = enrolled.is_some(), "pod adopted");
         self.lock().insert(
             id,
             Running {
@@ -73,6 +68,7 @@ impl WorkloadManager {
                 },
                 tasks,
                 enrolled,
+                adopted: false,
             },
         );
         Ok(())

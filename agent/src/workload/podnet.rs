@@ -78,6 +78,14 @@ impl PodNetwork {
         Ok(free)
     }
 
+    /// Marks an address as taken (a workload taken over from an earlier agent).
+    pub fn reserve(&self, addr: Ipv4Addr) {
+        self.used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(addr);
+    }
+
     /// Returns an address to the pool.
     pub fn release(&self, addr: Ipv4Addr) {
         self.used
@@ -112,6 +120,15 @@ impl PodNetwork {
             }
         }
     }
+}
+
+/// Removes a pod network an agent left (`egret cleanup`): the bridge and
+/// the masquerade table. Missing pieces are fine.
+pub fn remove(bridge: &str) {
+    if ip(&["link", "show", bridge]).is_ok() {
+        let _ = ip(&["link", "del", bridge]);
+    }
+    let _ = run("nft", &["delete", "table", "ip", NFT_TABLE]);
 }
 
 /// nftables: masquerade what leaves the pod CIDR through anything but the

@@ -11,9 +11,18 @@
 pub const OUTBOUND_PORT: u16 = 15001;
 /// Port of the agent's DNS listener inside every enrolled netns (UDP and TCP).
 pub const DNS_PORT: u16 = 15053;
-/// Sockets carrying this mark are the agent's own and are never captured
-/// (the same value ztunnel uses).
+/// Mark on the agent's own sockets (the value ztunnel uses), for routing
+/// and for people reading `ss -e`. The kernel programs do NOT exempt marked
+/// sockets: a workload with CAP_NET_ADMIN could set any mark. The agent's
+/// sockets are exempt because they live in its own, never enrolled,
+/// network namespace.
 pub const EGRET_MARK: u32 = 0x539;
+
+/// Version of the layout of every pinned map (keys, values, sizes). A new
+/// agent reuses the pinned maps of the same version and creates fresh ones
+/// (then swaps the programs over) when it changes: bump it with any change
+/// to a type below that a map holds.
+pub const MAPS_ABI: u32 = 2;
 
 /// Address family IPv4 (`OrigDst::family`, `FlowKey::family`).
 pub const AF_INET: u16 = 2;
@@ -24,6 +33,8 @@ pub const AF_INET6: u16 = 10;
 pub const ENROLL_SERVICES: u32 = 1 << 0;
 /// Capture this netns's DNS (UDP and TCP port 53).
 pub const ENROLL_DNS: u32 = 1 << 1;
+/// REGISTRY_ONLY: refuse connects and sends to anything outside the registry.
+pub const ENROLL_REGISTRY_ONLY: u32 = 1 << 2;
 
 /// A 16-byte address: IPv6 as is, IPv4 as IPv4-mapped IPv6 (`::ffff:a.b.c.d`).
 pub type Addr16 = [u8; 16];
@@ -69,6 +80,142 @@ pub struct ServiceRange {
     /// The network address.
     pub addr: Addr16,
 }
+
+/// A prefix of `REGISTRY_NETS`: networks an enrolled workload may reach
+/// directly under REGISTRY_ONLY (loopback, the node's pod and service
+/// networks). Same key layout as [`ServiceRange`].
+pub type RegistryNet = ServiceRange;
+
+/// Value of `REGISTRY_NETS`. Writer: agent (node settings). Readers:
+/// connect4/6, sendmsg4/6, egress.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetValue {
+    /// Reserved; 0 today.
+    pub flags: u32,
+}
+
+/// Why the kernel refused something (the `reason` of `DENIALS` keys and
+/// events).
+#[repr(u16)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// connect/sendmsg to an address outside the registry (REGISTRY_ONLY).
+    NotInRegistry = 1,
+    /// A DNS query sent anywhere but to egret's DNS proxy.
+    DnsElsewhere = 2,
+    /// A packet to an address outside the registry from a socket the
+    /// connect hooks never saw (raw socket, or a connection opened before
+    /// REGISTRY_ONLY was turned on).
+    PacketNotInRegistry = 3,
+    /// The workload has more sockets than egret tracks for one namespace.
+    SocketLimit = 4,
+}
+
+impl Reason {
+    /// Every reason, in value order.
+    pub const ALL: [Reason; 4] = [
+        Reason::NotInRegistry,
+        Reason::DnsElsewhere,
+        Reason::PacketNotInRegistry,
+        Reason::SocketLimit,
+    ];
+
+    /// The reason with this value.
+    pub const fn from_u16(v: u16) -> Option<Reason> {
+        match v {
+            1 => Some(Reason::NotInRegistry),
+            2 => Some(Reason::DnsElsewhere),
+            3 => Some(Reason::PacketNotInRegistry),
+            4 => Some(Reason::SocketLimit),
+            _ => None,
+        }
+    }
+
+    /// A stable snake_case name for metrics, logs and `egret monitor`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Reason::NotInRegistry => "not_in_registry",
+            Reason::DnsElsewhere => "dns_elsewhere",
+            Reason::PacketNotInRegistry => "packet_not_in_registry",
+            Reason::SocketLimit => "socket_limit",
+        }
+    }
+}
+
+/// Key of `DENIALS`: one counter per enrolled namespace and reason.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DenialKey {
+    pub netns_cookie: u64,
+    /// `Reason as u16`.
+    pub reason: u16,
+    pub _pad: [u16; 3],
+}
+
+/// `Event::kind`: the kernel refused a connect, send or packet.
+pub const EVENT_DENIED: u16 = 1;
+/// `Event::kind`: a connect or DNS query was redirected to the agent (only
+/// while `egret monitor --redirects` asks for them).
+pub const EVENT_REDIRECT: u16 = 2;
+
+/// `Event::hook`: which program saw it.
+pub const HOOK_CONNECT: u8 = 1;
+/// sendmsg4/6 (unconnected UDP).
+pub const HOOK_SENDMSG: u8 = 2;
+/// cgroup_skb egress (packets).
+pub const HOOK_EGRESS: u8 = 3;
+/// cgroup sock_create (socket creation).
+pub const HOOK_SOCK_CREATE: u8 = 4;
+
+/// `MONITOR` slot 0 bit: emit `EVENT_REDIRECT` events too.
+pub const MONITOR_REDIRECTS: u32 = 1 << 0;
+
+/// One kernel verdict for `egret monitor` and the access log, sent through
+/// the `EVENTS` ring buffer. Writer: every program (rate-limited). Reader:
+/// agent.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Event {
+    pub netns_cookie: u64,
+    /// The destination (16-byte form; IPv4 mapped).
+    pub addr: Addr16,
+    /// Process id (tgid) of the sender, 0 when the program ran outside the
+    /// process (packets sent from softirq).
+    pub pid: u32,
+    /// Host byte order.
+    pub port: u16,
+    /// `EVENT_DENIED` or `EVENT_REDIRECT`.
+    pub kind: u16,
+    /// Denials: `Reason as u16`; redirects: the port redirected to.
+    pub reason: u16,
+    /// `AF_INET` / `AF_INET6`.
+    pub family: u16,
+    /// IP protocol (6 TCP, 17 UDP, …), 0 when unknown.
+    pub proto: u8,
+    /// `HOOK_*`.
+    pub hook: u8,
+    pub _pad: [u8; 2],
+    /// The sender's command name (`comm`), NUL-padded.
+    pub comm: [u8; 16],
+}
+
+/// State of the per-CPU event rate limit (`EVENT_RATE` slot 0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateWindow {
+    /// `bpf_ktime_get_ns` when the current one-second window began.
+    pub start_ns: u64,
+    /// Events sent in the window.
+    pub sent: u64,
+}
+
+/// Events each CPU may send per second; more are counted, not sent.
+pub const EVENTS_PER_CPU_PER_SECOND: u64 = 500;
+
+/// Sockets of one enrolled namespace that egret tracks; past this, its
+/// socket() calls fail (EPERM) rather than open an unwatched socket.
+pub const SOCKETS_PER_NETNS: u64 = 16384;
 
 /// Value of `SERVICES`. Writer: agent (kernel map sync, from the config
 /// snapshot). Readers: connect4/6.
@@ -117,16 +264,25 @@ pub enum Stat {
     DnsReplyRestored = 2,
     /// An enrolled workload connected somewhere that is not a mesh service.
     PassthroughEnrolled = 3,
-    /// The socket carried egret's mark and was left alone.
-    SkipOwnSocket = 4,
     /// sock_ops moved an original destination to its flow key.
-    FlowRecorded = 5,
+    FlowRecorded = 4,
     /// sock_ops found no pending original destination for a captured flow.
-    FlowMissing = 6,
+    FlowMissing = 5,
+    /// A connect or send was refused: destination outside the registry.
+    DeniedNotInRegistry = 6,
+    /// A DNS query to a resolver other than egret was dropped.
+    DeniedDnsElsewhere = 7,
+    /// A packet to outside the registry was dropped (raw socket, or a
+    /// connection older than REGISTRY_ONLY).
+    DeniedPacket = 8,
+    /// A socket() was refused: the namespace's tracked-socket limit.
+    DeniedSocketLimit = 9,
+    /// An event was not sent: rate limit or full ring buffer.
+    EventsDropped = 10,
 }
 
 /// Number of `Stat` slots.
-pub const STAT_COUNT: u32 = 7;
+pub const STAT_COUNT: u32 = 11;
 
 impl Stat {
     /// Every counter, in slot order.
@@ -135,9 +291,13 @@ impl Stat {
         Stat::RedirectDns,
         Stat::DnsReplyRestored,
         Stat::PassthroughEnrolled,
-        Stat::SkipOwnSocket,
         Stat::FlowRecorded,
         Stat::FlowMissing,
+        Stat::DeniedNotInRegistry,
+        Stat::DeniedDnsElsewhere,
+        Stat::DeniedPacket,
+        Stat::DeniedSocketLimit,
+        Stat::EventsDropped,
     ];
 
     /// A stable snake_case name for metrics and status output.
@@ -147,9 +307,13 @@ impl Stat {
             Stat::RedirectDns => "redirect_dns",
             Stat::DnsReplyRestored => "dns_reply_restored",
             Stat::PassthroughEnrolled => "passthrough_enrolled",
-            Stat::SkipOwnSocket => "skip_own_socket",
             Stat::FlowRecorded => "flow_recorded",
             Stat::FlowMissing => "flow_missing",
+            Stat::DeniedNotInRegistry => "denied_not_in_registry",
+            Stat::DeniedDnsElsewhere => "denied_dns_elsewhere",
+            Stat::DeniedPacket => "denied_packet",
+            Stat::DeniedSocketLimit => "denied_socket_limit",
+            Stat::EventsDropped => "events_dropped",
         }
     }
 }
@@ -191,4 +355,7 @@ mod pod {
     unsafe impl aya::Pod for super::ServiceValue {}
     unsafe impl aya::Pod for super::OrigDst {}
     unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::NetValue {}
+    unsafe impl aya::Pod for super::DenialKey {}
+    unsafe impl aya::Pod for super::Event {}
 }

@@ -1,33 +1,37 @@
-//! sendmsg4/6 and recvmsg4/6: unconnected UDP DNS of an enrolled workload
-//! goes to the agent's DNS listener, and the reply appears to come from the
-//! resolver the workload asked (glibc drops replies from any other source).
+//! sendmsg4/6 and recvmsg4/6: unconnected UDP of an enrolled workload. DNS
+//! (port 53, any server) goes to the agent's DNS listener, and the reply
+//! appears to come from the resolver the workload asked (glibc drops
+//! replies from any other source); under REGISTRY_ONLY a datagram to any
+//! other address outside the registry fails with EPERM.
 
 use aya_ebpf::{macros::cgroup_sock_addr, programs::SockAddrContext};
 use aya_log_ebpf::debug;
-use egret_common::{Stat, DNS_PORT, ENROLL_DNS};
-
-use crate::{
-    maps::PENDING,
-    redirect,
-    sockaddr::{self, Family},
-    stats::bump,
+use egret_common::{
+    Reason, Stat, DNS_PORT, ENROLL_DNS, ENROLL_REGISTRY_ONLY, HOOK_SENDMSG,
 };
 
-/// sock_addr programs return 1 to let the syscall proceed.
-const ALLOW: i32 = 1;
+use crate::{
+    events::Seen,
+    maps::PENDING,
+    redirect, registry,
+    sockaddr::{self, Family},
+    stats::bump,
+    verdict::{deny, ALLOW},
+};
+
+/// IP protocol number of UDP, for events.
+const IPPROTO_UDP: u8 = 17;
 
 /// IPv4 `sendto`/`sendmsg` with a destination (unconnected UDP).
 #[cgroup_sock_addr(sendmsg4)]
 pub fn egret_sendmsg4(ctx: SockAddrContext) -> i32 {
-    on_sendmsg(&ctx, Family::V4);
-    ALLOW
+    on_sendmsg(&ctx, Family::V4)
 }
 
 /// IPv6 `sendto`/`sendmsg` with a destination (unconnected UDP).
 #[cgroup_sock_addr(sendmsg6)]
 pub fn egret_sendmsg6(ctx: SockAddrContext) -> i32 {
-    on_sendmsg(&ctx, Family::V6);
-    ALLOW
+    on_sendmsg(&ctx, Family::V6)
 }
 
 /// IPv4 `recvfrom`/`recvmsg` asking for the source address.
@@ -45,24 +49,31 @@ pub fn egret_recvmsg6(ctx: SockAddrContext) -> i32 {
 }
 
 #[inline(always)]
-fn on_sendmsg(ctx: &SockAddrContext, family: Family) {
-    let Some(flags) = redirect::enrollment(ctx) else {
-        return;
+fn on_sendmsg(ctx: &SockAddrContext, family: Family) -> i32 {
+    let netns = sockaddr::netns_cookie(ctx);
+    let Some(flags) = redirect::enrollment(netns) else {
+        return ALLOW;
     };
-    if flags & ENROLL_DNS == 0 {
-        return;
-    }
-    if sockaddr::is_own_socket(ctx) {
-        bump(Stat::SkipOwnSocket);
-        return;
-    }
     let dst = sockaddr::user_addr(ctx, family);
-    if dst.port != 53 {
-        return;
+    let seen = Seen {
+        netns_cookie: netns,
+        addr: dst.addr,
+        port: dst.port,
+        family: dst.family,
+        proto: IPPROTO_UDP,
+        hook: HOOK_SENDMSG,
+        in_process: true,
+    };
+    if flags & ENROLL_DNS != 0 && dst.port == 53 {
+        redirect::to_agent(ctx, family, &dst, DNS_PORT, &seen);
+        bump(Stat::RedirectDns);
+        debug!(ctx, "egret: dns sendmsg to {:i}:{} -> agent", dst.addr, dst.port);
+        return ALLOW;
     }
-    redirect::to_agent(ctx, family, &dst, DNS_PORT);
-    bump(Stat::RedirectDns);
-    debug!(ctx, "egret: dns sendmsg to {:i}:{} -> agent", dst.addr, dst.port);
+    if flags & ENROLL_REGISTRY_ONLY != 0 && !registry::reachable(&dst.addr) {
+        return deny(Reason::NotInRegistry, &seen);
+    }
+    ALLOW
 }
 
 #[inline(always)]

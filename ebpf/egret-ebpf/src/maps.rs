@@ -1,23 +1,33 @@
 //! Every kernel map, declared once. Keys and values are the `#[repr(C)]`
 //! types of `egret-common`; addresses are 16 bytes, ports host byte order.
+//!
+//! Every map is pinned by name in the agent instance's bpffs folder
+//! (`<pin dir>/v<MAPS_ABI>/<NAME>`), so the programs keep enforcing while no
+//! agent runs and a new agent takes the state over.
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, LpmTrie, LruHashMap, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
-use egret_common::{Addr16, Enrollment, FlowKey, OrigDst, ServiceKey, ServiceValue, STAT_COUNT};
+use egret_common::{
+    Addr16, DenialKey, Enrollment, FlowKey, NetValue, OrigDst, RateWindow, ServiceKey,
+    ServiceValue, STAT_COUNT,
+};
+
+/// Hash maps that fill as they go, not allocated up front.
+const BPF_F_NO_PREALLOC: u32 = 1;
 
 /// Enrolled network namespaces.
 /// Key: netns cookie (`bpf_get_netns_cookie`). Value: `Enrollment` (`ENROLL_*` flags).
-/// Writer: agent (`Kernel::enroll`/`unenroll`). Readers: connect4/6, sendmsg4/6, sock_ops.
+/// Writer: agent (`Kernel::enroll`/`unenroll`). Readers: every program.
 #[map]
-pub static ENROLLED: HashMap<u64, Enrollment> = HashMap::with_max_entries(65536, 0);
+pub static ENROLLED: HashMap<u64, Enrollment> = HashMap::pinned(65536, 0);
 
 /// Mesh service addresses whose TCP connects are captured.
 /// Key: `ServiceKey` (`port` 0 = every port of the address). Value: `ServiceValue`.
 /// Writer: agent (`Kernel::sync_services`, a diff of the config snapshot). Readers: connect4/6.
 #[map]
-pub static SERVICES: HashMap<ServiceKey, ServiceValue> = HashMap::with_max_entries(262144, 0);
+pub static SERVICES: HashMap<ServiceKey, ServiceValue> = HashMap::pinned(262144, 0);
 
 /// Mesh service address ranges (ServiceEntry `spec.addresses` CIDRs) whose
 /// TCP connects are captured, every port.
@@ -27,7 +37,16 @@ pub static SERVICES: HashMap<ServiceKey, ServiceValue> = HashMap::with_max_entri
 /// Writer: agent (`Kernel::sync_service_ranges`, a diff of the config
 /// snapshot). Readers: connect4/6, after an exact `SERVICES` miss.
 #[map]
-pub static SERVICE_RANGES: LpmTrie<Addr16, ServiceValue> = LpmTrie::with_max_entries(16384, 0);
+pub static SERVICE_RANGES: LpmTrie<Addr16, ServiceValue> = LpmTrie::pinned(16384, 0);
+
+
+/// Networks an enrolled workload reaches directly under REGISTRY_ONLY:
+/// loopback, unspecified, the node's pod and service networks.
+/// Key: LPM `Key<Addr16>` (`egret_common::RegistryNet`). Value: `NetValue`.
+/// Writer: agent (`Kernel::sync_registry_nets`, node settings). Readers:
+/// connect4/6, sendmsg4/6, egress.
+#[map]
+pub static REGISTRY_NETS: LpmTrie<Addr16, NetValue> = LpmTrie::pinned(1024, 0);
 
 /// Original destination of a socket that was just redirected.
 /// Key: socket cookie (`bpf_get_socket_cookie`). Value: `OrigDst`.
@@ -35,17 +54,50 @@ pub static SERVICE_RANGES: LpmTrie<Addr16, ServiceValue> = LpmTrie::with_max_ent
 /// `ORIG_DST` and deletes them), recvmsg4/6 (restore a DNS reply's source).
 /// LRU: UDP entries are never deleted explicitly and age out.
 #[map]
-pub static PENDING: LruHashMap<u64, OrigDst> = LruHashMap::with_max_entries(65536, 0);
+pub static PENDING: LruHashMap<u64, OrigDst> = LruHashMap::pinned(65536, 0);
 
 /// Original destination of an established captured TCP flow.
 /// Key: `FlowKey` (client netns cookie, client local port, family), what the
 /// agent's listener inside that netns sees of its peer. Value: `OrigDst`.
 /// Writer: sock_ops. Reader: agent (`Kernel::take_orig_dst`, which deletes it).
 #[map]
-pub static ORIG_DST: LruHashMap<FlowKey, OrigDst> = LruHashMap::with_max_entries(65536, 0);
+pub static ORIG_DST: LruHashMap<FlowKey, OrigDst> = LruHashMap::pinned(65536, 0);
+
+/// The namespace of every socket an enrolled workload created, so the
+/// packet program (which cannot ask for a netns cookie) knows whose packet
+/// it sees. Key: socket cookie. Value: netns cookie.
+/// Writers: sock_create (insert), sock_release (delete). Reader: egress.
+#[map]
+pub static SOCKETS: HashMap<u64, u64> = HashMap::pinned(262144, BPF_F_NO_PREALLOC);
+
+/// Sockets in `SOCKETS` per namespace (bounded by `SOCKETS_PER_NETNS`, so
+/// one workload cannot fill the table for every other).
+/// Key: netns cookie. Value: count. Writers: sock_create, sock_release.
+/// Reader: agent (status), which deletes entries of released namespaces.
+#[map]
+pub static NETNS_SOCKETS: HashMap<u64, u64> = HashMap::pinned(65536, BPF_F_NO_PREALLOC);
+
+/// Denials per namespace and reason. Key: `DenialKey`. Value: count.
+/// Writers: programs that deny. Reader: agent metrics (which folds entries
+/// of released namespaces into its totals and deletes them).
+#[map]
+pub static DENIALS: HashMap<DenialKey, u64> = HashMap::pinned(65536, BPF_F_NO_PREALLOC);
+
+/// Verdict events for `egret monitor` and the access log (`Event`).
+/// Writers: every program (rate-limited by `EVENT_RATE`). Reader: agent.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::pinned(256 * 1024, 0);
+
+/// Monitor settings, slot 0: `MONITOR_*` bits. Writer: agent. Readers: programs.
+#[map]
+pub static MONITOR: Array<u32> = Array::pinned(1, 0);
+
+/// Per-CPU event budget, slot 0. Writer and reader: programs (`events`).
+#[map]
+pub static EVENT_RATE: PerCpuArray<RateWindow> = PerCpuArray::pinned(1, 0);
 
 /// Verdict counters, one slot per `egret_common::Stat`.
 /// Key: `Stat as u32`. Value: per-CPU `u64` count.
 /// Writer: every program (`stats::bump`). Reader: agent (`Kernel::stats`).
 #[map]
-pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STAT_COUNT, 0);
+pub static STATS: PerCpuArray<u64> = PerCpuArray::pinned(STAT_COUNT, 0);

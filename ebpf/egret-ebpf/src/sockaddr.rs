@@ -10,7 +10,7 @@ use aya_ebpf::{
     EbpfContext,
 };
 use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
-use egret_common::{v4_mapped, Addr16, OrigDst, AF_INET, AF_INET6, EGRET_MARK};
+use egret_common::{v4_mapped, Addr16, OrigDst, AF_INET, AF_INET6};
 
 /// `SOCK_STREAM` from the socket's `type`.
 pub const SOCK_STREAM: u32 = 1;
@@ -43,17 +43,6 @@ pub fn netns_cookie(ctx: &SockAddrContext) -> u64 {
 pub fn socket_cookie(ctx: &SockAddrContext) -> u64 {
     // SAFETY: the helper only reads the context it is given.
     unsafe { bpf_get_socket_cookie(ctx.as_ptr()) }
-}
-
-/// Whether the socket carries egret's mark (the agent's own sockets).
-#[inline(always)]
-pub fn is_own_socket(ctx: &SockAddrContext) -> bool {
-    // SAFETY: `sk` is the verifier's PTR_TO_SOCKET for sock_addr programs;
-    // `mark` is a readable 4-byte field of `bpf_sock`.
-    unsafe {
-        let sk = (*ctx.sock_addr).__bindgen_anon_1.sk;
-        !sk.is_null() && (*sk).mark == EGRET_MARK
-    }
 }
 
 /// The socket's type (`SOCK_STREAM`, `SOCK_DGRAM`, …).

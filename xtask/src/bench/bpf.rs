@@ -7,23 +7,37 @@ use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use egret::kernel::{netns_cookie_of, Kernel};
+use egret::kernel::{netns_cookie_of, Kernel, PinDir};
 use egret_common::{v4_mapped, ServiceKey, ENROLL_DNS, ENROLL_SERVICES};
 
 /// Most entries `ENROLLED` can hold (its `max_entries` in the object).
 pub const ENROLLED_MAX: usize = 65_536;
 
 /// The bench's copy of the programs, attached at the cgroup v2 root; they
-/// act only for namespaces this copy enrolls. Dropping it detaches them.
+/// act only for namespaces this copy enrolls. Dropping it removes its
+/// pinned objects (the programs detach).
 pub struct BenchKernel {
     pub kernel: Kernel,
+    pins: PinDir,
+}
+
+impl Drop for BenchKernel {
+    fn drop(&mut self) {
+        let _ = Kernel::remove_pinned(&self.pins);
+    }
 }
 
 impl BenchKernel {
-    /// Loads and attaches the object.
+    /// Loads and attaches the object, pinned in a folder of the bench's own.
     pub fn load(object: &Path) -> anyhow::Result<BenchKernel> {
-        let kernel = Kernel::load(Some(object)).context("loading egret's eBPF object")?;
-        Ok(BenchKernel { kernel })
+        let pins = PinDir::new(format!("/sys/fs/bpf/egret/bench-{}", std::process::id()));
+        let _ = Kernel::remove_pinned(&pins);
+        let kernel =
+            Kernel::load(Some(object), pins.clone()).context("loading egret's eBPF object")?;
+        kernel
+            .put_in_force()
+            .context("attaching egret's eBPF programs")?;
+        Ok(BenchKernel { kernel, pins })
     }
 
     /// Enrolls the namespace at `netns_path` (services and DNS).

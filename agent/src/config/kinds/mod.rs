@@ -105,6 +105,20 @@ pub fn typed_spec<T: DeserializeOwned + Default>(spec: &Value) -> Result<T, Vec<
     })
 }
 
+/// [`typed_spec`] for kinds whose content sits at the object's top level
+/// (Secret, ConfigMap): field paths without the `spec.` prefix.
+pub fn typed_content<T: DeserializeOwned + Default>(content: &Value) -> Result<T, Vec<FieldError>> {
+    typed_spec(content).map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|e| {
+                let field = e.field.strip_prefix("spec.").unwrap_or(&e.field);
+                FieldError::new(field, e.reason)
+            })
+            .collect()
+    })
+}
+
 macro_rules! registry {
     ($($variant:ident => $module:ident :: $ty:ident),* $(,)?) => {
         $(pub mod $module;)*
@@ -145,6 +159,8 @@ registry! {
     Secret => secret::Secret,
     AuthorizationPolicy => authorization_policy::AuthorizationPolicy,
     VirtualService => virtual_service::VirtualService,
+    ConfigMap => config_map::ConfigMap,
+    Sidecar => sidecar::Sidecar,
 }
 
 /// The kind named `kind` exactly as in a manifest's `kind:` field.

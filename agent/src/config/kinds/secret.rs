@@ -9,7 +9,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_yaml::Value;
 
-use super::{typed_spec, Kind, KindInfo};
+use super::{typed_content, Kind, KindInfo};
 use crate::config::object::{FieldError, ObjectMeta};
 use crate::config::snapshot::TlsSecret;
 
@@ -160,16 +160,7 @@ impl Kind for Secret {
     };
 
     fn parse(spec: &Value, _meta: &ObjectMeta) -> Result<Self, Vec<FieldError>> {
-        // The content is top-level in a Secret: drop typed_spec's `spec.` prefix.
-        let secret: Secret = typed_spec(spec).map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|e| {
-                    let field = e.field.strip_prefix("spec.").unwrap_or(&e.field);
-                    FieldError::new(field, e.reason)
-                })
-                .collect::<Vec<_>>()
-        })?;
+        let secret: Secret = typed_content(spec)?;
         let errors = secret.validate();
         if errors.is_empty() {
             Ok(secret)
