@@ -118,34 +118,33 @@ async fn handle(
                     None => Some(tries.await),
                 }
             };
-            let sent = tokio::select! {
-                sent = timed => Some(sent),
+            // `None`: nothing moved for the stream idle timeout first.
+            let tried = tokio::select! {
+                sent = timed => Some(sent.unwrap_or(Tried::TimedOut)),
                 () = activity.idle(state.ctx.limits.stream_idle_timeout) => None,
             };
-            match sent {
+            match tried {
                 None => {
                     exchange.flags.insert(ResponseFlag::StreamIdleTimeout);
                     LocalReply::stream_idle_timeout().into_response()
                 }
-                Some(sent) => match sent {
-                    None | Some(Tried::TimedOut) => {
-                        exchange.flags.insert(ResponseFlag::UpstreamRequestTimeout);
-                        LocalReply::upstream_timeout().into_response()
+                Some(Tried::TimedOut) => {
+                    exchange.flags.insert(ResponseFlag::UpstreamRequestTimeout);
+                    LocalReply::upstream_timeout().into_response()
+                }
+                Some(Tried::Response(response)) => {
+                    let (mut head, body) = response.into_parts();
+                    forward::downstream_response(&mut head);
+                    Response::from_parts(head, body.boxed_unsync())
+                }
+                Some(Tried::Failed(e)) => {
+                    tracing::debug!(error = %e, "request got no upstream response");
+                    let reply = e.reply();
+                    if let Some(flag) = reply.flag {
+                        exchange.flags.insert(flag);
                     }
-                    Some(Tried::Response(response)) => {
-                        let (mut head, body) = response.into_parts();
-                        forward::downstream_response(&mut head);
-                        Response::from_parts(head, body.boxed_unsync())
-                    }
-                    Some(Tried::Failed(e)) => {
-                        tracing::debug!(error = %e, "request got no upstream response");
-                        let reply = e.reply();
-                        if let Some(flag) = reply.flag {
-                            exchange.flags.insert(flag);
-                        }
-                        reply.into_response()
-                    }
-                },
+                    reply.into_response()
+                }
             }
         }
     };
