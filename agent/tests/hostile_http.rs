@@ -449,3 +449,54 @@ async fn a_request_waiting_on_a_silent_upstream_gets_408_si() {
     assert_logged(&lines, 408, "SI");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// An upstream that answers 200 and counts its connections still open.
+async fn counting_upstream() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let open = Arc::new(AtomicUsize::new(0));
+    let count = open.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let count = count.clone();
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+                count.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (port, open)
+}
+
+#[tokio::test]
+async fn pooled_upstream_connections_close_after_the_upstream_idle_timeout() {
+    use std::sync::atomic::Ordering;
+    let (port, open) = counting_upstream().await;
+    let limits = Limits {
+        upstream_idle_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let (reply, _) = one(
+        snapshot(port),
+        limits,
+        b"GET /x HTTP/1.1\r\nhost: httpbin.org\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    // Pooled for the next workload, then closed once idle for 300 ms.
+    assert_eq!(open.load(Ordering::SeqCst), 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while open.load(Ordering::SeqCst) > 0 {
+        assert!(std::time::Instant::now() < deadline, "still open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -33,6 +33,11 @@ pub struct LimitArgs {
     #[arg(long, default_value = "5m", value_parser = duration,
           env = "EGRET_STREAM_IDLE_TIMEOUT")]
     pub stream_idle_timeout: Duration,
+    /// A pooled upstream connection no workload has used for this long is
+    /// closed (`0`: kept until the pool's bounds evict it).
+    #[arg(long, default_value = "1h", value_parser = duration,
+          env = "EGRET_UPSTREAM_IDLE_TIMEOUT")]
+    pub upstream_idle_timeout: Duration,
     /// HTTP/2 streams one workload connection may have open.
     #[arg(long, default_value_t = limits::DEFAULT_MAX_CONCURRENT_STREAMS,
           value_parser = clap::value_parser!(u32).range(1..),
@@ -57,6 +62,7 @@ impl From<LimitArgs> for Limits {
             request_headers_timeout: a.request_headers_timeout,
             idle_timeout: a.idle_timeout,
             stream_idle_timeout: a.stream_idle_timeout,
+            upstream_idle_timeout: a.upstream_idle_timeout,
             max_concurrent_streams: a.max_concurrent_streams,
             max_connections_per_workload: a.max_connections_per_workload,
             max_connections: a.max_connections,
@@ -103,6 +109,7 @@ mod tests {
             "--request-headers-timeout=1500ms",
             "--idle-timeout=0",
             "--stream-idle-timeout=2m",
+            "--upstream-idle-timeout=90s",
             "--max-concurrent-streams=7",
             "--max-connections-per-workload=3",
             "--max-connections=9",
@@ -115,6 +122,7 @@ mod tests {
                 request_headers_timeout: Duration::from_millis(1500),
                 idle_timeout: Duration::ZERO,
                 stream_idle_timeout: Duration::from_secs(120),
+                upstream_idle_timeout: Duration::from_secs(90),
                 max_concurrent_streams: 7,
                 max_connections_per_workload: 3,
                 max_connections: 9,

@@ -19,6 +19,9 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Envoy's `stream_idle_timeout` (5 min): a request with no bytes moving
 /// either way is ended with 408 (`SI`), or reset once its response started.
 pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Envoy's cluster `idle_timeout` (1 h): a pooled upstream connection no
+/// workload has used for this long is closed.
+pub const DEFAULT_UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Envoy's default is unbounded (2^31 - 1); 100 is its edge best practice
 /// and what ztunnel's pooled HBONE connections carry.
 pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 100;
@@ -43,6 +46,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// A request with no activity either way is ended after this.
     pub stream_idle_timeout: Duration,
+    /// A pooled upstream connection unused for this long is closed.
+    pub upstream_idle_timeout: Duration,
     /// HTTP/2 streams one downstream connection may have open.
     pub max_concurrent_streams: u32,
     /// Connections one workload may hold open through the waypoint.
@@ -59,6 +64,7 @@ impl Default for Limits {
             request_headers_timeout: DEFAULT_REQUEST_HEADERS_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             stream_idle_timeout: DEFAULT_STREAM_IDLE_TIMEOUT,
+            upstream_idle_timeout: DEFAULT_UPSTREAM_IDLE_TIMEOUT,
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             max_connections_per_workload: DEFAULT_MAX_CONNECTIONS_PER_WORKLOAD,
             max_connections: DEFAULT_MAX_CONNECTIONS,

@@ -63,7 +63,11 @@ where
         Pipeline::standard()
     };
     let state = Arc::new(Connection {
-        upstream: UpstreamSession::new(ctx.resolver.clone(), conn.orig_dst),
+        upstream: UpstreamSession::new(
+            ctx.resolver.clone(),
+            conn.orig_dst,
+            ctx.limits.upstream_idle_timeout,
+        ),
         ctx,
         conn,
         target,
