@@ -83,6 +83,9 @@ pub struct Guard<S> {
     buf: Vec<u8>,
     /// How many leading bytes of `buf` hyper may have.
     ready: usize,
+    /// How far `buf` was searched for the end of a head: a head sent byte
+    /// by byte is parsed once, not once per byte.
+    scanned: usize,
     state: State,
     timer: Option<(TimerKind, Pin<Box<Sleep>>)>,
     stop: Option<Stop>,
@@ -99,6 +102,7 @@ impl<S> Guard<S> {
             idle_timeout: limits.idle_timeout,
             buf: Vec::new(),
             ready: 0,
+            scanned: 0,
             state: State::Head,
             timer: None,
             stop: None,
@@ -146,14 +150,21 @@ impl<S> Guard<S> {
         true
     }
 
-    /// Judges the buffered bytes of a head; `true` when that changed state.
+    /// Judges the buffered bytes of a head once they hold its end (or are
+    /// over the size limit); `true` when that changed state.
     fn judge_head(&mut self) -> bool {
-        if self.buf.is_empty() {
+        let start = self.scanned.saturating_sub(3);
+        self.scanned = self.buf.len();
+        let ended = self.buf[start..]
+            .windows(2)
+            .any(|w| w == b"\n\n" || w == b"\n\r");
+        if !ended && self.buf.len() <= self.limits.max_bytes {
             return false;
         }
         match head::parse(&self.buf, &self.limits) {
             Ok(Parsed::Partial) => false,
             Ok(Parsed::Complete(h)) => {
+                self.scanned = 0;
                 self.timer = None;
                 self.ready = h.len;
                 self.state = State::Body(Body::start(h.body));

@@ -138,3 +138,21 @@ async fn a_slow_head_times_out_and_an_idle_connection_closes() {
     assert_eq!(started.elapsed(), Duration::from_secs(60));
     assert_eq!(guard.stop(), Some(&Stop::Idle));
 }
+
+#[tokio::test]
+async fn a_head_sent_byte_by_byte_passes_once_whole() {
+    let (mut client, server) = tokio::io::duplex(64);
+    let wire = b"GET /trickle HTTP/1.1\r\nhost: a\r\nx-y: z\r\n\r\n";
+    let writer = tokio::spawn(async move {
+        for b in wire {
+            client.write_all(std::slice::from_ref(b)).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+    });
+    let mut guard = Guard::new(server, &limits());
+    guard.sniff().await.unwrap();
+    writer.await.unwrap();
+    let out = read_all(&mut guard).await.unwrap();
+    assert_eq!(out, wire);
+    assert_eq!(guard.stop(), None);
+}
