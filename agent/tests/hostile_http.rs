@@ -500,3 +500,38 @@ async fn pooled_upstream_connections_close_after_the_upstream_idle_timeout() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_response_that_stalls_is_cut_after_the_stream_idle_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    logs();
+    // Headers and 3 of 100 body bytes, then nothing, the connection kept.
+    let stalled = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = stalled.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut stream, _)) = stalled.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc")
+                .await;
+            held.push(stream);
+        }
+    });
+    let limits = Limits {
+        stream_idle_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let started = std::time::Instant::now();
+    let (reply, lines) = one(
+        snapshot(port),
+        limits,
+        b"GET /stall HTTP/1.1\r\nhost: httpbin.org\r\n\r\n",
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    assert!(reply.ends_with("\r\n\r\nabc"), "cut short: {reply}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_logged(&lines, 200, "SI");
+}

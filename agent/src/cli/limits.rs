@@ -28,8 +28,8 @@ pub struct LimitArgs {
     /// this (`0` turns it off).
     #[arg(long, default_value = "1h", value_parser = duration, env = "EGRET_IDLE_TIMEOUT")]
     pub idle_timeout: Duration,
-    /// A request with no bytes moving either way is ended after this (408
-    /// `SI`, or a reset once its response started; `0` turns it off).
+    /// A request with nothing moving is ended after this (408 `SI` before
+    /// its response headers, a reset after them; `0` turns it off).
     #[arg(long, default_value = "5m", value_parser = duration,
           env = "EGRET_STREAM_IDLE_TIMEOUT")]
     pub stream_idle_timeout: Duration,

@@ -16,8 +16,8 @@ pub const DEFAULT_REQUEST_HEADERS_TIMEOUT: Duration = Duration::from_secs(10);
 /// Envoy's HTTP connection manager `idle_timeout` (1 h): a downstream
 /// connection with no request in flight is closed after it.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
-/// Envoy's `stream_idle_timeout` (5 min): a request with no bytes moving
-/// either way is ended with 408 (`SI`), or reset once its response started.
+/// Envoy's `stream_idle_timeout` (5 min): a request with no bytes moving is
+/// ended with 408 (`SI`) before its response headers, or reset after them.
 pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Envoy's cluster `idle_timeout` (1 h): a pooled upstream connection no
 /// workload has used for this long is closed.

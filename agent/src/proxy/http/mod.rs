@@ -163,5 +163,6 @@ async fn handle(
         flags: exchange.flags,
         authz: exchange.authz.take(),
     };
-    Ok(Response::from_parts(head, LoggedBody::new(body, log)))
+    let idle = state.ctx.limits.stream_idle_timeout;
+    Ok(Response::from_parts(head, LoggedBody::new(body, log, idle)))
 }
