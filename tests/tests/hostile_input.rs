@@ -156,3 +156,46 @@ fn hostile_requests_are_read_as_envoy_reads_them() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// MeshConfig in istiod's ConfigMap: merge slashes after BASE.
+const MESH_MERGE_SLASHES: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: istio
+  namespace: istio-system
+data:
+  mesh: |-
+    pathNormalization:
+      normalization: MERGE_SLASHES
+";
+
+#[test]
+fn mesh_config_path_normalization_is_honoured() -> anyhow::Result<()> {
+    let node = Node::start(NodeOptions::default())?;
+    mesh_with_waypoint(&node)?;
+    node.apply(SERVICE_ENTRY)?;
+    let request =
+        b"GET /anything//merged///x HTTP/1.1\r\nHost: httpbin.org\r\nConnection: close\r\n\r\n";
+    // BASE keeps the slashes (httpbin answers a redirect to its own form).
+    raw(&node, request)?;
+    assert!(
+        node.httpbin_log()
+            .contains("\"GET /anything//merged///x HTTP/1.1\""),
+        "{}",
+        node.httpbin_log()
+    );
+    let before = node.generation().unwrap_or(0);
+    node.apply(MESH_MERGE_SLASHES)?;
+    node.wait_until(Duration::from_secs(5), || {
+        node.generation().is_some_and(|g| g > before)
+    });
+    let reply = raw(&node, request)?;
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    assert!(
+        node.httpbin_log()
+            .contains("\"GET /anything/merged/x HTTP/1.1\""),
+        "{}",
+        node.httpbin_log()
+    );
+    Ok(())
+}
