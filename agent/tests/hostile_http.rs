@@ -79,6 +79,8 @@ fn assert_logged(lines: &[String], code: u16, flag: &str) {
 #[tokio::test]
 async fn malformed_requests_get_400_from_egret_never_a_silent_close() {
     let (upstream, seen) = recording_upstream().await;
+    let counted = requests(400, "DPE");
+    let mut sent = 0;
     for request in [
         &b"GET / HTTP/1.1\r\nhost: httpbin.org\r\nbad header: x\r\n\r\n"[..],
         b"GET / HTTP/1.1\r\nhost : httpbin.org\r\n\r\n",
@@ -94,12 +96,15 @@ async fn malformed_requests_get_400_from_egret_never_a_silent_close() {
         let (reply, lines) = one(snapshot(upstream.port()), Limits::default(), request).await;
         assert_local_reply(&reply, "HTTP/1.1 400 Bad Request\r\n", "Bad Request");
         assert_logged(&lines, 400, "DPE");
+        sent += 1;
     }
     assert!(
         seen.lock().unwrap().is_empty(),
         "{:?}",
         seen.lock().unwrap()
     );
+    // The metric counts what the log says (other tests may add to it too).
+    assert!(requests(400, "DPE") >= counted + sent);
 }
 
 #[tokio::test]
@@ -354,16 +359,34 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
     finish(task).await;
 }
 
-/// `egret_downstream_connections_rejected_total{limit}` now.
-fn rejected(limit: &str) -> u64 {
+/// The proxy metrics' text exposition now.
+fn exposition() -> String {
     let mut registry = prometheus_client::registry::Registry::default();
     egret::metrics::proxy_metrics().register(&mut registry);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    text
+}
+
+/// `egret_downstream_connections_rejected_total{limit}` now.
+fn rejected(limit: &str) -> u64 {
     let series = format!("egret_downstream_connections_rejected_total{{limit=\"{limit}\"}} ");
-    text.lines()
+    exposition()
+        .lines()
         .find_map(|l| l.strip_prefix(&series))
         .map_or(0, |v| v.parse().unwrap())
+}
+
+/// `istio_requests_total` summed over the series with `code` and `flags`.
+fn requests(code: u16, flags: &str) -> u64 {
+    let code = format!("response_code=\"{code}\"");
+    let flags = format!("response_flags=\"{flags}\"");
+    exposition()
+        .lines()
+        .filter(|l| l.starts_with("istio_requests_total{"))
+        .filter(|l| l.contains(&code) && l.contains(&flags))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 #[tokio::test]
