@@ -4,7 +4,8 @@
 //! `fuzz/seeds/<target>`; what the fuzzer learns goes to `target/fuzz/`,
 //! never into the repository. A crash fails the task and leaves its input in
 //! `target/fuzz/artifacts/<target>/`: turn it into a regression test.
-//! `cargo xtask test` runs every target briefly ([`smoke`]).
+//! `cargo xtask test` runs every target briefly ([`smoke`]), built without
+//! optimizations: the build is most of the time a short run takes.
 
 use std::path::{Path, PathBuf};
 
@@ -33,6 +34,9 @@ pub struct Args {
     /// How long to fuzz each target.
     #[arg(long, default_value_t = 60)]
     seconds: u64,
+    /// Build without optimizations (quicker to build, slower to run).
+    #[arg(long)]
+    dev: bool,
 }
 
 /// Runs the targets `args` names.
@@ -42,20 +46,20 @@ pub fn run(args: Args) -> Result<()> {
         Some(t) if TARGETS.contains(&t.as_str()) => vec![t.as_str()],
         Some(t) => bail!("no fuzz target {t:?}; targets: {}", TARGETS.join(", ")),
     };
-    fuzz(&targets, args.seconds)
+    fuzz(&targets, args.seconds, args.dev)
 }
 
 /// Every target for a few seconds: the check `cargo xtask test` runs.
 pub fn smoke() -> Result<()> {
-    fuzz(&TARGETS, SMOKE_SECONDS)
+    fuzz(&TARGETS, SMOKE_SECONDS, true)
 }
 
-fn fuzz(targets: &[&str], seconds: u64) -> Result<()> {
+fn fuzz(targets: &[&str], seconds: u64, dev: bool) -> Result<()> {
     let root = workspace_root();
     let tools = root.join("target/tools");
     ensure_cargo_fuzz(&tools)?;
     for target in targets {
-        run_target(&root, &tools, target, seconds)
+        run_target(&root, &tools, target, seconds, dev)
             .with_context(|| format!("fuzz target {target}"))?;
     }
     Ok(())
@@ -75,7 +79,7 @@ fn ensure_cargo_fuzz(tools: &Path) -> Result<()> {
     )
 }
 
-fn run_target(root: &Path, tools: &Path, target: &str, seconds: u64) -> Result<()> {
+fn run_target(root: &Path, tools: &Path, target: &str, seconds: u64, dev: bool) -> Result<()> {
     let work = root.join("target/fuzz");
     let corpus = work.join("corpus").join(target);
     let artifacts = work.join("artifacts").join(target);
@@ -91,7 +95,9 @@ fn run_target(root: &Path, tools: &Path, target: &str, seconds: u64) -> Result<(
         .args(["+nightly", "fuzz", "run", "--fuzz-dir", "fuzz"])
         // Safe Rust: panics and overflow checks are what the fuzzer looks
         // for; no sanitizer keeps the build and the runs fast.
-        .args(["--sanitizer", "none", "--debug-assertions", target])
+        .args(["--sanitizer", "none", "--debug-assertions"])
+        .args(dev.then_some("--dev"))
+        .arg(target)
         .arg(&corpus)
         .arg(&seeds)
         .arg("--")
