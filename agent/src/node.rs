@@ -41,6 +41,8 @@ pub struct NodeConfig {
     pub source: ConfigSource,
     /// Admin endpoint (`/metrics`, `/healthz/ready`, `/config_dump`).
     pub admin: SocketAddr,
+    /// Bounds on what workloads may send and hold open.
+    pub limits: crate::proxy::limits::Limits,
     /// bpffs folder of this instance's pinned programs and maps; `None`:
     /// `/sys/fs/bpf/egret/<state dir>`.
     pub bpf_pin_dir: Option<PathBuf>,
@@ -134,6 +136,8 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         resolver: Arc::new(UpstreamResolver(resolver)),
         trust_domain: cfg.trust_domain.clone(),
         hbone: Some(Arc::new(crate::hbone::HboneClient::new(identities.clone()))),
+        admission: Arc::new(crate::proxy::admission::Admission::new(&cfg.limits)),
+        limits: cfg.limits,
     });
     // Waypoints whose Gateway address is this node's are served here.
     let hbone_server = crate::waypoint::spawn_hbone(

@@ -55,6 +55,8 @@ pub struct WaypointConfig {
     pub ca_dir: Option<PathBuf>,
     /// Admin endpoint (`/metrics`, `/healthz/ready`, `/config_dump`).
     pub admin: SocketAddr,
+    /// Bounds on what peers may send and hold open.
+    pub limits: crate::proxy::limits::Limits,
 }
 
 /// The identity store of a node agent: its local CA in `<state>/ca`.
@@ -134,6 +136,8 @@ pub async fn run(cfg: WaypointConfig) -> anyhow::Result<()> {
         trust_domain: cfg.trust_domain.clone(),
         // The waypoint is the end of the tunnel: it never opens one.
         hbone: None,
+        admission: Arc::new(crate::proxy::admission::Admission::new(&cfg.limits)),
+        limits: cfg.limits,
     });
     let server = spawn_hbone(
         proxy,

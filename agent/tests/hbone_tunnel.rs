@@ -209,6 +209,8 @@ async fn setup(authorizer: Option<Arc<dyn AuthorizeTunnel>>) -> Setup {
         resolver: Arc::new(NoDns),
         trust_domain: "cluster.local".into(),
         hbone: None,
+        limits: Default::default(),
+        admission: Default::default(),
     });
     let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let server_addr = listener.local_addr().unwrap();
@@ -343,7 +345,10 @@ async fn an_open_tunnel_a_new_l4_deny_covers_is_closed_within_a_second() {
         egret::authz::compile("istio-egress", "deny-all", &Default::default(), &spec).unwrap();
     let mut next = s.config.borrow().as_ref().clone();
     next.generation += 1;
-    next.authz = Arc::new(egret::authz::PolicySet::new(vec![Arc::new(deny)]));
+    next.authz = Arc::new(egret::authz::PolicySet::new(
+        vec![Arc::new(deny)],
+        "istio-system",
+    ));
     s.config.send_replace(Arc::new(next));
 
     let mut rest = Vec::new();

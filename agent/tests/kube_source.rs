@@ -362,7 +362,6 @@ fn waypoint_allows(s: &Snapshot) -> bool {
     let ip = "10.238.0.2".parse().unwrap();
     let req = RequestAttrs {
         source_principal: Some("cluster.local/ns/bookinfo/sa/bookinfo-productpage"),
-        source_namespace: Some("bookinfo"),
         source_ip: ip,
         remote_ip: ip,
         destination: "240.240.0.2:80".parse().unwrap(),

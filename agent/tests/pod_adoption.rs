@@ -105,6 +105,8 @@ async fn pod_is_adopted_enrolled_and_released() {
         resolver: Arc::new(egret::node::UpstreamResolver(Arc::new(resolver))),
         trust_domain: "cluster.local".into(),
         hbone: None,
+        limits: Default::default(),
+        admission: Default::default(),
     });
     let state = tempfile::tempdir().unwrap();
     let manager = Arc::new(WorkloadManager::new(

@@ -231,6 +231,8 @@ fn context(spec: ServiceSpec) -> Arc<ProxyContext> {
         resolver: Arc::new(FakeResolver),
         trust_domain: "cluster.local".into(),
         hbone: None,
+        limits: Default::default(),
+        admission: Default::default(),
     })
 }
 

@@ -144,6 +144,8 @@ fn context(host: &str, target_port: u16) -> Arc<ProxyContext> {
         resolver: Arc::new(NoResolver),
         trust_domain: "cluster.local".into(),
         hbone: None,
+        limits: Default::default(),
+        admission: Default::default(),
     })
 }
 

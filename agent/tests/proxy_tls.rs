@@ -219,6 +219,8 @@ fn context(host: &str, upstream: SocketAddr, tls: UpstreamTls) -> Arc<ProxyConte
         resolver: Arc::new(NoResolver),
         trust_domain: "cluster.local".into(),
         hbone: None,
+        limits: Default::default(),
+        admission: Default::default(),
     })
 }
 

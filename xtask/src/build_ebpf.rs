@@ -58,7 +58,7 @@ pub fn object_path(root: &Path) -> PathBuf {
 }
 
 /// A command with the parent cargo's steering variables removed.
-fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+pub fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new(program);
     for var in SCRUBBED_ENV {
         cmd.env_remove(var);
@@ -66,7 +66,7 @@ fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     cmd
 }
 
-fn run_checked(cmd: &mut Command, what: &str) -> Result<()> {
+pub fn run_checked(cmd: &mut Command, what: &str) -> Result<()> {
     let status = cmd
         .status()
         .with_context(|| format!("{what}: could not start {:?}", cmd.get_program()))?;

@@ -1,9 +1,10 @@
-//! `cargo xtask build-ebpf | test | demo | bench`: the tasks' one entry.
-//! `build-ebpf` and `test` run here; the demo and the bench live in crates
-//! of their own (they need the agent and the end-to-end harness, which
-//! `build-ebpf` must not compile), and run through `cargo run`.
+//! `cargo xtask build-ebpf | test | demo | bench | fuzz`: the tasks' one
+//! entry. `build-ebpf`, `test` and `fuzz` run here; the demo and the bench
+//! live in crates of their own (they need the agent and the end-to-end
+//! harness, which `build-ebpf` must not compile), and run through `cargo run`.
 
 mod delegate;
+mod fuzz;
 mod test;
 
 use std::process::ExitCode;
@@ -37,6 +38,8 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Fuzz the parsers and the policy engine (cargo-fuzz, nightly).
+    Fuzz(fuzz::Args),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -49,5 +52,6 @@ fn main() -> anyhow::Result<ExitCode> {
         Task::Test => test::run().map(|()| ExitCode::SUCCESS),
         Task::Demo => delegate::run("egret-demo", &[]),
         Task::Bench { args } => delegate::run("egret-bench", &args),
+        Task::Fuzz(args) => fuzz::run(args).map(|()| ExitCode::SUCCESS),
     }
 }

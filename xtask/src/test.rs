@@ -1,6 +1,7 @@
 //! `cargo xtask test`: every test, as CI runs it. Builds the kernel programs
 //! and the agent first; lints; then unit, integration and end-to-end suites
-//! (the privileged ones need root and fail, never skip, without it).
+//! (the privileged ones need root and fail, never skip, without it), and a
+//! short run of every fuzz target.
 
 use xtask::prereq::{cargo, ensure_packages, require_root, workspace_root, PACKAGES};
 
@@ -35,5 +36,8 @@ pub fn run() -> anyhow::Result<()> {
             "--test-threads=2",
         ],
         &[("EGRET_BIN", &egret)],
-    )
+    )?;
+    // Every fuzz target briefly: a parser that panics on its seeds or on
+    // what the fuzzer finds in a few seconds fails the run.
+    crate::fuzz::smoke()
 }

@@ -8,6 +8,7 @@ use http::header::HeaderName;
 use ipnet::IpNet;
 
 use super::error::AuthzError;
+use super::identity::{NamespaceMatch, PrincipalMatch};
 use super::path::PathMatch;
 use super::policy::{Action, CompiledPolicy, PolicyRef, PolicyTarget};
 use super::rule::{Check, CompiledRule, HeaderMatch, Values};
@@ -273,11 +274,13 @@ impl Cx<'_> {
         push(
             &mut checks,
             Check::Principal,
-            strs(
+            self.values(
+                at,
                 "principals",
                 "notPrincipals",
                 &s.principals,
                 &s.not_principals,
+                PrincipalMatch::compile,
             )?,
         );
         push(
@@ -293,11 +296,13 @@ impl Cx<'_> {
         push(
             &mut checks,
             Check::Namespace,
-            strs(
+            self.values(
+                at,
                 "namespaces",
                 "notNamespaces",
                 &s.namespaces,
                 &s.not_namespaces,
+                NamespaceMatch::compile,
             )?,
         );
         let tds = self.values(
@@ -450,8 +455,22 @@ impl Cx<'_> {
                 &c.not_values,
                 port,
             )?),
-            "source.namespace" => Check::Namespace(strs()?),
-            "source.principal" => Check::Principal(strs()?),
+            "source.namespace" => Check::Namespace(self.values(
+                &at,
+                "values",
+                "notValues",
+                &c.values,
+                &c.not_values,
+                NamespaceMatch::compile,
+            )?),
+            "source.principal" => Check::Principal(self.values(
+                &at,
+                "values",
+                "notValues",
+                &c.values,
+                &c.not_values,
+                PrincipalMatch::compile,
+            )?),
             "source.trustDomain" => Check::TrustDomain(vals(&trust_domain)?),
             "source.serviceAccount" => Check::ServiceAccount(self.values(
                 &at,

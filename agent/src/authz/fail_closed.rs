@@ -85,10 +85,12 @@ mod tests {
     /// connection at `target`.
     fn denies(spec: &str, target: TargetKey<'_>) -> bool {
         let spec: Value = serde_yaml::from_str(spec).unwrap();
-        let set = PolicySet::new(vec![Arc::new(fail_closed("istio-egress", "broken", &spec))]);
+        let set = PolicySet::new(
+            vec![Arc::new(fail_closed("istio-egress", "broken", &spec))],
+            "istio-system",
+        );
         let attrs = RequestAttrs {
             source_principal: Some("cluster.local/ns/bookinfo/sa/productpage"),
-            source_namespace: Some("bookinfo"),
             source_ip: "10.0.0.1".parse().unwrap(),
             remote_ip: "10.0.0.1".parse().unwrap(),
             destination: "240.240.0.2:80".parse().unwrap(),

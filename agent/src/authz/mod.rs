@@ -9,6 +9,7 @@
 mod compile;
 mod error;
 mod fail_closed;
+mod identity;
 mod path;
 mod policy;
 mod request;

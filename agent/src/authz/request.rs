@@ -10,8 +10,6 @@ use http::HeaderMap;
 pub struct RequestAttrs<'a> {
     /// Verified peer identity without `spiffe://`: `td/ns/<ns>/sa/<sa>`; `None` without mTLS.
     pub source_principal: Option<&'a str>,
-    /// Namespace of the verified peer identity; `None` without mTLS.
-    pub source_namespace: Option<&'a str>,
     /// Address the connection came from (`source.ip`, `ipBlocks`).
     pub source_ip: IpAddr,
     /// Original client address (`remote.ip`, `remoteIpBlocks`); the source IP when unknown.

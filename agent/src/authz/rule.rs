@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use http::header::HeaderName;
 use ipnet::IpNet;
 
+use super::identity::{NamespaceMatch, PrincipalMatch};
 use super::path::PathMatch;
 use super::request::{HttpAttrs, Identity, RequestAttrs};
 use super::strmatch::StrMatch;
@@ -43,13 +44,13 @@ pub(crate) enum HeaderMatch {
 #[derive(Clone, Debug)]
 pub(crate) enum Check {
     /// `principals`, `source.principal`.
-    Principal(Values<StrMatch>),
+    Principal(Values<PrincipalMatch>),
     /// `trustDomains`, `source.trustDomain`.
     TrustDomain(Values<StrMatch>),
     /// `serviceAccounts`, `source.serviceAccount`: (namespace, name).
     ServiceAccount(Values<(Box<str>, Box<str>)>),
-    /// `namespaces`, `source.namespace`.
-    Namespace(Values<StrMatch>),
+    /// `namespaces`, `source.namespace` (matched on the principal, as Istio does).
+    Namespace(Values<NamespaceMatch>),
     /// `ipBlocks`, `source.ip`.
     SourceIp(Values<IpNet>),
     /// `remoteIpBlocks`, `remote.ip`.
@@ -91,20 +92,14 @@ impl Check {
     fn eval(&self, req: &RequestAttrs<'_>) -> bool {
         let identity = || req.source_principal.and_then(Identity::parse);
         match self {
-            Check::Principal(v) => v.eval(|m| {
-                req.source_principal
-                    .is_some_and(|p| m.matches(p.as_bytes()))
-            }),
+            Check::Principal(v) => v.eval(|m| req.source_principal.is_some_and(|p| m.matches(p))),
             Check::TrustDomain(v) => {
                 v.eval(|m| identity().is_some_and(|id| m.matches(id.trust_domain.as_bytes())))
             }
             Check::ServiceAccount(v) => v.eval(|(ns, sa)| {
                 identity().is_some_and(|id| id.namespace == &**ns && id.service_account == &**sa)
             }),
-            Check::Namespace(v) => v.eval(|m| {
-                req.source_namespace
-                    .is_some_and(|ns| m.matches(ns.as_bytes()))
-            }),
+            Check::Namespace(v) => v.eval(|m| req.source_principal.is_some_and(|p| m.matches(p))),
             Check::SourceIp(v) => v.eval(|net| net.contains(&canonical(req.source_ip))),
             Check::RemoteIp(v) => v.eval(|net| net.contains(&canonical(req.remote_ip))),
             Check::DestinationIp(v) => v.eval(|net| net.contains(&canonical(req.destination.ip()))),

@@ -3,8 +3,8 @@
 //!
 //! Which policies apply to a request (Istio's `ShouldAttachPolicy` for waypoints):
 //! - `targetRefs` Gateway: the waypoint Gateway of that name in the policy's namespace;
-//! - `targetRefs` GatewayClass: every waypoint of that class. Istio only honours these
-//!   from the root namespace; egret has no mesh config yet and accepts any namespace;
+//! - `targetRefs` GatewayClass: every waypoint of that class, only for a policy in the
+//!   root namespace (elsewhere Istio marks it `Invalid` and ignores it: a warning says so);
 //! - `targetRefs` ServiceEntry / Service: requests to that object, when the policy is in
 //!   its namespace;
 //! - `selector` or no target at all: never at a waypoint (reported by [`PolicySet::warnings`]);
@@ -128,7 +128,8 @@ pub struct PolicySet {
 
 impl PolicySet {
     /// Indexes `policies`; order of evaluation within a target is by `namespace/name`.
-    pub fn new(mut policies: Vec<Arc<CompiledPolicy>>) -> Self {
+    /// `root_namespace` is MeshConfig's `rootNamespace` (GatewayClass targets).
+    pub fn new(mut policies: Vec<Arc<CompiledPolicy>>, root_namespace: &str) -> Self {
         policies.sort_by(|a, b| {
             let (a, b) = (a.policy_ref(), b.policy_ref());
             (a.namespace(), a.name()).cmp(&(b.namespace(), b.name()))
@@ -144,6 +145,15 @@ impl PolicySet {
                         nested(&mut set.gateways, namespace, name)
                     }
                     PolicyTarget::GatewayClass { name } => {
+                        if p.policy_ref().namespace() != root_namespace {
+                            set.warnings.push(format!(
+                                "AuthorizationPolicy {}: ignored: an AuthorizationPolicy must be in \
+                                 the root namespace `{root_namespace}` when referencing a \
+                                 GatewayClass",
+                                p.policy_ref()
+                            ));
+                            continue;
+                        }
                         set.classes.entry(name.clone()).or_default()
                     }
                     PolicyTarget::ServiceEntry { namespace, name } => {

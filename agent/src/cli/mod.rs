@@ -12,6 +12,7 @@ pub mod delete;
 pub mod exec;
 pub mod get;
 pub mod label;
+pub mod limits;
 pub mod monitor;
 pub mod run;
 pub mod status;

@@ -130,6 +130,8 @@ pub struct RunArgs {
     /// in the agent's own network namespace, out of workloads' reach.
     #[arg(long, default_value_t = crate::admin::DEFAULT_ADMIN_LISTEN, env = "EGRET_ADMIN")]
     pub admin: SocketAddr,
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
     /// bpffs folder of this agent's pinned programs and maps (they outlive
     /// the agent). Default: /sys/fs/bpf/egret/<state folder, / as _>.
     #[arg(long, env = "EGRET_BPF_PIN_DIR")]
@@ -260,6 +262,7 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
         pod_cidr: args.pod_cidr,
         source,
         admin: args.admin,
+        limits: args.limits.into(),
         bpf_pin_dir: args.bpf_pin_dir,
         mesh_networks,
     };

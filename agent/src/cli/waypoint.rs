@@ -64,6 +64,8 @@ pub struct WaypointArgs {
     /// Admin endpoint: `/metrics`, `/healthz/ready`, `/config_dump`.
     #[arg(long, default_value_t = crate::admin::DEFAULT_ADMIN_LISTEN, env = "EGRET_ADMIN")]
     pub admin: SocketAddr,
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
 }
 
 /// `NAMESPACE/NAME`.
@@ -126,6 +128,7 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: WaypointArgs) -> anyhow::R
         cert_files,
         ca_dir: args.ca_dir,
         admin: args.admin,
+        limits: args.limits.into(),
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -13,7 +13,8 @@ use super::kinds::Spec;
 use super::mesh::OutboundMode;
 use super::object::Object;
 use super::snapshot::{
-    canonical, NamespaceInfo, Resolution, Service, Snapshot, Waypoint, WaypointBinding, WaypointRef,
+    canonical, NamespaceInfo, Resolution, Service, Snapshot, Waypoint, WaypointBinding,
+    WaypointRef, ROOT_NAMESPACE,
 };
 use super::unaccepted::Unaccepted;
 
@@ -177,7 +178,7 @@ pub fn compile_with<'a>(
             _ => {}
         }
     }
-    snapshot.authz = Arc::new(crate::authz::PolicySet::new(policies));
+    snapshot.authz = Arc::new(crate::authz::PolicySet::new(policies, ROOT_NAMESPACE));
     for warning in snapshot.authz.warnings() {
         tracing::warn!("{warning}");
     }

@@ -129,34 +129,46 @@ impl Inbound {
         let conn = Arc::new(self.context(&request, &tunnel, target));
         let meter = access_log::connection_opened(&conn, crate::metrics::Reporter::Waypoint);
         let bytes = Arc::new(ByteCounters::default());
-        let outcome = match served(&conn, &conn.accepted, &tunnel.waypoint) {
-            Err(e) => {
-                reply(&mut respond, StatusCode::BAD_REQUEST);
-                let flag = match &e {
-                    TargetError::Route(d) => d.flag(),
-                    _ => ResponseFlag::NoRoute,
-                };
-                ConnectionOutcome::refused(flag, &e)
+        let held = self.proxy.admission.admit(&conn.workload);
+        let outcome = match (
+            held.as_ref(),
+            served(&conn, &conn.accepted, &tunnel.waypoint),
+        ) {
+            (Err(refused), _) => {
+                reply(&mut respond, StatusCode::SERVICE_UNAVAILABLE);
+                crate::metrics::proxy_metrics().connection_rejected(refused.limit());
+                ConnectionOutcome::refused(ResponseFlag::OverloadManager, refused)
             }
-            Ok(route) => {
-                let denied = self
-                    .authorizer
-                    .as_ref()
-                    .and_then(|a| a.check(&conn, &conn.accepted).err());
-                match denied {
-                    Some(reason) => {
-                        reply(&mut respond, StatusCode::UNAUTHORIZED);
-                        let mut outcome = ConnectionOutcome::default();
-                        outcome.fail(None, &format!("RBAC: access denied: {reason}"));
-                        outcome
-                    }
-                    None => {
-                        self.open(&conn, route, request.into_body(), respond, &bytes)
-                            .await
+            (Ok(_), served) => match served {
+                Err(e) => {
+                    reply(&mut respond, StatusCode::BAD_REQUEST);
+                    let flag = match &e {
+                        TargetError::Route(d) => d.flag(),
+                        _ => ResponseFlag::NoRoute,
+                    };
+                    ConnectionOutcome::refused(flag, &e)
+                }
+                Ok(route) => {
+                    let denied = self
+                        .authorizer
+                        .as_ref()
+                        .and_then(|a| a.check(&conn, &conn.accepted).err());
+                    match denied {
+                        Some(reason) => {
+                            reply(&mut respond, StatusCode::UNAUTHORIZED);
+                            let mut outcome = ConnectionOutcome::default();
+                            outcome.fail(None, &format!("RBAC: access denied: {reason}"));
+                            outcome
+                        }
+                        None => {
+                            self.open(&conn, route, request.into_body(), respond, &bytes)
+                                .await
+                        }
                     }
                 }
-            }
+            },
         };
+        drop(held);
         access_log::connection_complete(&conn, &outcome, &bytes, &meter);
     }
 

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
@@ -49,6 +50,13 @@ pub struct ProxyMetrics {
     closed: Family<TcpClosedLabels, Counter>,
     sent: Family<TcpClosedLabels, Counter>,
     received: Family<TcpClosedLabels, Counter>,
+    rejected: Family<RejectedLabels, Counter>,
+}
+
+/// `limit` of `egret_downstream_connections_rejected_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectedLabels {
+    limit: &'static str,
 }
 
 impl Default for ProxyMetrics {
@@ -61,6 +69,7 @@ impl Default for ProxyMetrics {
             closed: Family::default(),
             sent: Family::default(),
             received: Family::default(),
+            rejected: Family::default(),
         }
     }
 }
@@ -111,6 +120,16 @@ impl ProxyMetrics {
             "Bytes the workload received, counted when its connection ends",
             self.received.clone(),
         );
+        registry.register(
+            "egret_downstream_connections_rejected",
+            "Workload connections closed at once: over the per-workload (`workload`) or total (`total`) cap",
+            self.rejected.clone(),
+        );
+    }
+
+    /// Counts a connection refused over the cap named `limit`.
+    pub fn connection_rejected(&self, limit: &'static str) {
+        self.rejected.get_or_create(&RejectedLabels { limit }).inc();
     }
 
     /// Counts a connection as opened; the meter carries its labels to

@@ -43,7 +43,6 @@ pub fn evaluate(
     }
     let attrs = RequestAttrs {
         source_principal: Some(principal),
-        source_namespace: Some(&conn.src_identity.namespace),
         source_ip: conn.src.ip(),
         remote_ip: conn.src.ip(),
         destination: conn.orig_dst,

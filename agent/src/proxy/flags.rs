@@ -18,7 +18,8 @@ pub enum ResponseFlag {
     UpstreamConnectionFailure,
     /// `UC`: the upstream connection closed before the response completed.
     UpstreamConnectionTermination,
-    /// `DPE`: the workload sent bytes that are not valid HTTP/1.1.
+    /// `DPE`: the workload sent a request egret refuses to read: malformed
+    /// HTTP, headers over the limits, or a path or method Istio rejects.
     DownstreamProtocolError,
     /// `RBAC`: an AuthorizationPolicy denied the request or connection.
     RbacDenied,
@@ -26,11 +27,16 @@ pub enum ResponseFlag {
     FaultInjected,
     /// `UT`: the route's timeout passed before the upstream answered.
     UpstreamRequestTimeout,
+    /// `SI`: the request saw no activity for the stream idle timeout.
+    StreamIdleTimeout,
+    /// `OM`: refused because the workload or the agent holds as many
+    /// connections as it may (Envoy's overload-manager flag).
+    OverloadManager,
 }
 
 impl ResponseFlag {
     /// Every flag, in the order they are printed.
-    pub const ALL: [ResponseFlag; 9] = [
+    pub const ALL: [ResponseFlag; 11] = [
         ResponseFlag::NoRoute,
         ResponseFlag::WaypointMissing,
         ResponseFlag::NoHealthyUpstream,
@@ -40,6 +46,8 @@ impl ResponseFlag {
         ResponseFlag::RbacDenied,
         ResponseFlag::FaultInjected,
         ResponseFlag::UpstreamRequestTimeout,
+        ResponseFlag::StreamIdleTimeout,
+        ResponseFlag::OverloadManager,
     ];
 
     /// The short code, as Envoy and Istio spell it.
@@ -54,6 +62,8 @@ impl ResponseFlag {
             ResponseFlag::RbacDenied => "RBAC",
             ResponseFlag::FaultInjected => "FI",
             ResponseFlag::UpstreamRequestTimeout => "UT",
+            ResponseFlag::StreamIdleTimeout => "SI",
+            ResponseFlag::OverloadManager => "OM",
         }
     }
 

@@ -9,6 +9,7 @@
 //! [`recheck`] closes open connections a later config no longer allows.
 
 pub mod access_log;
+pub mod admission;
 pub mod authorize;
 pub mod connect;
 pub mod context;
@@ -16,6 +17,7 @@ pub mod counted;
 pub mod endpoint;
 pub mod flags;
 pub mod http;
+pub mod limits;
 pub mod outbound;
 pub mod passthrough;
 pub mod pool;
@@ -57,4 +59,8 @@ pub struct ProxyContext {
     /// Tunnels to remote waypoints (Gateways with `spec.addresses`); `None`
     /// where there is no identity to present (such services are refused).
     pub hbone: Option<Arc<crate::hbone::HboneClient>>,
+    /// Bounds on what workloads may send and hold open.
+    pub limits: limits::Limits,
+    /// The connections held against the caps of `limits`.
+    pub admission: Arc<admission::Admission>,
 }

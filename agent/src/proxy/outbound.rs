@@ -128,7 +128,25 @@ pub async fn handle_outbound(
     let _ = stream.set_nodelay(true);
     let downstream = Counted::new(stream, bytes.clone());
 
-    let outcome = match route(&conn.accepted, conn.orig_dst) {
+    let outcome = match ctx.admission.admit(&conn.workload) {
+        Err(refused) => {
+            drop(downstream);
+            tracing::debug!(error = %refused, "connection refused");
+            crate::metrics::proxy_metrics().connection_rejected(refused.limit());
+            ConnectionOutcome::refused(ResponseFlag::OverloadManager, &refused)
+        }
+        Ok(_held) => carry(&ctx, &conn, downstream).await,
+    };
+    access_log::connection_complete(&conn, &outcome, &bytes, &meter);
+}
+
+/// Carries an admitted connection along its route.
+async fn carry(
+    ctx: &Arc<ProxyContext>,
+    conn: &Arc<ConnectionContext>,
+    downstream: Counted<TcpStream>,
+) -> ConnectionOutcome {
+    match route(&conn.accepted, conn.orig_dst) {
         Err(e) => {
             // Dropping the stream closes it: the workload sees a closed
             // connection, as with any refused connection.
@@ -138,11 +156,11 @@ pub async fn handle_outbound(
         }
         // A remote waypoint does the L4/L7 work; this agent only tunnels.
         Ok(_) if crate::hbone::tunnel::remote_waypoint(&conn.accepted).is_some() => {
-            let tunnel = crate::hbone::tunnel::forward(&ctx, &conn, downstream);
-            recheck::hold(&ctx, &conn, tunnel, |_| Ok(())).await
+            let tunnel = crate::hbone::tunnel::forward(ctx, conn, downstream);
+            recheck::hold(ctx, conn, tunnel, |_| Ok(())).await
         }
         Ok(Route::Tcp(target)) => {
-            match super::authorize::authorize_connection(&conn, &conn.accepted) {
+            match super::authorize::authorize_connection(conn, &conn.accepted) {
                 Err(decision) => {
                     drop(downstream);
                     let reason = super::authorize::describe(&decision);
@@ -152,9 +170,9 @@ pub async fn handle_outbound(
                     )
                 }
                 Ok(()) => {
-                    let proxied = tcp::proxy(ctx.resolver.as_ref(), &conn, &target, downstream);
-                    recheck::hold(&ctx, &conn, proxied, |dest| {
-                        super::authorize::authorize_connection(&conn, dest)
+                    let proxied = tcp::proxy(ctx.resolver.as_ref(), conn, &target, downstream);
+                    recheck::hold(ctx, conn, proxied, |dest| {
+                        super::authorize::authorize_connection(conn, dest)
                             .map_err(|d| Revoked::denied(dest, &d))
                     })
                     .await
@@ -163,12 +181,8 @@ pub async fn handle_outbound(
         }
         Ok(Route::Http(target)) => http::serve(ctx.clone(), conn.clone(), target, downstream).await,
         Ok(Route::Passthrough(target)) => {
-            let passed = passthrough::serve(&ctx, &conn, &target, downstream);
-            recheck::hold(&ctx, &conn, passed, |dest| {
-                passthrough::recheck(&conn, dest)
-            })
-            .await
+            let passed = passthrough::serve(ctx, conn, &target, downstream);
+            recheck::hold(ctx, conn, passed, |dest| passthrough::recheck(conn, dest)).await
         }
-    };
-    access_log::connection_complete(&conn, &outcome, &bytes, &meter);
+    }
 }

@@ -12,7 +12,8 @@ use super::compiled::{
 };
 use super::duration;
 use super::error::RouteError;
-use super::matching::{CompiledMatch, StrMatch, UriMatch};
+use super::matching::{CompiledMatch, HeaderKey, StrMatch, UriMatch};
+use super::redirect::{RedirectPath, RedirectPort};
 use super::spec::{
     Destination, HeaderOperations, Headers, HttpFaultInjection, HttpMatchRequest, HttpRetry,
     HttpRoute, L4Match as L4MatchSpec, StringMatch, VirtualServiceSpec,
@@ -249,7 +250,8 @@ impl Cx<'_> {
             map.iter()
                 .map(|(k, v)| {
                     let at = format!("{at}.{field}[{k}]");
-                    let name = header_name(k).map_err(|e| self.err(&at, e))?;
+                    let name =
+                        HeaderKey::parse(&k.to_ascii_lowercase()).map_err(|e| self.err(&at, e))?;
                     let m = match v {
                         Some(s) => self.str_match(&at, s)?,
                         None => StrMatch::Present,
@@ -459,17 +461,36 @@ impl Cx<'_> {
     }
 
     fn redirect(&self, at: &str, r: &super::spec::HttpRedirect) -> Result<Redirect, RouteError> {
-        if r.port.is_some() && r.derive_port.is_some() {
-            return Err(self.err(at, "only one of port or derivePort may be set"));
-        }
+        let nonempty = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+        let path = match (nonempty(&r.uri), nonempty(&r.prefix_rewrite)) {
+            (Some(_), Some(_)) => {
+                return Err(self.err(at, "only one of uri or prefixRewrite may be set"))
+            }
+            (Some(uri), None) => Some(RedirectPath::Full(uri)),
+            (None, Some(prefix)) => Some(RedirectPath::Prefix(prefix)),
+            (None, None) => None,
+        };
+        let port = match (r.port, r.derive_port.as_deref()) {
+            (Some(_), Some(_)) => {
+                return Err(self.err(at, "only one of port or derivePort may be set"))
+            }
+            (Some(p), None) => {
+                RedirectPort::Port(port(p).map_err(|e| self.err(&format!("{at}.port"), e))?)
+            }
+            (None, Some("FROM_REQUEST_PORT")) => RedirectPort::FromRequest,
+            (None, None | Some("FROM_PROTOCOL_DEFAULT")) => RedirectPort::Unchanged,
+            (None, Some(other)) => {
+                return Err(self.err(
+                    &format!("{at}.derivePort"),
+                    format!("unknown value {other:?} (FROM_PROTOCOL_DEFAULT or FROM_REQUEST_PORT)"),
+                ))
+            }
+        };
         Ok(Redirect {
-            uri: r.uri.clone(),
-            authority: r.authority.clone(),
-            port: r
-                .port
-                .map(|p| port(p).map_err(|e| self.err(&format!("{at}.port"), e)))
-                .transpose()?,
-            scheme: r.scheme.clone(),
+            path,
+            authority: nonempty(&r.authority),
+            port,
+            scheme: nonempty(&r.scheme),
             status: match r.redirect_code {
                 None => StatusCode::MOVED_PERMANENTLY,
                 Some(c) => {

@@ -91,20 +91,7 @@ pub struct CompiledDestination {
     pub(crate) headers: HeaderOps,
 }
 
-/// `redirect`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Redirect {
-    /// New path.
-    pub uri: Option<String>,
-    /// New authority.
-    pub authority: Option<String>,
-    /// New port.
-    pub port: Option<u16>,
-    /// New scheme.
-    pub scheme: Option<String>,
-    /// Status (301 by default).
-    pub status: StatusCode,
-}
+pub use super::redirect::Redirect;
 
 /// `rewrite`.
 #[derive(Clone, Debug)]

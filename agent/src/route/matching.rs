@@ -1,6 +1,8 @@
 //! HTTP match conditions of a route and the request view they are checked on.
 //! Entries in `match` OR; fields inside one entry AND.
 
+use std::borrow::Cow;
+
 use http::header::HeaderName;
 use http::HeaderMap;
 use regex::Regex;
@@ -73,6 +75,42 @@ pub enum UriMatch {
     Regex(Regex),
 }
 
+/// A `headers` / `withoutHeaders` key: a header field, or one of the
+/// pseudo-headers Istio lets a route match (`:method`, `:scheme`,
+/// `:authority`, `:path`, `:status`), which Envoy keeps in the header map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeaderKey {
+    /// A header field.
+    Field(HeaderName),
+    /// `:method`.
+    Method,
+    /// `:scheme`.
+    Scheme,
+    /// `:authority` (the Host of HTTP/1.1).
+    Authority,
+    /// `:path`: path and query.
+    Path,
+    /// `:status`: never on a request.
+    Status,
+}
+
+impl HeaderKey {
+    /// The key a (lower-cased) VirtualService header name stands for.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        Ok(match name {
+            ":method" => HeaderKey::Method,
+            ":scheme" => HeaderKey::Scheme,
+            ":authority" => HeaderKey::Authority,
+            ":path" => HeaderKey::Path,
+            ":status" => HeaderKey::Status,
+            _ => HeaderKey::Field(
+                HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| format!("invalid header name {name:?}"))?,
+            ),
+        })
+    }
+}
+
 /// One compiled `match[]` entry.
 #[derive(Clone, Debug, Default)]
 pub struct CompiledMatch {
@@ -81,8 +119,8 @@ pub struct CompiledMatch {
     pub(crate) scheme: Option<StrMatch>,
     pub(crate) method: Option<StrMatch>,
     pub(crate) authority: Option<StrMatch>,
-    pub(crate) headers: Vec<(HeaderName, StrMatch)>,
-    pub(crate) without_headers: Vec<(HeaderName, StrMatch)>,
+    pub(crate) headers: Vec<(HeaderKey, StrMatch)>,
+    pub(crate) without_headers: Vec<(HeaderKey, StrMatch)>,
     pub(crate) query_params: Vec<(String, StrMatch)>,
     pub(crate) port: Option<u16>,
     pub(crate) source_namespace: Option<String>,
@@ -138,11 +176,11 @@ impl CompiledMatch {
             && self
                 .headers
                 .iter()
-                .all(|(n, m)| header(req.headers, n).is_some_and(|v| m.matches(v)))
+                .all(|(k, m)| header(req, k).is_some_and(|v| m.matches(&v)))
             && self
                 .without_headers
                 .iter()
-                .all(|(n, m)| !without_header_hit(req.headers, n, m))
+                .all(|(k, m)| !without_header_hit(req, k, m))
             && self
                 .query_params
                 .iter()
@@ -151,18 +189,41 @@ impl CompiledMatch {
     }
 }
 
-/// The header's value; non-UTF-8 values never match a string condition.
-fn header<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h str> {
-    headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"))
+/// The value a header key has on the request: pseudo-headers from the
+/// request line; a repeated field as Envoy matches it, its values joined by
+/// `,`. Non-UTF-8 values never match a string condition.
+fn header<'h>(req: &HttpRequestView<'h>, key: &HeaderKey) -> Option<Cow<'h, str>> {
+    let field = match key {
+        HeaderKey::Method => return Some(Cow::Borrowed(req.method)),
+        HeaderKey::Scheme => return Some(Cow::Borrowed(req.scheme)),
+        HeaderKey::Authority => return Some(Cow::Borrowed(req.authority)),
+        HeaderKey::Path => return Some(Cow::Borrowed(req.path_and_query)),
+        HeaderKey::Status => return None,
+        HeaderKey::Field(name) => name,
+    };
+    let text = |v: &'h http::HeaderValue| v.to_str().unwrap_or("\u{fffd}");
+    let mut values = req.headers.get_all(field).iter();
+    let first = text(values.next()?);
+    match values.next() {
+        None => Some(Cow::Borrowed(first)),
+        Some(second) => {
+            let mut joined = format!("{first},{}", text(second));
+            for v in values {
+                joined.push(',');
+                joined.push_str(text(v));
+            }
+            Some(Cow::Owned(joined))
+        }
+    }
 }
 
 /// `withoutHeaders` inverts the match; a missing header counts as an empty value,
 /// except for "present" conditions (Envoy's treat_missing_header_as_empty).
-fn without_header_hit(headers: &HeaderMap, name: &HeaderName, m: &StrMatch) -> bool {
-    match (header(headers, name), m) {
+fn without_header_hit(req: &HttpRequestView<'_>, key: &HeaderKey, m: &StrMatch) -> bool {
+    match (header(req, key), m) {
         (None, StrMatch::Present) => false,
         (None, m) => m.matches(""),
-        (Some(v), m) => m.matches(v),
+        (Some(v), m) => m.matches(&v),
     }
 }
 

@@ -9,9 +9,10 @@
 mod apply;
 mod compile;
 mod compiled;
-mod duration;
+pub(crate) mod duration;
 mod error;
 mod matching;
+mod redirect;
 mod spec;
 mod table;
 
@@ -28,6 +29,7 @@ pub use compiled::{
 };
 pub use error::RouteError;
 pub use matching::HttpRequestView;
+pub use redirect::{RedirectPath, RedirectPort, RedirectRequest};
 pub use spec::{
     Destination, FaultAbort, FaultDelay, HeaderOperations, Headers, HttpBody, HttpDirectResponse,
     HttpFaultInjection, HttpMatchRequest, HttpRedirect, HttpRetry, HttpRewrite, HttpRoute,

@@ -219,6 +219,9 @@ pub struct HttpRedirect {
     /// Replacement path.
     #[serde(default)]
     pub uri: Option<String>,
+    /// Replacement for the matched path prefix (exclusive with `uri`).
+    #[serde(default)]
+    pub prefix_rewrite: Option<String>,
     /// Replacement authority.
     #[serde(default)]
     pub authority: Option<String>,

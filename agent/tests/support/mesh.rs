@@ -101,6 +101,8 @@ impl Mesh {
             resolver: Arc::new(NoDns),
             trust_domain: "cluster.local".into(),
             hbone: None,
+            limits: Default::default(),
+            admission: Default::default(),
         });
         Mesh { tx, ctx }
     }

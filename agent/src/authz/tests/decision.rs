@@ -12,7 +12,7 @@ const GW: &str =
     "targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: egress-waypoint}]\n";
 
 fn decide(policies: Vec<Arc<crate::authz::CompiledPolicy>>, req: &Req) -> Decision {
-    PolicySet::new(policies).evaluate(&target(), &req.attrs())
+    PolicySet::new(policies, "istio-system").evaluate(&target(), &req.attrs())
 }
 
 fn dry(name: &str, yaml: &str) -> Arc<crate::authz::CompiledPolicy> {
@@ -228,6 +228,12 @@ fn which_policies_apply_at_the_waypoint() {
             true,
         ),
         (
+            "gateway class from outside the root namespace",
+            "istio-egress",
+            "{kind: GatewayClass, group: gateway.networking.k8s.io, name: istio-waypoint}",
+            false,
+        ),
+        (
             "other gateway class",
             "istio-system",
             "{kind: GatewayClass, group: gateway.networking.k8s.io, name: istio}",
@@ -273,7 +279,7 @@ fn which_policies_apply_at_the_waypoint() {
         }),
         ..target()
     };
-    let set = PolicySet::new(vec![svc]);
+    let set = PolicySet::new(vec![svc], "istio-system");
     assert!(!set.evaluate(&key, &Req::http().attrs()).allowed);
     let other_gw = TargetKey {
         gateway: GatewayKey {
@@ -295,13 +301,36 @@ fn selector_and_namespace_wide_policies_are_warned_and_skipped() {
         "selector: {matchLabels: {app: httpbin}}",
     );
     let wide = policy("istio-egress", "wide", "{}");
-    let set = PolicySet::new(vec![selector, wide]);
+    let set = PolicySet::new(vec![selector, wide], "istio-system");
     assert_eq!(set.len(), 2);
     assert!(set.evaluate(&target(), &Req::http().attrs()).allowed);
     assert_eq!(set.warnings().len(), 2);
     assert!(set.warnings()[0]
         .contains("istio-egress/sel: selector policies do not apply at a waypoint"));
     assert!(set.warnings()[1].contains("istio-egress/wide"));
+}
+
+#[test]
+fn gateway_class_policies_outside_the_root_namespace_are_warned_and_skipped() {
+    let deny_all = |ns: &str| {
+        policy(
+            ns,
+            "class-wide",
+            "targetRefs: [{kind: GatewayClass, group: gateway.networking.k8s.io, name: istio-waypoint}]\n\
+             action: DENY\nrules: [{}]",
+        )
+    };
+    let set = PolicySet::new(vec![deny_all("istio-egress")], "istio-system");
+    assert!(set.evaluate(&target(), &Req::http().attrs()).allowed);
+    assert_eq!(set.warnings().len(), 1);
+    assert!(
+        set.warnings()[0].contains("must be in the root namespace `istio-system`"),
+        "{:?}",
+        set.warnings()
+    );
+    let set = PolicySet::new(vec![deny_all("istio-system")], "istio-system");
+    assert!(!set.evaluate(&target(), &Req::http().attrs()).allowed);
+    assert!(set.warnings().is_empty());
 }
 
 #[test]
@@ -342,7 +371,7 @@ fn stats_count_by_reason() {
         &format!("{GW}action: AUDIT\nrules: [{{}}]"),
     );
     let would_deny = dry("dry", &format!("{GW}action: DENY\nrules: [{{}}]"));
-    let set = PolicySet::new(vec![deny, audit, would_deny]);
+    let set = PolicySet::new(vec![deny, audit, would_deny], "istio-system");
     for req in [Req::http(), Req::http().method("POST"), Req::http()] {
         stats.record(&set.evaluate(&target(), &req.attrs()));
     }

@@ -58,7 +58,6 @@ fn target() -> TargetKey<'static> {
 #[derive(Clone)]
 struct Req {
     principal: Option<&'static str>,
-    namespace: Option<&'static str>,
     source_ip: IpAddr,
     remote_ip: IpAddr,
     destination: SocketAddr,
@@ -71,7 +70,6 @@ impl Req {
     fn http() -> Self {
         Req {
             principal: Some("cluster.local/ns/bookinfo/sa/bookinfo-productpage"),
-            namespace: Some("bookinfo"),
             source_ip: "10.0.74.45".parse().unwrap(),
             remote_ip: "10.0.74.45".parse().unwrap(),
             destination: "240.240.0.2:80".parse().unwrap(),
@@ -90,13 +88,11 @@ impl Req {
 
     fn plaintext(mut self) -> Self {
         self.principal = None;
-        self.namespace = None;
         self
     }
 
-    fn principal(mut self, p: &'static str, ns: &'static str) -> Self {
+    fn principal(mut self, p: &'static str) -> Self {
         self.principal = Some(p);
-        self.namespace = Some(ns);
         self
     }
 
@@ -146,7 +142,6 @@ impl Req {
     fn attrs(&self) -> RequestAttrs<'_> {
         RequestAttrs {
             source_principal: self.principal,
-            source_namespace: self.namespace,
             source_ip: self.source_ip,
             remote_ip: self.remote_ip,
             destination: self.destination,

@@ -144,7 +144,7 @@ fn http_only_attributes_on_tcp() {
             "p",
             &format!("{GW}action: {action}\nrules: {rules}"),
         );
-        let d = PolicySet::new(vec![p]).evaluate(&target(), &req.attrs());
+        let d = PolicySet::new(vec![p], "istio-system").evaluate(&target(), &req.attrs());
         assert_eq!(d.allowed, allowed, "case {name:?}: {d:?}");
     }
 }
@@ -156,7 +156,7 @@ fn audit_on_tcp_is_broader() {
         "audit-post",
         &format!("{GW}action: AUDIT\nrules: [{{to: [{{operation: {{methods: [POST]}}}}]}}]"),
     );
-    let d = PolicySet::new(vec![p]).evaluate(&target(), &Req::tcp().attrs());
+    let d = PolicySet::new(vec![p], "istio-system").evaluate(&target(), &Req::tcp().attrs());
     assert!(d.allowed);
     assert_eq!(d.reason, DecisionReason::NoPolicies);
     assert_eq!(d.audit.len(), 1);

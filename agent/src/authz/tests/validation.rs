@@ -32,6 +32,8 @@ fn invalid_policies_name_the_field() {
          "AuthorizationPolicy ns/p: spec.rules[0].to[0].operation.ports[1]: bad port \"http\": must be a number"),
         ("rules: [{to: [{operation: {notPorts: ['70000']}}]}]", vec![], "notPorts[0]: bad port \"70000\""),
         ("rules: [{to: [{operation: {paths: ['/{**}/x/{*}']}}]}]", vec![], "paths[0]: invalid path template"),
+        ("rules: [{from: [{source: {namespaces: ['a(*']}}]}]", vec![], "namespaces[0]: \"a(*\" does not make a valid regular expression"),
+        ("rules: [{from: [{source: {notPrincipals: ['*/sa/[x']}}]}]", vec![], "notPrincipals[0]: \"*/sa/[x\" does not make a valid regular expression"),
         ("rules: [{to: [{operation: {methods: ['']}}]}]", vec![], "spec.rules[0].to[0].operation.methods[0]: empty value not allowed"),
         ("rules: [{to: [{operation: {}}]}]", vec![], "spec.rules[0].to[0].operation: must not be empty"),
         ("rules: [{to: [{}]}]", vec![], "spec.rules[0].to[0].operation: must be set"),

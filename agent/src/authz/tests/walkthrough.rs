@@ -36,7 +36,7 @@ fn step_4a() -> PolicySet {
         &spec,
     )
     .unwrap();
-    PolicySet::new(vec![Arc::new(p)])
+    PolicySet::new(vec![Arc::new(p)], "istio-system")
 }
 
 #[test]
@@ -80,7 +80,7 @@ fn only_get_get_is_allowed() {
 
 #[test]
 fn deleting_the_policy_restores_access() {
-    let empty = PolicySet::new(vec![]);
+    let empty = PolicySet::new(vec![], "istio-system");
     let post = Req::http().method("POST").path("/post");
     assert!(!step_4a().evaluate(&target(), &post.attrs()).allowed);
     assert!(empty.evaluate(&target(), &post.attrs()).allowed);

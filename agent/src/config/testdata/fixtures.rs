@@ -36,7 +36,6 @@ pub fn http_allowed(snapshot: &Snapshot, method: &str, path: &str) -> bool {
     let headers = http::HeaderMap::new();
     let attrs = RequestAttrs {
         source_principal: Some("cluster.local/ns/bookinfo/sa/bookinfo-productpage"),
-        source_namespace: Some("bookinfo"),
         source_ip: "10.0.0.1".parse().unwrap(),
         remote_ip: "10.0.0.1".parse().unwrap(),
         destination: "240.240.0.2:80".parse().unwrap(),

@@ -1,15 +1,19 @@
 //! Body types of the HTTP path: one boxed streaming body both ways, and the
-//! response body that writes the request's access log line when it is done.
+//! response body that writes the request's access log line when it is done
+//! and ends a response that stalls for the stream idle timeout.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, SizeHint};
+use tokio::time::{sleep, Instant, Sleep};
 
 use crate::proxy::access_log::{self, RequestRecord};
 use crate::proxy::context::ConnectionContext;
@@ -47,21 +51,44 @@ pub struct PendingLog {
     pub authz: Option<crate::authz::Decision>,
 }
 
+/// A response that stopped moving for the stream idle timeout (Envoy
+/// resets such a stream once its headers are out).
+#[derive(Debug, thiserror::Error)]
+#[error("no response bytes for the stream idle timeout of {0:?}")]
+pub struct StreamIdle(Duration);
+
 /// The response body sent to the workload. Writes the `request complete`
 /// line exactly once: when the body ends, or when hyper drops it (sent in
-/// full, or the workload went away).
+/// full, or the workload went away). A body with no frame for
+/// `idle_timeout` ends in an error, which resets the stream (`SI`).
 pub struct LoggedBody {
     inner: ProxyBody,
     log: Option<PendingLog>,
+    idle_timeout: Duration,
+    idle: Option<Pin<Box<Sleep>>>,
 }
 
 impl LoggedBody {
-    /// Wraps `inner`; `log` is written when it is done.
-    pub fn new(inner: ProxyBody, log: PendingLog) -> Self {
+    /// Wraps `inner`; `log` is written when it is done; zero `idle_timeout`
+    /// lets the body wait forever.
+    pub fn new(inner: ProxyBody, log: PendingLog, idle_timeout: Duration) -> Self {
         LoggedBody {
             inner,
             log: Some(log),
+            idle_timeout,
+            idle: None,
         }
+    }
+
+    /// Whether the body has waited the whole idle timeout (arms it lazily).
+    fn idled(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.idle_timeout.is_zero() {
+            return false;
+        }
+        let timer = self
+            .idle
+            .get_or_insert_with(|| Box::pin(sleep(self.idle_timeout)));
+        timer.as_mut().poll(cx).is_ready()
     }
 
     fn finish(&mut self) {
@@ -80,26 +107,41 @@ impl LoggedBody {
 
 impl Body for LoggedBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Err(_))) => {
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Err(e))) => {
                 // The upstream went away mid-body: the workload gets a
                 // truncated response, and the log says why.
                 if let Some(log) = self.log.as_mut() {
                     log.flags
                         .insert(ResponseFlag::UpstreamConnectionTermination);
                 }
+                Poll::Ready(Some(Err(e.into())))
             }
-            Poll::Ready(None) => self.finish(),
-            _ => {}
+            Poll::Ready(None) => {
+                self.finish();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                let limit = self.idle_timeout;
+                if let Some(timer) = self.idle.as_mut() {
+                    timer.as_mut().reset(Instant::now() + limit);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Pending if self.idled(cx) => {
+                if let Some(log) = self.log.as_mut() {
+                    log.flags.insert(ResponseFlag::StreamIdleTimeout);
+                }
+                Poll::Ready(Some(Err(Box::new(StreamIdle(self.idle_timeout)))))
+            }
+            Poll::Pending => Poll::Pending,
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -9,13 +9,17 @@
 pub mod authorize;
 pub mod body;
 pub mod forward;
+pub mod h1;
 pub mod host;
 pub mod normalize;
 pub mod pipeline;
 pub mod reply;
 pub mod retry;
 pub mod routing;
+pub mod sanitize;
 pub mod sender;
+mod server;
+pub mod stream_idle;
 pub mod upstream;
 
 use std::convert::Infallible;
@@ -24,8 +28,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use self::body::{LoggedBody, PendingLog};
@@ -105,7 +107,11 @@ where
         Pipeline::standard()
     };
     let state = Arc::new(Connection {
-        upstream: UpstreamSession::new(ctx.resolver.clone(), conn.orig_dst),
+        upstream: UpstreamSession::new(
+            ctx.resolver.clone(),
+            conn.orig_dst,
+            ctx.limits.upstream_idle_timeout,
+        ),
         current: Mutex::new(Current {
             destination: conn.accepted.clone(),
             target: Ok(target.clone()),
@@ -115,57 +121,12 @@ where
         accepted: target,
         pipeline,
     });
-    let service = {
-        let state = state.clone();
-        service_fn(move |request| handle(state.clone(), request))
-    };
-    // HTTP/1.1, or HTTP/2 with prior knowledge: the preface tells them apart.
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .keep_alive(true)
-        // Pipelined requests get their responses flushed together.
-        .pipeline_flush(true);
-    let connection = builder.serve_connection(TokioIo::new(downstream), service);
-    tokio::pin!(connection);
+    // Resolves when a config change takes the connection's service or port
+    // away: the server then winds the connection down gracefully.
     let gone = recheck::revoked(ctx.snapshots.clone(), &conn, |dest| {
         recheck::path_unchanged(&conn, dest)
     });
-    tokio::pin!(gone);
-    let mut closed_by: Option<Revoked> = None;
-    let served = loop {
-        tokio::select! {
-            // Requests already read are served (and refused, when their
-            // service is gone) before the connection is wound down.
-            biased;
-            served = connection.as_mut() => break served,
-            revoked = &mut gone, if closed_by.is_none() => {
-                // In-flight requests finish; HTTP/1.1 closes after the
-                // response, HTTP/2 sends GOAWAY and takes no new stream.
-                tracing::debug!(src = %conn.src, reason = %revoked, "closing an HTTP connection after a config change");
-                connection.as_mut().graceful_shutdown();
-                closed_by = Some(revoked);
-            }
-        }
-    };
-
-    let mut outcome = ConnectionOutcome {
-        upstream: state.upstream.last_addr(),
-        ..ConnectionOutcome::default()
-    };
-    if let Some(revoked) = closed_by {
-        outcome.fail(Some(revoked.flag()), &revoked);
-    }
-    if let Err(e) = served {
-        // A malformed request is the workload's fault; a workload that
-        // hangs up mid-response is not an error worth a flag.
-        let parse_error = e
-            .downcast_ref::<hyper::Error>()
-            .is_some_and(hyper::Error::is_parse);
-        let flag = parse_error.then_some(ResponseFlag::DownstreamProtocolError);
-        outcome.fail(flag, &e);
-    }
-    outcome
+    server::run(state, downstream, gone).await
 }
 
 /// One request, top to bottom: record, decide, forward, respond.
@@ -176,12 +137,12 @@ async fn handle(
     let (mut head, body) = request.into_parts();
     let record = RequestRecord::from_head(&head);
     let http2 = head.version == http::Version::HTTP_2;
-    normalize_uri(&mut head);
     let current = state.current();
     let (target, gone) = match current.target {
         Ok(target) => (target, None),
         Err(revoked) => (state.accepted.clone(), Some(revoked)),
     };
+    let normalization = current.destination.snapshot.mesh.path_normalization;
     let mut exchange = Exchange::new(state.conn.clone(), current.destination, target);
 
     let decision = match &gone {
@@ -190,7 +151,13 @@ async fn handle(
             tracing::debug!(src = %state.conn.src, reason = %revoked, "request refused");
             Decision::Respond(LocalReply::no_virtual_host())
         }
-        None => state.pipeline.decide(&mut exchange, &mut head),
+        None => match sanitize::check(&mut head, &state.ctx.limits, normalization) {
+            Err(refused) => {
+                tracing::debug!(error = %refused, "request refused before policy");
+                Decision::Respond(refused.reply())
+            }
+            Ok(()) => state.pipeline.decide(&mut exchange, &mut head),
+        },
     };
     let response = match decision {
         Decision::Respond(reply) => {
@@ -206,19 +173,31 @@ async fn handle(
             let exchange_timeout = exchange.timeout;
             forward::upstream_request(&mut head, &exchange.target);
             let replayable = body.is_end_stream();
+            let activity = stream_idle::Activity::start();
             let tries = retry::send(
                 &state.upstream,
                 &mut exchange,
                 head,
-                body.boxed_unsync(),
+                activity.track(body.boxed_unsync()),
                 replayable,
             );
-            let sent = match exchange_timeout {
-                Some(limit) => tokio::time::timeout(limit, tries).await.ok(),
-                None => Some(tries.await),
+            let timed = async {
+                match exchange_timeout {
+                    Some(limit) => tokio::time::timeout(limit, tries).await.ok(),
+                    None => Some(tries.await),
+                }
             };
-            match sent {
-                None | Some(Tried::TimedOut) => {
+            // `None`: nothing moved for the stream idle timeout first.
+            let tried = tokio::select! {
+                sent = timed => Some(sent.unwrap_or(Tried::TimedOut)),
+                () = activity.idle(state.ctx.limits.stream_idle_timeout) => None,
+            };
+            match tried {
+                None => {
+                    exchange.flags.insert(ResponseFlag::StreamIdleTimeout);
+                    LocalReply::stream_idle_timeout().into_response()
+                }
+                Some(Tried::TimedOut) => {
                     exchange.flags.insert(ResponseFlag::UpstreamRequestTimeout);
                     LocalReply::upstream_timeout().into_response()
                 }
@@ -256,25 +235,6 @@ async fn handle(
         flags: exchange.flags,
         authz: exchange.authz.take(),
     };
-    Ok(Response::from_parts(head, LoggedBody::new(body, log)))
-}
-
-/// Puts the normalized path in the request, keeping the query as sent.
-fn normalize_uri(head: &mut http::request::Parts) {
-    let path = head.uri.path();
-    let normalize::NormalizedPath::Changed(normal) = normalize::classify(path) else {
-        return;
-    };
-    let mut path_and_query = normal;
-    if let Some(query) = head.uri.query() {
-        path_and_query.push('?');
-        path_and_query.push_str(query);
-    }
-    let mut parts = head.uri.clone().into_parts();
-    if let Ok(pq) = path_and_query.parse() {
-        parts.path_and_query = Some(pq);
-        if let Ok(uri) = http::Uri::from_parts(parts) {
-            head.uri = uri;
-        }
-    }
+    let idle = state.ctx.limits.stream_idle_timeout;
+    Ok(Response::from_parts(head, LoggedBody::new(body, log, idle)))
 }

@@ -79,16 +79,6 @@ impl LocalReply {
         }
     }
 
-    /// 400 (`DPE`): a malformed request (several `Host` headers, or `Host`
-    /// and `:authority` that disagree).
-    pub fn bad_request() -> Self {
-        LocalReply {
-            status: StatusCode::BAD_REQUEST,
-            body: Cow::Borrowed("Bad Request"),
-            flag: Some(ResponseFlag::DownstreamProtocolError),
-        }
-    }
-
     /// A VirtualService `fault.abort` (`FI`), worded as Envoy's fault filter.
     pub fn fault_abort(status: StatusCode) -> Self {
         LocalReply {
@@ -104,6 +94,54 @@ impl LocalReply {
             status: StatusCode::GATEWAY_TIMEOUT,
             body: Cow::Borrowed("upstream request timeout"),
             flag: Some(ResponseFlag::UpstreamRequestTimeout),
+        }
+    }
+
+    /// 400 `Bad Request` (`DPE`): malformed HTTP, a request Istio's
+    /// normalization rules refuse, several `Host` headers, or `Host` and
+    /// `:authority` that disagree. Envoy's codec words it so.
+    pub fn bad_request() -> Self {
+        LocalReply {
+            status: StatusCode::BAD_REQUEST,
+            body: Cow::Borrowed("Bad Request"),
+            flag: Some(ResponseFlag::DownstreamProtocolError),
+        }
+    }
+
+    /// 431: the request headers are over the size or count limit (`DPE`).
+    pub fn header_fields_too_large() -> Self {
+        LocalReply {
+            status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            body: Cow::Borrowed("Request Header Fields Too Large"),
+            flag: Some(ResponseFlag::DownstreamProtocolError),
+        }
+    }
+
+    /// 501: a `Transfer-Encoding` other than `chunked` (`DPE`), as Envoy answers.
+    pub fn not_implemented() -> Self {
+        LocalReply {
+            status: StatusCode::NOT_IMPLEMENTED,
+            body: Cow::Borrowed("Not Implemented"),
+            flag: Some(ResponseFlag::DownstreamProtocolError),
+        }
+    }
+
+    /// 408: the request headers did not arrive in time (Envoy's
+    /// `request_headers_timeout`, which sets no flag).
+    pub fn request_header_timeout() -> Self {
+        LocalReply {
+            status: StatusCode::REQUEST_TIMEOUT,
+            body: Cow::Borrowed("request header timeout"),
+            flag: None,
+        }
+    }
+
+    /// 408: no activity on the request for the stream idle timeout (`SI`).
+    pub fn stream_idle_timeout() -> Self {
+        LocalReply {
+            status: StatusCode::REQUEST_TIMEOUT,
+            body: Cow::Borrowed("stream timeout"),
+            flag: Some(ResponseFlag::StreamIdleTimeout),
         }
     }
 

@@ -10,7 +10,7 @@ use super::reply::LocalReply;
 use crate::proxy::context::UpstreamTarget;
 use crate::route::{
     apply_request, apply_response, fault_decision, pick_destination, HttpRequestView, MatchedRoute,
-    RouteAction, RouteResult,
+    RedirectRequest, RouteAction, RouteResult,
 };
 
 /// Routes requests by the VirtualServices of the config in force.
@@ -22,11 +22,8 @@ impl RequestStage for Routing {
         let snapshot = exchange.snapshot.clone();
         let service = exchange.target.service.clone();
         let result = {
-            let authority = head
-                .headers
-                .get(http::header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .or_else(|| head.uri.authority().map(|a| a.as_str()))
+            let authority = Some(request_authority(head))
+                .filter(|a| !a.is_empty())
                 .unwrap_or(&service.host);
             let view = HttpRequestView {
                 method: head.method.as_str(),
@@ -68,7 +65,13 @@ fn apply_route(
             ));
         }
         RouteAction::Redirect(redirect) => {
-            let location = redirect_location(head, redirect);
+            let location = redirect.location(&RedirectRequest {
+                scheme: "http",
+                host: request_authority(head),
+                path_and_query: head.uri.path_and_query().map_or("/", |p| p.as_str()),
+                matched_prefix_len: matched.matched_prefix_len,
+                port: exchange.conn.orig_dst.port(),
+            });
             exchange.redirect_location = HeaderValue::from_str(&location).ok();
             return Decision::Respond(LocalReply::direct(redirect.status, String::new()));
         }
@@ -114,27 +117,13 @@ fn retarget(exchange: &Exchange, host: &str, port: Option<u16>) -> Option<Upstre
     Some(UpstreamTarget { service, port })
 }
 
-/// Envoy's redirect: the request's URL with the redirect's parts replaced.
-fn redirect_location(head: &request::Parts, redirect: &crate::route::Redirect) -> String {
-    let scheme = redirect.scheme.as_deref().unwrap_or("http");
-    let host = redirect.authority.clone().unwrap_or_else(|| {
-        head.headers
-            .get(http::header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .split(':')
-            .next()
-            .unwrap_or_default()
-            .to_string()
-    });
-    let port = redirect.port.map(|p| format!(":{p}")).unwrap_or_default();
-    let path = redirect.uri.clone().unwrap_or_else(|| {
-        head.uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string()
-    });
-    format!("{scheme}://{host}{port}{path}")
+/// `Host`, or the URI's authority (HTTP/2), as sent.
+fn request_authority(head: &request::Parts) -> &str {
+    head.headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| head.uri.authority().map(|a| a.as_str()))
+        .unwrap_or_default()
 }
 
 impl ResponseStage for Routing {

@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use std::borrow::Cow;
 
@@ -96,6 +96,8 @@ struct Held {
     upstream_name: Option<String>,
     addr: SocketAddr,
     sender: Sender,
+    /// How long it is kept for reuse once no workload holds it.
+    idle_timeout: Duration,
 }
 
 /// Where an idle connection can serve again: the endpoint and the
@@ -106,7 +108,7 @@ type PoolKey = (SocketAddr, Option<u64>);
 /// The connections workloads are done with.
 fn shared_pool() -> &'static Pool<PoolKey, Held> {
     static POOL: std::sync::OnceLock<Pool<PoolKey, Held>> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| Pool::new(pool::IDLE_TIMEOUT, pool::MAX_PER_KEY, pool::MAX_TOTAL))
+    POOL.get_or_init(|| Pool::new(pool::MAX_PER_KEY, pool::MAX_TOTAL))
 }
 
 impl Held {
@@ -115,10 +117,24 @@ impl Held {
         !self.sender.is_closed() && self.sender.is_ready()
     }
 
-    /// Returns it to the shared pool if it can serve again.
+    /// Returns it to the shared pool if it can serve again; it is closed
+    /// once idle for its timeout (Envoy's upstream `idle_timeout`).
     fn release(self) {
-        if self.reusable() {
-            shared_pool().put((self.addr, self.tls), self);
+        if !self.reusable() {
+            return;
+        }
+        let idle_timeout = self.idle_timeout;
+        shared_pool().put((self.addr, self.tls), self, idle_timeout);
+        if let (Ok(runtime), Some(at)) = (
+            tokio::runtime::Handle::try_current(),
+            tokio::time::Instant::now().checked_add(idle_timeout),
+        ) {
+            runtime.spawn(async move {
+                tokio::time::sleep_until(at).await;
+                // Just after its deadline: the pass closes it if still idle.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                shared_pool().sweep();
+            });
         }
     }
 
@@ -132,6 +148,7 @@ impl Held {
                 upstream_name: self.upstream_name.clone(),
                 addr: self.addr,
                 sender,
+                idle_timeout: self.idle_timeout,
             };
             shared.release();
         }
@@ -154,17 +171,28 @@ pub struct UpstreamSession {
     // lock is never contended; it only makes the session shareable.
     held: Mutex<Option<Held>>,
     last_addr: std::sync::Mutex<Option<SocketAddr>>,
+    idle_timeout: Duration,
 }
 
 impl UpstreamSession {
     /// A session resolving names with `resolver`; `orig_dst` serves
-    /// `resolution: NONE`.
-    pub fn new(resolver: Arc<dyn ResolveHost>, orig_dst: SocketAddr) -> Self {
+    /// `resolution: NONE`; connections it is done with stay pooled for
+    /// `idle_timeout` (zero: until the pool's bounds evict them).
+    pub fn new(
+        resolver: Arc<dyn ResolveHost>,
+        orig_dst: SocketAddr,
+        idle_timeout: Duration,
+    ) -> Self {
         UpstreamSession {
             resolver,
             orig_dst,
             held: Mutex::new(None),
             last_addr: std::sync::Mutex::new(None),
+            idle_timeout: if idle_timeout.is_zero() {
+                Duration::MAX
+            } else {
+                idle_timeout
+            },
         }
     }
 
@@ -324,6 +352,7 @@ impl UpstreamSession {
             upstream_name,
             addr,
             sender,
+            idle_timeout: self.idle_timeout,
         })
     }
 }

@@ -1,15 +1,14 @@
 //! Idle upstream connections shared by every workload connection: a
 //! connection a workload is done with waits here, keyed by endpoint and TLS
 //! settings, for the next request to the same place. Bounded per key and in
-//! total; entries older than the idle timeout are dropped (which closes them).
+//! total; an entry past its idle deadline is dropped (which closes it) when
+//! met, or by [`Pool::sweep`].
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// How long an idle connection is kept.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle connections kept per key.
 pub const MAX_PER_KEY: usize = 8;
 /// Idle connections kept in all.
@@ -19,26 +18,39 @@ pub const MAX_TOTAL: usize = 1024;
 #[derive(Debug)]
 pub struct Pool<K, C> {
     idle: Mutex<Idle<K, C>>,
-    idle_timeout: Duration,
     max_per_key: usize,
     max_total: usize,
 }
 
+/// Connections by key, each with the instant it stops being kept.
 #[derive(Debug)]
 struct Idle<K, C> {
     by_key: HashMap<K, VecDeque<(Instant, C)>>,
     total: usize,
 }
 
+impl<K: Hash + Eq, C> Idle<K, C> {
+    /// Drops every entry past its deadline.
+    fn sweep(&mut self, now: Instant) {
+        let mut swept = 0;
+        self.by_key.retain(|_, list| {
+            let before = list.len();
+            list.retain(|(deadline, _)| now <= *deadline);
+            swept += before - list.len();
+            !list.is_empty()
+        });
+        self.total -= swept;
+    }
+}
+
 impl<K: Hash + Eq + Clone, C> Pool<K, C> {
-    /// A pool with the given limits.
-    pub fn new(idle_timeout: Duration, max_per_key: usize, max_total: usize) -> Self {
+    /// A pool with the given bounds.
+    pub fn new(max_per_key: usize, max_total: usize) -> Self {
         Pool {
             idle: Mutex::new(Idle {
                 by_key: HashMap::new(),
                 total: 0,
             }),
-            idle_timeout,
             max_per_key,
             max_total,
         }
@@ -53,9 +65,9 @@ impl<K: Hash + Eq + Clone, C> Pool<K, C> {
         let mut dropped = 0;
         let mut found = None;
         // Newest last: the warmest connection is the likeliest alive.
-        while let Some((since, conn)) = list.pop_back() {
+        while let Some((deadline, conn)) = list.pop_back() {
             dropped += 1;
-            if now.duration_since(since) <= self.idle_timeout && usable(&conn) {
+            if now <= deadline && usable(&conn) {
                 found = Some(conn);
                 break;
             }
@@ -67,34 +79,37 @@ impl<K: Hash + Eq + Clone, C> Pool<K, C> {
         found
     }
 
-    /// Keeps `conn` for reuse under `key`; past the limits the oldest idle
-    /// connection of the key (or `conn` itself when the pool is full) goes.
-    pub fn put(&self, key: K, conn: C) {
+    /// Keeps `conn` for reuse under `key` for `idle_timeout`; past the
+    /// bounds the oldest idle connection of the key (or `conn` itself when
+    /// the pool is full) goes.
+    pub fn put(&self, key: K, conn: C, idle_timeout: Duration) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        let timeout = self.idle_timeout;
         if idle.total >= self.max_total {
             // Sweep the expired before giving up on `conn`.
-            let mut swept = 0;
-            idle.by_key.retain(|_, list| {
-                let before = list.len();
-                list.retain(|(since, _)| now.duration_since(*since) <= timeout);
-                swept += before - list.len();
-                !list.is_empty()
-            });
-            idle.total -= swept;
+            idle.sweep(now);
             if idle.total >= self.max_total {
                 return;
             }
         }
+        // A deadline too far to represent means: kept until the bounds evict it.
+        let deadline = now
+            .checked_add(idle_timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
         let list = idle.by_key.entry(key).or_default();
-        list.push_back((now, conn));
+        list.push_back((deadline, conn));
         let mut added = 1;
         if list.len() > self.max_per_key {
             list.pop_front();
             added = 0;
         }
         idle.total += added;
+    }
+
+    /// Drops (closes) every connection past its idle deadline.
+    pub fn sweep(&self) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.sweep(Instant::now());
     }
 
     /// Idle connections held now.
@@ -112,12 +127,14 @@ impl<K: Hash + Eq + Clone, C> Pool<K, C> {
 mod tests {
     use super::*;
 
+    const KEEP: Duration = Duration::from_secs(60);
+
     #[test]
     fn takes_the_newest_usable_connection_of_the_key() {
-        let pool = Pool::new(IDLE_TIMEOUT, 4, 16);
-        pool.put("a", 1);
-        pool.put("a", 2);
-        pool.put("b", 3);
+        let pool = Pool::new(4, 16);
+        pool.put("a", 1, KEEP);
+        pool.put("a", 2, KEEP);
+        pool.put("b", 3, KEEP);
         assert_eq!(pool.take(&"a", |_| true), Some(2));
         // 1 is unusable (closed): dropped on the way, nothing left.
         assert_eq!(pool.take(&"a", |c| *c != 1), None);
@@ -128,13 +145,13 @@ mod tests {
 
     #[test]
     fn bounded_per_key_and_in_total() {
-        let pool = Pool::new(IDLE_TIMEOUT, 2, 3);
+        let pool = Pool::new(2, 3);
         for c in 0..5 {
-            pool.put("a", c);
+            pool.put("a", c, KEEP);
         }
         assert_eq!(pool.len(), 2);
-        pool.put("b", 10);
-        pool.put("c", 20);
+        pool.put("b", 10, KEEP);
+        pool.put("c", 20, KEEP);
         assert_eq!(pool.len(), 3);
         assert_eq!(pool.take(&"c", |_| true), None);
         assert_eq!(pool.take(&"a", |_| true), Some(4));
@@ -143,15 +160,30 @@ mod tests {
 
     #[test]
     fn idle_connections_expire() {
-        let pool = Pool::new(Duration::from_millis(10), 2, 2);
-        pool.put("a", 1);
-        pool.put("b", 2);
+        let short = Duration::from_millis(10);
+        let pool = Pool::new(2, 2);
+        pool.put("a", 1, short);
+        pool.put("b", 2, short);
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(pool.take(&"a", |_| true), None);
         // A full pool of expired entries makes room.
-        pool.put("c", 3);
-        pool.put("d", 4);
+        pool.put("c", 3, short);
+        pool.put("d", 4, KEEP);
         assert_eq!(pool.take(&"d", |_| true), Some(4));
         assert_eq!(pool.len(), 1);
+    }
+
+    #[test]
+    fn a_sweep_closes_what_expired_and_keeps_the_rest() {
+        let pool = Pool::new(4, 16);
+        pool.put("a", 1, Duration::from_millis(10));
+        pool.put("a", 2, KEEP);
+        pool.put("b", 3, Duration::from_millis(10));
+        pool.put("c", 4, Duration::MAX);
+        std::thread::sleep(Duration::from_millis(20));
+        pool.sweep();
+        assert_eq!(pool.len(), 2);
+        assert_eq!(pool.take(&"a", |_| true), Some(2));
+        assert_eq!(pool.take(&"c", |_| true), Some(4));
     }
 }

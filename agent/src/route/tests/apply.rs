@@ -7,7 +7,7 @@ use http::{Request, Response, StatusCode};
 use super::{vs, Req};
 use crate::route::{
     apply_request, apply_response, fault_decision, pick_destination, FaultDecision, MatchedRoute,
-    RetryPolicy, RouteAction, RouteResult, RouteTable,
+    RedirectPath, RetryPolicy, RouteAction, RouteResult, RouteTable,
 };
 
 /// Routes `req` through a one-VirtualService table and applies the request side with
@@ -384,8 +384,12 @@ fn redirect_and_direct_response() {
         panic!()
     };
     assert_eq!(
-        (r.uri.as_deref(), r.authority.as_deref(), r.status),
-        (Some("/new"), Some("n.example.com"), StatusCode::FOUND)
+        (&r.path, r.authority.as_deref(), r.status),
+        (
+            &Some(RedirectPath::Full("/new".into())),
+            Some("n.example.com"),
+            StatusCode::FOUND
+        )
     );
     let direct = route_of(
         "hosts: [h.example.com]\nhttp:\n- directResponse: {status: 418, body: {string: teapot}}",

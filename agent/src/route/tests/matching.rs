@@ -185,6 +185,62 @@ fn match_kinds() {
             get("/").header("x-user", "jason"),
             true,
         ),
+        // Pseudo-headers Istio allows in `headers` (Envoy keeps them in the map).
+        (
+            ":method",
+            "[{headers: {':method': {exact: POST}}}]",
+            get("/").method("POST"),
+            true,
+        ),
+        (
+            ":method miss",
+            "[{headers: {':method': {exact: POST}}}]",
+            get("/"),
+            false,
+        ),
+        (
+            ":path is path and query",
+            "[{headers: {':path': {regex: '/get\\?a=.*'}}}]",
+            get("/get?a=1"),
+            true,
+        ),
+        (
+            ":authority",
+            "[{headers: {':authority': {prefix: httpbin}}}]",
+            get("/"),
+            true,
+        ),
+        (
+            ":scheme",
+            "[{headers: {':scheme': {exact: https}}}]",
+            get("/"),
+            false,
+        ),
+        (
+            ":status is never on a request",
+            "[{headers: {':status': {}}}]",
+            get("/"),
+            false,
+        ),
+        (
+            "withoutHeaders :method",
+            "[{withoutHeaders: {':method': {exact: DELETE}}}]",
+            get("/").method("DELETE"),
+            false,
+        ),
+        // A repeated header is matched as Envoy joins it: values and commas.
+        (
+            "repeated header joined",
+            "[{headers: {x-v: {exact: 'a,b'}}}]",
+            get("/").header("x-v", "a").header("x-v", "b"),
+            true,
+        ),
+        (
+            "repeated header not just the first",
+            "[{headers: {x-v: {exact: a}}}]",
+            get("/").header("x-v", "a").header("x-v", "b"),
+            false,
+        ),
         (
             "withoutHeaders present",
             "[{withoutHeaders: {x-debug: {}}}]",
