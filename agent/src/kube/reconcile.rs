@@ -667,11 +667,13 @@ spec:
         listed.push(kind("AuthorizationPolicy", vec![]));
         let s = r.reconcile(&listed, true).snapshot.unwrap();
         assert_eq!(policy_names(&s), 0);
-        let s = ApiReconciler::new()
-            .with_state(tmp.path())
-            .reconcile(&unlisted, true)
-            .snapshot
-            .unwrap();
-        assert_eq!(policy_names(&s), 0, "deleted for good");
+        let mut fresh = ApiReconciler::new().with_state(tmp.path());
+        let s = fresh.reconcile(&unlisted, true).snapshot.unwrap();
+        // Deleted for good: not restored. Unlisted with nothing stored, the
+        // policies are unknown, so the fail-closed stand-in denies instead.
+        assert_eq!(policy_names(&s), 1);
+        assert!(!get_allowed(&s), "unknown policies: the waypoint denies");
+        let s = fresh.reconcile(&listed, true).snapshot.unwrap();
+        assert!(get_allowed(&s) && policy_names(&s) == 0, "listed: none");
     }
 }
