@@ -5,6 +5,7 @@
 //! is allowed, [`dns`] hands out the addresses that get it caught.
 
 pub mod admin;
+pub mod app;
 pub mod authz;
 pub mod cli;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod kernel;
 pub mod kube;
 pub mod logging;
 pub mod metrics;
+pub mod net;
 pub mod node;
 pub mod proxy;
 pub mod route;

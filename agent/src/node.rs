@@ -5,13 +5,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use anyhow::Context;
 use ipnet::{IpNet, Ipv4Net};
 use tokio::sync::{broadcast, watch};
 
+use crate::app::resolver::UpstreamResolver;
 use crate::config::snapshot::Snapshot;
 use crate::control::server::{serve, ControlHandler};
 use crate::control::{protocol::SOCKET_NAME, AgentStatus};
@@ -20,7 +20,7 @@ use crate::kernel::events::KernelEvent;
 use crate::kernel::{Kernel, PinDir, Placement};
 use crate::kube::pods::PodOptions;
 use crate::kube::StatusWriter;
-use crate::proxy::{ProxyContext, ResolveHost};
+use crate::proxy::{ProxyContext, Serves};
 use crate::workload::podnet::PodNetwork;
 use crate::workload::{CreatedWorkload, Services, WorkloadManager};
 
@@ -113,7 +113,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             let rx = crate::config::start(cfg.config_dir.clone(), cfg.state_dir.clone())
                 .await
                 .context("reading the config folder")?;
-            let local = crate::waypoint::local_identities(&cfg.state_dir, &cfg.trust_domain)?;
+            let local = crate::app::hbone::local_identities(&cfg.state_dir, &cfg.trust_domain)?;
             (rx, None, local)
         }
         ConfigSource::Kubernetes(k) => {
@@ -140,11 +140,11 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         limits: cfg.limits,
     });
     // Waypoints whose Gateway address is this node's are served here.
-    let hbone_server = crate::waypoint::spawn_hbone(
+    let hbone_server = crate::app::hbone::spawn(
         proxy.clone(),
         identities,
-        crate::hbone::Scope::ByAddress,
-        crate::waypoint::DEFAULT_HBONE_LISTEN,
+        Serves::ByAddress,
+        crate::app::hbone::DEFAULT_HBONE_LISTEN,
     );
     // Pods in a cluster have their CNI's network; only `egret exec` needs ours.
     let podnet = match cfg.source {
@@ -231,12 +231,15 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         tokio::spawn(async move { serve(&socket, agent).await })
     };
     admin.admin.set_ready(crate::admin::AdminView {
-        metrics: crate::metrics::MetricsRegistry::new(crate::metrics::sources::AgentReadings {
-            kernel: kernel.clone(),
-            dns,
-            workloads: manager.clone(),
-            snapshots: snapshots.clone(),
-        }),
+        metrics: crate::metrics::MetricsRegistry::new(
+            |r| crate::proxy::metrics::proxy_metrics().register(r),
+            crate::app::readings::AgentReadings {
+                kernel: kernel.clone(),
+                dns,
+                workloads: manager.clone(),
+                snapshots: snapshots.clone(),
+            },
+        ),
         snapshots: snapshots.clone(),
         workloads: Some({
             let manager = manager.clone();
@@ -249,7 +252,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             Ok(Err(e)) => Err(anyhow::Error::new(e).context("control socket")),
             _ => Ok(()),
         },
-        _ = shutdown_signal() => Ok(()),
+        _ = crate::app::signal::shutdown() => Ok(()),
     };
     tracing::info!("shutting down");
     sync.abort();
@@ -360,20 +363,6 @@ async fn forward_kernel_logs(kernel: Arc<Kernel>) {
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
-}
-
 /// The control socket's view of the agent.
 struct Agent {
     kernel: Arc<Kernel>,
@@ -452,7 +441,7 @@ impl ControlHandler for Agent {
             .unwrap_or_default()
             .into_iter()
             .map(|k| {
-                let ip = crate::config::snapshot::canonical(IpAddr::from(k.addr));
+                let ip = IpAddr::from(k.addr).to_canonical();
                 format!("{ip} {}", k.port)
             })
             .collect();
@@ -484,25 +473,8 @@ impl ControlHandler for Agent {
 /// `a.b.c.d/len` or `x::/len`: IPv4 ranges are stored IPv4-mapped, 96 bits
 /// longer.
 fn range_text(addr: [u8; 16], prefix_len: u32) -> String {
-    match crate::config::snapshot::canonical(IpAddr::from(addr)) {
+    match IpAddr::from(addr).to_canonical() {
         IpAddr::V4(v4) => format!("{v4}/{}", prefix_len.saturating_sub(96)),
         v6 => format!("{v6}/{prefix_len}"),
-    }
-}
-
-/// The waypoint resolves upstream names through the agent's DNS resolver.
-pub struct UpstreamResolver(pub Arc<Resolver>);
-
-impl ResolveHost for UpstreamResolver {
-    fn resolve<'a>(
-        &'a self,
-        host: &'a str,
-    ) -> Pin<Box<dyn std::future::Future<Output = std::io::Result<Vec<IpAddr>>> + Send + 'a>> {
-        Box::pin(async move {
-            self.0
-                .lookup_ip(host)
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))
-        })
     }
 }

@@ -3,22 +3,17 @@
 //! upstream. No eBPF, no workloads, no DNS proxy: it is the Gateway's own
 //! Deployment, reached by agents and ztunnels over HBONE.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::app::resolver::UpstreamResolver;
 use crate::config::snapshot::WaypointRef;
 use crate::dns::Resolver;
-use crate::hbone::{Inbound, Scope};
-use crate::identity::{CertFiles, CertSource, IdentityStore, LocalCa, ServerTls, CA_DIR};
-use crate::node::UpstreamResolver;
-use crate::proxy::ProxyContext;
-
-/// Where HBONE is served when not told otherwise (all addresses, 15008).
-pub const DEFAULT_HBONE_LISTEN: SocketAddr =
-    SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), crate::hbone::HBONE_PORT);
+use crate::identity::{CertFiles, CA_DIR};
+use crate::proxy::{ProxyContext, Serves};
 
 /// Where a standalone waypoint's config comes from.
 #[derive(Clone, Debug)]
@@ -59,47 +54,6 @@ pub struct WaypointConfig {
     pub limits: crate::proxy::limits::Limits,
 }
 
-/// The identity store of a node agent: its local CA in `<state>/ca`.
-pub fn local_identities(
-    state_dir: &Path,
-    trust_domain: &str,
-) -> anyhow::Result<Arc<IdentityStore>> {
-    identities(trust_domain, None, &state_dir.join(CA_DIR))
-}
-
-fn identities(
-    trust_domain: &str,
-    files: Option<CertFiles>,
-    ca_dir: &Path,
-) -> anyhow::Result<Arc<IdentityStore>> {
-    let source = match files {
-        Some(f) => CertSource::Files(f),
-        None => CertSource::Ca(
-            LocalCa::load_or_create(ca_dir)
-                .context("loading the local CA")?
-                .signer(),
-        ),
-    };
-    Ok(Arc::new(
-        IdentityStore::new(trust_domain, source).context("loading certificates")?,
-    ))
-}
-
-/// Starts the HBONE server for `proxy` in the background.
-pub fn spawn_hbone(
-    proxy: Arc<ProxyContext>,
-    identities: Arc<IdentityStore>,
-    scope: Scope,
-    listen: SocketAddr,
-) -> tokio::task::JoinHandle<()> {
-    let inbound = Arc::new(Inbound {
-        proxy,
-        authorizer: Some(Arc::new(crate::proxy::authorize::TunnelAuthorizer)),
-    });
-    let tls = Arc::new(ServerTls::new(identities));
-    crate::hbone::server::spawn(inbound, tls, scope, listen)
-}
-
 /// Runs the waypoint until SIGINT or SIGTERM.
 pub async fn run(cfg: WaypointConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.state_dir)
@@ -128,7 +82,8 @@ pub async fn run(cfg: WaypointConfig) -> anyhow::Result<()> {
         .ca_dir
         .clone()
         .unwrap_or_else(|| cfg.state_dir.join(CA_DIR));
-    let identities = identities(&cfg.trust_domain, cfg.cert_files.clone(), &ca_dir)?;
+    let identities =
+        crate::app::hbone::identities(&cfg.trust_domain, cfg.cert_files.clone(), &ca_dir)?;
     let resolver = Arc::new(Resolver::new(cfg.dns_upstreams.clone()).context("DNS resolver")?);
     let proxy = Arc::new(ProxyContext {
         snapshots: snapshots.clone(),
@@ -139,38 +94,27 @@ pub async fn run(cfg: WaypointConfig) -> anyhow::Result<()> {
         admission: Arc::new(crate::proxy::admission::Admission::new(&cfg.limits)),
         limits: cfg.limits,
     });
-    let server = spawn_hbone(
+    let server = crate::app::hbone::spawn(
         proxy,
         identities,
-        Scope::Waypoint(cfg.name.clone()),
+        Serves::Waypoint(cfg.name.clone()),
         cfg.listen,
     );
     admin.admin.set_ready(crate::admin::AdminView {
-        metrics: crate::metrics::MetricsRegistry::new(crate::metrics::sources::WaypointReadings {
-            snapshots: snapshots.clone(),
-        }),
+        metrics: crate::metrics::MetricsRegistry::new(
+            |r| crate::proxy::metrics::proxy_metrics().register(r),
+            crate::app::readings::WaypointReadings {
+                snapshots: snapshots.clone(),
+            },
+        ),
         snapshots,
         workloads: None,
     });
     tracing::info!(waypoint = %cfg.name, listen = %cfg.listen, config_dir = %cfg.config_dir.display(), "egret waypoint ready");
     let result = tokio::select! {
         r = server => r.context("HBONE server"),
-        _ = shutdown_signal() => Ok(()),
+        _ = crate::app::signal::shutdown() => Ok(()),
     };
     tracing::info!("shutting down");
     result
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
 }

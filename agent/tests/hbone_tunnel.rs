@@ -15,12 +15,11 @@ use egret::config::snapshot::{
     Protocol, Resolution, Service, ServicePort, Snapshot, Waypoint, WaypointBinding, WaypointRef,
 };
 use egret::hbone::pool::PoolKey;
-use egret::hbone::server::{bind, HboneServer, Scope};
-use egret::hbone::{request, AuthorizeTunnel, HboneClient, HboneError, Inbound};
+use egret::hbone::server::{bind, HboneServer};
+use egret::hbone::{request, HboneClient, HboneError};
+use egret::identity::WorkloadInfo;
 use egret::identity::{CertSource, Identity, IdentityStore, LocalCa, ServerTls};
-use egret::proxy::context::{ConnectionContext, Destination};
-use egret::proxy::{ProxyContext, ResolveHost};
-use egret::workload::identity::WorkloadInfo;
+use egret::proxy::{Inbound, ProxyContext, ResolveHost, Serves};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -164,12 +163,19 @@ async fn dead_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-struct DenyAll;
-
-impl AuthorizeTunnel for DenyAll {
-    fn check(&self, conn: &ConnectionContext, _dest: &Destination) -> Result<(), String> {
-        Err(format!("{} may not", conn.src_identity))
-    }
+/// An AuthorizationPolicy denying everything at the waypoint.
+fn deny_all() -> Arc<egret::authz::PolicySet> {
+    let spec: egret::authz::AuthorizationPolicySpec = serde_yaml::from_str(
+        "targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: egress-waypoint}]\n\
+         action: DENY\nrules: [{}]\n",
+    )
+    .unwrap();
+    let deny =
+        egret::authz::compile("istio-egress", "deny-all", &Default::default(), &spec).unwrap();
+    Arc::new(egret::authz::PolicySet::new(
+        vec![Arc::new(deny)],
+        "istio-system",
+    ))
 }
 
 struct Setup {
@@ -180,12 +186,13 @@ struct Setup {
     server: SocketAddr,
 }
 
-async fn setup(authorizer: Option<Arc<dyn AuthorizeTunnel>>) -> Setup {
+/// The waypoint and a client; `policies` in force at the waypoint, if any.
+async fn setup(policies: Option<Arc<egret::authz::PolicySet>>) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let ca = LocalCa::load_or_create(dir.path()).unwrap();
     let store = Arc::new(IdentityStore::new("cluster.local", CertSource::Ca(ca.signer())).unwrap());
     let dead = dead_port().await;
-    let snap = snapshot(vec![
+    let mut snap = snapshot(vec![
         service(
             "echo.test",
             TCP_VIP,
@@ -203,6 +210,9 @@ async fn setup(authorizer: Option<Arc<dyn AuthorizeTunnel>>) -> Setup {
         service("dead.test", DEAD_VIP, Protocol::Tcp, dead, true),
         service("unbound.test", UNBOUND_VIP, Protocol::Tcp, dead, false),
     ]);
+    if let Some(p) = policies {
+        snap.authz = p;
+    }
     let (config, rx) = watch::channel(Arc::new(snap));
     let proxy = Arc::new(ProxyContext {
         snapshots: rx,
@@ -214,11 +224,10 @@ async fn setup(authorizer: Option<Arc<dyn AuthorizeTunnel>>) -> Setup {
     });
     let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let server_addr = listener.local_addr().unwrap();
-    let server = Arc::new(HboneServer {
-        inbound: Arc::new(Inbound { proxy, authorizer }),
-        tls: Arc::new(ServerTls::new(store.clone())),
-        scope: Scope::Waypoint(waypoint_ref()),
-    });
+    let server = Arc::new(HboneServer::new(
+        Arc::new(Inbound::new(proxy, Serves::Waypoint(waypoint_ref()))),
+        Arc::new(ServerTls::new(store.clone())),
+    ));
     tokio::spawn(server.run(listener));
     Setup {
         _dir: dir,
@@ -321,13 +330,13 @@ async fn a_target_this_waypoint_does_not_serve_is_400() {
 
 #[tokio::test]
 async fn rbac_deny_is_401() {
-    let s = setup(Some(Arc::new(DenyAll))).await;
+    let s = setup(Some(deny_all())).await;
     assert_eq!(status(s.open(TCP_VIP).await), 401);
 }
 
 #[tokio::test]
 async fn an_open_tunnel_a_new_l4_deny_covers_is_closed_within_a_second() {
-    let s = setup(Some(Arc::new(egret::proxy::authorize::TunnelAuthorizer))).await;
+    let s = setup(None).await;
     let mut t = s.open(TCP_VIP).await.unwrap();
     t.write_all(b"ping").await.unwrap();
     let mut got = [0u8; 4];
@@ -336,19 +345,9 @@ async fn an_open_tunnel_a_new_l4_deny_covers_is_closed_within_a_second() {
         .unwrap()
         .unwrap();
 
-    let spec: egret::authz::AuthorizationPolicySpec = serde_yaml::from_str(
-        "targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: egress-waypoint}]\n\
-         action: DENY\nrules: [{}]\n",
-    )
-    .unwrap();
-    let deny =
-        egret::authz::compile("istio-egress", "deny-all", &Default::default(), &spec).unwrap();
     let mut next = s.config.borrow().as_ref().clone();
     next.generation += 1;
-    next.authz = Arc::new(egret::authz::PolicySet::new(
-        vec![Arc::new(deny)],
-        "istio-system",
-    ));
+    next.authz = deny_all();
     s.config.send_replace(Arc::new(next));
 
     let mut rest = Vec::new();

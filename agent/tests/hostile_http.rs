@@ -362,7 +362,7 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
 /// The proxy metrics' text exposition now.
 fn exposition() -> String {
     let mut registry = prometheus_client::registry::Registry::default();
-    egret::metrics::proxy_metrics().register(&mut registry);
+    egret::proxy::metrics::proxy_metrics().register(&mut registry);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     text

@@ -102,7 +102,7 @@ async fn pod_is_adopted_enrolled_and_released() {
     let resolver = Resolver::new(vec!["127.0.0.1:53".parse().unwrap()]).unwrap();
     let proxy = Arc::new(ProxyContext {
         snapshots: snapshots.clone(),
-        resolver: Arc::new(egret::node::UpstreamResolver(Arc::new(resolver))),
+        resolver: Arc::new(egret::app::resolver::UpstreamResolver(Arc::new(resolver))),
         trust_domain: "cluster.local".into(),
         hbone: None,
         limits: Default::default(),

@@ -17,9 +17,9 @@ use egret::config::snapshot::{
     Endpoint, Protocol, Resolution, Service, ServicePort, Snapshot, Waypoint, WaypointBinding,
     WaypointRef,
 };
-use egret::metrics::proxy_metrics;
+use egret::identity::WorkloadInfo;
+use egret::proxy::metrics::proxy_metrics;
 use egret::proxy::{handle_outbound, ProxyContext, ResolveHost};
-use egret::workload::identity::WorkloadInfo;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;

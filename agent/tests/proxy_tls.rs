@@ -19,8 +19,8 @@ use egret::config::snapshot::{
     DestinationPolicy, Endpoint, Protocol, Resolution, Service, ServicePort, Snapshot, TlsMode,
     UpstreamTls, Waypoint, WaypointBinding, WaypointRef,
 };
+use egret::identity::WorkloadInfo;
 use egret::proxy::{handle_outbound, ProxyContext, ResolveHost};
-use egret::workload::identity::WorkloadInfo;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper::{Request, Response};

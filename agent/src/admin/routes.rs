@@ -98,7 +98,28 @@ mod tests {
     use crate::config::snapshot::{
         Protocol, Resolution, Service, ServicePort, Waypoint, WaypointBinding, WaypointRef,
     };
-    use crate::metrics::sources::WaypointReadings;
+    use crate::metrics::Readings;
+
+    /// A waypoint's readings: a config generation, nothing else.
+    struct Generation(u64);
+
+    impl Readings for Generation {
+        fn kernel_verdicts(&self) -> Option<Vec<(&'static str, u64)>> {
+            None
+        }
+        fn dns_queries(&self) -> Option<[(&'static str, u64); 4]> {
+            None
+        }
+        fn config_generation(&self) -> u64 {
+            self.0
+        }
+        fn workloads_enrolled(&self) -> Option<u64> {
+            None
+        }
+        fn authz(&self) -> crate::authz::AuthzCounts {
+            Default::default()
+        }
+    }
 
     fn snapshot() -> Snapshot {
         let waypoint = WaypointRef {
@@ -141,10 +162,9 @@ mod tests {
         if ready {
             let (tx, rx) = watch::channel(Arc::new(snapshot()));
             drop(tx);
+            let generation = Generation(rx.borrow().generation);
             admin.set_ready(AdminView {
-                metrics: MetricsRegistry::new(WaypointReadings {
-                    snapshots: rx.clone(),
-                }),
+                metrics: MetricsRegistry::new(|_| {}, generation),
                 snapshots: rx,
                 workloads: Some(Box::new(Vec::new)),
             });

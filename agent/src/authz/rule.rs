@@ -4,8 +4,6 @@
 //! every `when` condition match (an absent list matches anything). Each entry is
 //! a list of [`Check`]s that all must hold.
 
-use std::net::IpAddr;
-
 use http::header::HeaderName;
 use ipnet::IpNet;
 
@@ -100,9 +98,12 @@ impl Check {
                 identity().is_some_and(|id| id.namespace == &**ns && id.service_account == &**sa)
             }),
             Check::Namespace(v) => v.eval(|m| req.source_principal.is_some_and(|p| m.matches(p))),
-            Check::SourceIp(v) => v.eval(|net| net.contains(&canonical(req.source_ip))),
-            Check::RemoteIp(v) => v.eval(|net| net.contains(&canonical(req.remote_ip))),
-            Check::DestinationIp(v) => v.eval(|net| net.contains(&canonical(req.destination.ip()))),
+            // IPv4-mapped IPv6 addresses compare as IPv4, as in Envoy's CIDR matcher.
+            Check::SourceIp(v) => v.eval(|net| net.contains(&req.source_ip.to_canonical())),
+            Check::RemoteIp(v) => v.eval(|net| net.contains(&req.remote_ip.to_canonical())),
+            Check::DestinationIp(v) => {
+                v.eval(|net| net.contains(&req.destination.ip().to_canonical()))
+            }
             Check::DestinationPort(v) => v.eval(|p| *p == req.destination.port()),
             Check::Sni(v) => v.eval(|m| req.sni.is_some_and(|s| m.matches(s.as_bytes()))),
             _ => match &req.http {
@@ -146,11 +147,6 @@ fn header_matches(http: &HttpAttrs<'_>, name: &HeaderName, m: &HeaderMatch) -> b
             m.matches(&joined)
         }
     }
-}
-
-/// IPv4-mapped IPv6 addresses compare as IPv4, as they do in Envoy's CIDR matcher.
-fn canonical(ip: IpAddr) -> IpAddr {
-    ip.to_canonical()
 }
 
 /// One compiled `rules[]` entry.

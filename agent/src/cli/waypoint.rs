@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
+use crate::app::hbone::DEFAULT_HBONE_LISTEN;
 use crate::config::snapshot::WaypointRef;
 use crate::identity::CertFiles;
 use crate::logging::LogFormat;
-use crate::waypoint::{run as run_waypoint, WaypointConfig, WaypointSource, DEFAULT_HBONE_LISTEN};
+use crate::waypoint::{run as run_waypoint, WaypointConfig, WaypointSource};
 
 /// Arguments of `egret waypoint`.
 #[derive(Debug, clap::Args)]

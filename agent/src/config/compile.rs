@@ -13,8 +13,8 @@ use super::kinds::Spec;
 use super::mesh::OutboundMode;
 use super::object::Object;
 use super::snapshot::{
-    canonical, NamespaceInfo, Resolution, Service, Snapshot, Waypoint, WaypointBinding,
-    WaypointRef, ROOT_NAMESPACE,
+    NamespaceInfo, Resolution, Service, Snapshot, Waypoint, WaypointBinding, WaypointRef,
+    ROOT_NAMESPACE,
 };
 use super::unaccepted::Unaccepted;
 
@@ -192,7 +192,7 @@ pub fn compile_with<'a>(
         let static_vips: Vec<IpAddr> = nets
             .iter()
             .filter(|n| n.prefix_len() == n.max_prefix_len())
-            .map(|n| canonical(n.addr()))
+            .map(|n| n.addr().to_canonical())
             .collect();
         for host in &se.hosts {
             let host = host.to_ascii_lowercase();
@@ -242,7 +242,7 @@ fn add_waypoint(snapshot: &mut Snapshot, o: &Object, gw: &Gateway) {
         Waypoint {
             reference,
             service_account: o.name().to_string(),
-            address: gw.ip_address().map(canonical),
+            address: gw.ip_address().map(|ip| ip.to_canonical()),
         },
     );
 }

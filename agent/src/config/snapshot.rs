@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use egret_common::{v4_mapped, ServiceKey, ServiceRange};
+use egret_common::{ServiceKey, ServiceRange};
 
 /// `namespace/name` of a waypoint Gateway.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -180,7 +180,7 @@ impl Snapshot {
     /// The service owning a VIP, else the one whose `spec.addresses` CIDR
     /// holds the address (the longest prefix, as the kernel matches it).
     pub fn service_for_vip(&self, ip: IpAddr) -> Option<&Arc<Service>> {
-        let ip = canonical(ip);
+        let ip = ip.to_canonical();
         self.by_vip.get(&ip).or_else(|| {
             self.address_ranges
                 .iter()
@@ -232,7 +232,7 @@ impl Snapshot {
         self.by_vip
             .keys()
             .map(|ip| ServiceKey {
-                addr: addr16(*ip),
+                addr: crate::kernel::registry::addr16(*ip),
                 port: 0,
                 _pad: 0,
             })
@@ -385,25 +385,6 @@ pub struct TlsSecret {
     pub key: Option<Vec<u8>>,
     /// Trusted roots, PEM.
     pub ca: Option<Vec<u8>>,
-}
-
-/// An IPv4-mapped IPv6 address becomes plain IPv4, so lookups agree.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => ip,
-        },
-        v4 => v4,
-    }
-}
-
-/// The 16-byte form the kernel maps use.
-pub fn addr16(ip: IpAddr) -> [u8; 16] {
-    match ip {
-        IpAddr::V4(a) => v4_mapped(a.octets()),
-        IpAddr::V6(a) => a.octets(),
-    }
 }
 
 #[cfg(test)]

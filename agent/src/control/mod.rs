@@ -12,8 +12,8 @@ pub use protocol::{AgentStatus, MonitorEvent, Request, Response};
 
 use std::sync::Arc;
 
+use crate::identity::WorkloadInfo;
 use crate::kernel::events::KernelEvent;
-use crate::workload::identity::WorkloadInfo;
 
 /// A `Monitor` session's feed: kernel events, and who a netns cookie is.
 pub struct Subscription {

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::verdicts::MonitorEvent;
 use crate::workload::{CreatedWorkload, WorkloadSummary};
 
 /// Name of the control socket inside the agent's state folder.
@@ -51,31 +52,6 @@ pub enum Response {
     Error {
         message: String,
     },
-}
-
-/// A kernel verdict as `egret monitor` shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MonitorEvent {
-    /// RFC 3339 time the agent read it.
-    pub time: String,
-    /// `denied` or `redirected`.
-    pub verdict: String,
-    /// Why (denials: `not_in_registry`, `dns_elsewhere`, …; redirects:
-    /// `service` or `dns`).
-    pub reason: String,
-    /// `namespace/name` of the workload (`-` when unknown).
-    pub workload: String,
-    /// Its SPIFFE identity (`-` when unknown).
-    pub identity: String,
-    /// Destination `ip:port`.
-    pub dst: String,
-    /// `tcp`, `udp`, …
-    pub proto: String,
-    /// Which kernel hook: `connect`, `sendmsg`, `egress`, `socket`.
-    pub hook: String,
-    /// Process id and command name of the sender (0 / empty when unknown).
-    pub pid: u32,
-    pub comm: String,
 }
 
 /// The agent's state in force, for `egret status` and tests.

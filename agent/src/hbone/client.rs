@@ -13,7 +13,7 @@ use super::pool::{Pool, PoolKey, PooledConn};
 use super::stream::H2Stream;
 use super::{HboneError, CONNECTION_WINDOW, MAX_FRAME, MAX_STREAMS_PER_CONNECTION, STREAM_WINDOW};
 use crate::identity::{client_config, IdentityStore};
-use crate::proxy::connect;
+use crate::net::socket;
 
 /// Opens tunnels; one per agent.
 #[derive(Debug)]
@@ -79,7 +79,7 @@ impl HboneClient {
     async fn dial(&self, key: &PoolKey) -> Result<Arc<PooledConn>, HboneError> {
         let server = key.addr;
         // Marked like every agent socket, so the kernel never captures it.
-        let tcp = connect::connect(server)
+        let tcp = socket::connect(server)
             .await
             .map_err(|source| HboneError::Connect { server, source })?;
         let _ = tcp.set_nodelay(true);

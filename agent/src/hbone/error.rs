@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use crate::identity::IdentityError;
-use crate::proxy::connect::ConnectError;
+use crate::net::ConnectError;
 
 /// Failures of HBONE, on either side.
 #[derive(Debug, thiserror::Error)]

@@ -1,24 +1,22 @@
 //! HBONE: HTTP/2 CONNECT over mutual TLS with SPIFFE identities on port
-//! 15008, wire-compatible with Istio's ztunnel.
+//! 15008, wire-compatible with Istio's ztunnel. Transport only: what a
+//! tunnel carries is the proxy's business.
 //!
-//! [`server`] accepts tunnels and hands each CONNECT stream ([`inbound`]) to
-//! the same proxy path a captured connection takes; [`client`] opens tunnels
-//! to remote waypoints over the connections of its [`pool`]. [`request`] is
-//! the CONNECT on the wire, [`stream`] a stream as bytes.
+//! [`server`] accepts tunnels and hands each CONNECT stream to its
+//! [`server::Handler`]; [`client`] opens tunnels over the connections of its
+//! [`pool`]. [`request`] is the CONNECT on the wire, [`stream`] a stream as
+//! bytes.
 
 pub mod client;
 pub mod error;
-pub mod inbound;
 pub mod pool;
 pub mod request;
 pub mod server;
 pub mod stream;
-pub mod tunnel;
 
 pub use self::client::HboneClient;
 pub use self::error::HboneError;
-pub use self::inbound::{AuthorizeTunnel, Inbound, Tunnel};
-pub use self::server::{HboneServer, Scope};
+pub use self::server::{Connect, Handler, HboneServer, Peer};
 
 /// The HBONE port.
 pub const HBONE_PORT: u16 = 15008;

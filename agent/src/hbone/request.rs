@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use http::{header::FORWARDED, HeaderMap, HeaderValue, Method, Request, StatusCode};
 
-use crate::workload::identity::WorkloadInfo;
+use crate::identity::WorkloadInfo;
 
 /// W3C baggage with the source workload's facts (ztunnel reads these keys).
 pub const BAGGAGE_HEADER: &str = "baggage";

@@ -1,42 +1,109 @@
 //! The HBONE listener: TCP on 15008, TLS 1.3 with a client certificate
-//! required, then HTTP/2 streams for [`Inbound`].
+//! required, then HTTP/2 whose CONNECT streams go to a [`Handler`]. What a
+//! stream means (which service, which policy) is the handler's business:
+//! this module is transport only, as ztunnel's `proxy/h2/server.rs`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::RecvStream;
+use http::{HeaderMap, Request, Response, StatusCode};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::inbound::{Inbound, Tunnel};
-use super::HboneError;
-use crate::config::snapshot::WaypointRef;
+use super::request::{self, BadRequest};
+use super::stream::H2Stream;
+use super::{HboneError, CONNECTION_WINDOW, MAX_FRAME, SERVER_MAX_STREAMS, STREAM_WINDOW};
 use crate::identity::tls::peer_identity;
 use crate::identity::{Identity, ServerTls};
 
 /// A handshake that has not finished by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Which waypoint a connection is served as.
+/// What an HBONE server serves.
+pub trait Handler: Send + Sync + 'static {
+    /// What one connection is served as, worked out once from the address
+    /// the peer reached (a node agent serves several waypoints).
+    type Scope: Send + Sync + 'static;
+
+    /// The scope of a connection that reached `local`, and the identity to
+    /// present to the peer; `None` refuses the connection before TLS.
+    fn scope(&self, local: SocketAddr) -> Option<(Self::Scope, Identity)>;
+
+    /// Serves one CONNECT stream until it ends.
+    fn serve(
+        self: Arc<Self>,
+        connect: Connect<Self::Scope>,
+    ) -> impl Future<Output = ()> + Send + 'static;
+}
+
+/// The other side of an HBONE connection, as its certificate proved it.
 #[derive(Clone, Debug)]
-pub enum Scope {
-    /// Always this one (`egret waypoint --name`).
-    Waypoint(WaypointRef),
-    /// The waypoint whose Gateway `spec.addresses` holds the address the
-    /// peer connected to (a node agent hosting a remote-addressed waypoint).
-    ByAddress,
+pub struct Peer {
+    /// The SPIFFE identity in the peer's verified certificate.
+    pub identity: Identity,
+    /// The peer's address (a node agent or a ztunnel).
+    pub addr: SocketAddr,
 }
 
-/// Accepts HBONE connections.
-pub struct HboneServer {
-    /// Where the streams go.
-    pub inbound: Arc<Inbound>,
-    /// Certificates and peer checks.
-    pub tls: Arc<ServerTls>,
-    /// Which waypoint each connection reaches.
-    pub scope: Scope,
+/// One CONNECT stream as it arrives, until it is answered.
+pub struct Connect<S> {
+    request: Request<RecvStream>,
+    respond: SendResponse<Bytes>,
+    /// Who opened it.
+    pub peer: Arc<Peer>,
+    /// What its connection is served as.
+    pub scope: Arc<S>,
 }
 
-impl HboneServer {
+impl<S> Connect<S> {
+    /// The target asked for, or why the request is refused (400).
+    pub fn target(&self) -> Result<SocketAddr, BadRequest> {
+        request::target(&self.request)
+    }
+
+    /// The request's headers (`forwarded`, `baggage`, …).
+    pub fn headers(&self) -> &HeaderMap {
+        self.request.headers()
+    }
+
+    /// Answers `status` with no body and ends the stream.
+    pub fn refuse(mut self, status: StatusCode) {
+        let response = Response::builder()
+            .status(status)
+            .body(())
+            .expect("a status-only response is valid");
+        let _ = self.respond.send_response(response, true);
+    }
+
+    /// Answers 200 and hands the stream over as bytes; `None` when the
+    /// peer is already gone.
+    pub fn accept(mut self) -> Option<H2Stream> {
+        let response = Response::builder()
+            .status(StatusCode::OK)
+            .body(())
+            .expect("a status-only response is valid");
+        let send = self.respond.send_response(response, false).ok()?;
+        Some(H2Stream::new(self.request.into_body(), send))
+    }
+}
+
+/// Accepts HBONE connections for a [`Handler`].
+pub struct HboneServer<H> {
+    handler: Arc<H>,
+    tls: Arc<ServerTls>,
+}
+
+impl<H: Handler> HboneServer<H> {
+    /// A server presenting certificates of `tls`, streams to `handler`.
+    pub fn new(handler: Arc<H>, tls: Arc<ServerTls>) -> Self {
+        HboneServer { handler, tls }
+    }
+
     /// Accepts connections until the listener fails.
     pub async fn run(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
         loop {
@@ -57,18 +124,14 @@ impl HboneServer {
         }
     }
 
-    async fn connection(
-        self: Arc<Self>,
-        tcp: TcpStream,
-        peer: SocketAddr,
-    ) -> Result<(), HboneError> {
+    async fn connection(&self, tcp: TcpStream, peer: SocketAddr) -> Result<(), HboneError> {
         let local = tcp
             .local_addr()
             .map_err(|source| HboneError::Tls { peer, source })?;
-        let waypoint = self
-            .waypoint_for(local.ip())
+        let (scope, identity) = self
+            .handler
+            .scope(local)
             .ok_or(HboneError::NoWaypoint { local, peer })?;
-        let identity = self.identity_of(&waypoint);
         let config = self.tls.config(&identity)?;
         let _ = tcp.set_nodelay(true);
         let handshake = tokio_rustls::TlsAcceptor::from(config).accept(tcp);
@@ -87,45 +150,49 @@ impl HboneServer {
                     trust_domain: trust_domain.to_string(),
                 }
             })?;
-        tracing::debug!(%peer, peer.identity = %peer_id, waypoint = %waypoint, "HBONE connection accepted");
-        let tunnel = Arc::new(Tunnel {
-            peer: peer_id,
-            peer_addr: peer,
-            waypoint,
+        tracing::debug!(%peer, peer.identity = %peer_id, server.identity = %identity, "HBONE connection accepted");
+        let peer = Arc::new(Peer {
+            identity: peer_id,
+            addr: peer,
         });
-        self.inbound.clone().serve_h2(tls, tunnel).await
+        self.serve_h2(tls, peer, Arc::new(scope)).await
     }
 
-    fn waypoint_for(&self, local: IpAddr) -> Option<WaypointRef> {
-        match &self.scope {
-            Scope::Waypoint(w) => Some(w.clone()),
-            Scope::ByAddress => {
-                let local = crate::config::snapshot::canonical(local);
-                let snapshot = self.inbound.proxy.snapshots.borrow().clone();
-                let found = snapshot
-                    .waypoints
-                    .values()
-                    .find(|w| w.address == Some(local))
-                    .map(|w| w.reference.clone());
-                found
-            }
+    /// Serves HTTP/2 on an established (and verified) connection until the
+    /// peer closes it, one task per CONNECT stream.
+    async fn serve_h2<IO>(
+        &self,
+        io: IO,
+        peer: Arc<Peer>,
+        scope: Arc<H::Scope>,
+    ) -> Result<(), HboneError>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let h2_err = |source| HboneError::H2 {
+            peer: peer.addr,
+            source,
+        };
+        let mut conn = h2::server::Builder::new()
+            .initial_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .max_frame_size(MAX_FRAME)
+            .max_concurrent_streams(SERVER_MAX_STREAMS)
+            .max_header_list_size(64 * 1024)
+            .handshake::<_, Bytes>(io)
+            .await
+            .map_err(h2_err)?;
+        while let Some(next) = conn.accept().await {
+            let (request, respond) = next.map_err(h2_err)?;
+            let connect = Connect {
+                request,
+                respond,
+                peer: peer.clone(),
+                scope: scope.clone(),
+            };
+            tokio::spawn(self.handler.clone().serve(connect));
         }
-    }
-
-    /// The identity a waypoint presents: its namespace and service account
-    /// (named after the Gateway, as Istio deploys it).
-    fn identity_of(&self, waypoint: &WaypointRef) -> Identity {
-        let snapshot = self.inbound.proxy.snapshots.borrow().clone();
-        let service_account = snapshot
-            .waypoints
-            .get(waypoint)
-            .map(|w| w.service_account.clone())
-            .unwrap_or_else(|| waypoint.name.clone());
-        Identity {
-            trust_domain: self.tls.store().trust_domain().to_string(),
-            namespace: waypoint.namespace.clone(),
-            service_account,
-        }
+        Ok(())
     }
 }
 
@@ -140,13 +207,12 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
-/// Binds `addr` and serves HBONE on it as `scope` until the task is dropped.
-/// A port already taken is logged, not fatal: the agent still works for
+/// Binds `addr` and serves HBONE on it until the task is dropped. A port
+/// already taken is logged, not fatal: the agent still works for
 /// everything but HBONE inbound.
-pub fn spawn(
-    inbound: Arc<Inbound>,
+pub fn spawn<H: Handler>(
+    handler: Arc<H>,
     tls: Arc<ServerTls>,
-    scope: Scope,
     addr: SocketAddr,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -158,11 +224,7 @@ pub fn spawn(
             }
         };
         tracing::info!(%addr, "HBONE listening");
-        let server = Arc::new(HboneServer {
-            inbound,
-            tls,
-            scope,
-        });
+        let server = Arc::new(HboneServer::new(handler, tls));
         if let Err(e) = server.run(listener).await {
             tracing::error!(%addr, error = %e, "HBONE listener failed");
         }

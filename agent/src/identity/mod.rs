@@ -1,5 +1,5 @@
-//! Mesh identity: SPIFFE IDs, the certificates that prove them, and the TLS
-//! configurations HBONE runs on.
+//! Mesh identity: SPIFFE IDs, the workloads that hold them, the
+//! certificates that prove them, and the TLS configurations HBONE runs on.
 //!
 //! [`spiffe`] parses IDs; a [`signer::CaSigner`] issues leaves with a CA,
 //! either the single-host one of [`ca`] or a cluster CA in Istio's plug-in
@@ -18,6 +18,7 @@ pub mod spiffe;
 pub mod store;
 pub mod tls;
 pub mod verify;
+pub mod workload;
 
 pub use self::ca::LocalCa;
 pub use self::cacerts::CaCerts;
@@ -28,6 +29,7 @@ pub use self::signer::CaSigner;
 pub use self::spiffe::{Identity, SpiffeError};
 pub use self::store::{CertSource, IdentityStore};
 pub use self::tls::{client_config, ServerTls};
+pub use self::workload::WorkloadInfo;
 
 /// The CA folder inside an agent's state folder.
 pub const CA_DIR: &str = "ca";

@@ -1,11 +1,28 @@
 //! SPIFFE IDs in Istio's form, `spiffe://<trust-domain>/ns/<ns>/sa/<sa>`:
 //! parsing, and reading them out of a certificate's URI SANs.
 
+use std::fmt;
 use std::str::FromStr;
 
 use rustls::pki_types::CertificateDer;
 
-pub use crate::workload::identity::Identity;
+/// A SPIFFE identity `spiffe://<trust-domain>/ns/<ns>/sa/<sa>`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Identity {
+    pub trust_domain: String,
+    pub namespace: String,
+    pub service_account: String,
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{SPIFFE_PREFIX}{}/ns/{}/sa/{}",
+            self.trust_domain, self.namespace, self.service_account
+        )
+    }
+}
 
 /// The URI scheme prefix of every SPIFFE ID.
 pub const SPIFFE_PREFIX: &str = "spiffe://";

@@ -9,8 +9,6 @@ use egret_common::{
 };
 use tokio::io::unix::AsyncFd;
 
-use crate::config::snapshot::canonical;
-
 /// One kernel verdict, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KernelEvent {
@@ -55,7 +53,7 @@ impl KernelEvent {
             EVENT_REDIRECT => Verdict::Redirected(e.reason),
             _ => return None,
         };
-        let addr = canonical(IpAddr::V6(Ipv6Addr::from(e.addr)));
+        let addr = IpAddr::V6(Ipv6Addr::from(e.addr)).to_canonical();
         let addr = match (e.family, addr) {
             (AF_INET, IpAddr::V6(v6)) if v6.is_unspecified() => IpAddr::from([0, 0, 0, 0]),
             (_, a) => a,

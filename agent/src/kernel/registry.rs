@@ -6,10 +6,8 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use egret_common::RegistryNet;
+use egret_common::{v4_mapped, RegistryNet};
 use ipnet::IpNet;
-
-use crate::config::snapshot::addr16;
 
 /// Networks always reachable: `127.0.0.0/8`, `::1`, `0.0.0.0`, `::`.
 pub const ALWAYS: [&str; 4] = ["127.0.0.0/8", "::1/128", "0.0.0.0/32", "::/128"];
@@ -32,6 +30,14 @@ pub fn lpm_prefix(net: IpNet) -> RegistryNet {
     RegistryNet {
         prefix_len: u32::from(net.prefix_len()) + mapped,
         addr: addr16(net.addr()),
+    }
+}
+
+/// The 16-byte form the kernel maps use (IPv4 mapped into IPv6).
+pub fn addr16(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(a) => v4_mapped(a.octets()),
+        IpAddr::V6(a) => a.octets(),
     }
 }
 

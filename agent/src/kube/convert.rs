@@ -106,7 +106,7 @@ pub fn gateway_address(obj: &DynamicObject) -> Option<(WaypointRef, IpAddr)> {
         namespace: obj.metadata.namespace.clone()?,
         name: obj.metadata.name.clone()?,
     };
-    Some((r, crate::config::snapshot::canonical(ip)))
+    Some((r, ip.to_canonical()))
 }
 
 /// Addresses already published in a ServiceEntry's `status.addresses`: one

@@ -2,8 +2,8 @@
 //! request (target `http access`) and one `connection complete` line per
 //! connection (target `access`). Field order follows ztunnel's
 //! `src/proxy/metrics.rs`; [`crate::logging`] renders them. The same calls
-//! feed the Istio metrics ([`crate::metrics::proxy`]), so a metric and its
-//! log line cannot disagree.
+//! feed the Istio metrics ([`super::metrics`]), so a metric and its log
+//! line cannot disagree.
 
 use std::fmt::Display;
 use std::net::SocketAddr;
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::context::ConnectionContext;
 use super::counted::ByteCounters;
 use super::flags::{ResponseFlag, ResponseFlags};
-use crate::metrics::{proxy_metrics, ConnectionMeter, Reporter};
+use super::metrics::{proxy_metrics, ConnectionMeter, Reporter};
 
 /// Target of per-request lines.
 pub const HTTP_ACCESS_TARGET: &str = "http access";

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::limits::Limits;
-use crate::workload::identity::WorkloadInfo;
+use crate::identity::WorkloadInfo;
 
 /// Which cap refused a connection.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

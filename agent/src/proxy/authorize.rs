@@ -97,16 +97,6 @@ fn check(conn: &ConnectionContext, dest: &Destination) -> Result<(), Decision> {
     }
 }
 
-/// The HBONE server's L4 check: a denied tunnel is answered 401, or closed
-/// when a later config denies it.
-pub struct TunnelAuthorizer;
-
-impl crate::hbone::inbound::AuthorizeTunnel for TunnelAuthorizer {
-    fn check(&self, conn: &ConnectionContext, dest: &Destination) -> Result<(), String> {
-        authorize_connection(conn, dest).map_err(|d| describe(&d))
-    }
-}
-
 /// `policy ns/name (reason)` for logs.
 pub fn describe(decision: &Decision) -> String {
     match &decision.policy {

@@ -1,14 +1,17 @@
 //! Per-connection facts: who connected and where to, fixed at accept time;
 //! and what that destination means in a config snapshot ([`Destination`]),
 //! worked out at accept and again for every request and config change, so
-//! decisions follow the config in force now.
+//! decisions follow the config in force now. [`ConnectionContext::route`]
+//! is the connection's path in such a destination.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use super::route::{self, DispatchError, Route};
 use crate::config::snapshot::{Service, ServicePort, Snapshot, WaypointBinding, WaypointRef};
-use crate::workload::identity::{Identity, WorkloadInfo};
+use crate::hbone::client::hbone_addr;
+use crate::identity::{Identity, WorkloadInfo};
 
 /// The waypoint serving a connection, as the access log's `dst.*` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +20,9 @@ pub struct WaypointPeer {
     pub reference: WaypointRef,
     /// The identity it presents (`spiffe://<td>/ns/<ns>/sa/<sa>`).
     pub identity: Identity,
+    /// Where it listens for HBONE when it runs elsewhere (its Gateway has
+    /// `spec.addresses`); `None`: this process serves it.
+    pub remote: Option<SocketAddr>,
 }
 
 /// A service port traffic is sent to: the unit endpoint selection works on.
@@ -59,12 +65,12 @@ impl Destination {
             Some(WaypointBinding::Bound(reference)) => {
                 // Istio deploys a waypoint under a service account named
                 // after its Gateway; the snapshot may say otherwise.
-                let service_account = snapshot
-                    .waypoints
-                    .get(reference)
+                let known = snapshot.waypoints.get(reference);
+                let service_account = known
                     .map(|w| w.service_account.clone())
                     .unwrap_or_else(|| reference.name.clone());
                 Some(WaypointPeer {
+                    remote: known.and_then(|w| w.address).map(hbone_addr),
                     reference: reference.clone(),
                     identity: Identity {
                         trust_domain: trust_domain.to_string(),
@@ -88,9 +94,22 @@ impl Destination {
     }
 }
 
-/// Everything known about one captured connection when it was accepted.
+/// How a connection reached this proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arrival {
+    /// Captured from a workload on this node: a service bound to a remote
+    /// waypoint is tunnelled there.
+    Captured,
+    /// Through an HBONE tunnel to a waypoint this process serves: served
+    /// here, whatever address its Gateway has.
+    Tunnelled,
+}
+
+/// Everything known about one connection when it was accepted.
 #[derive(Debug)]
 pub struct ConnectionContext {
+    /// Captured here, or tunnelled to this waypoint.
+    pub arrival: Arrival,
     /// The workload's address (its IP and client port).
     pub src: SocketAddr,
     /// The workload that opened the connection.
@@ -111,7 +130,8 @@ pub struct ConnectionContext {
 }
 
 impl ConnectionContext {
-    /// Looks the original destination up in `snapshot`.
+    /// A connection captured from `workload`, its original destination
+    /// looked up in `snapshot`.
     pub fn new(
         snapshot: Arc<Snapshot>,
         trust_domain: &str,
@@ -120,6 +140,7 @@ impl ConnectionContext {
         orig_dst: SocketAddr,
     ) -> Self {
         ConnectionContext {
+            arrival: Arrival::Captured,
             src,
             src_identity: workload.identity(trust_domain),
             workload,
@@ -127,6 +148,22 @@ impl ConnectionContext {
             accepted: Arc::new(Destination::resolve(snapshot, trust_domain, orig_dst)),
             started: Instant::now(),
             sni: OnceLock::new(),
+        }
+    }
+
+    /// The same connection, arrived through an HBONE tunnel.
+    pub fn tunnelled(self) -> Self {
+        ConnectionContext {
+            arrival: Arrival::Tunnelled,
+            ..self
+        }
+    }
+
+    /// The connection's path in `dest` (its destination in some config).
+    pub fn route(&self, dest: &Destination) -> Result<Route, DispatchError> {
+        match self.arrival {
+            Arrival::Captured => route::route(dest, self.orig_dst),
+            Arrival::Tunnelled => route::route_here(dest, self.orig_dst),
         }
     }
 

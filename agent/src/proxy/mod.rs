@@ -1,29 +1,36 @@
-//! The waypoint: captured connections in, policy and routing, upstream out.
+//! The proxy: captured connections and HBONE tunnels in, policy and
+//! routing, upstream out.
 //!
-//! Follow a connection: [`outbound`] dispatches it on the config snapshot,
-//! [`http`] serves HTTP ports through its request pipeline, [`passthrough`]
-//! carries TLS ports by their SNI without terminating TLS, [`tcp`] copies
-//! everything else; all pick addresses with [`endpoint`] and open them with
-//! [`connect`]. [`access_log`] writes what happened, with [`flags`] saying why.
-//! Every request is decided on the config in force when it arrives, and
-//! [`recheck`] closes open connections a later config no longer allows.
+//! Follow a connection: [`outbound`] takes one captured on this node,
+//! [`inbound`] one arriving through an HBONE tunnel; its [`context`] says
+//! what it is, [`route`] where it goes: [`http`] serves HTTP ports through
+//! its request pipeline, [`passthrough`] carries TLS ports by their SNI
+//! without terminating TLS, [`tcp`] copies everything else, [`tunnel`]
+//! sends it to a waypoint that runs elsewhere; addresses come from
+//! [`endpoint`]. [`access_log`] writes what happened, with [`flags`] saying
+//! why, and [`metrics`] counts the same. Every request is decided on the
+//! config in force when it arrives, and [`recheck`] closes open
+//! connections a later config no longer allows.
 
 pub mod access_log;
 pub mod admission;
 pub mod authorize;
-pub mod connect;
 pub mod context;
 pub mod counted;
 pub mod endpoint;
 pub mod flags;
 pub mod http;
+pub mod inbound;
 pub mod limits;
+pub mod metrics;
 pub mod outbound;
 pub mod passthrough;
 pub mod pool;
 pub mod recheck;
+pub mod route;
 pub mod tcp;
 pub mod tls;
+pub mod tunnel;
 
 use std::future::Future;
 use std::io;
@@ -36,6 +43,7 @@ use tokio::sync::watch;
 use crate::config::snapshot::Snapshot;
 
 pub use self::flags::{ResponseFlag, ResponseFlags};
+pub use self::inbound::{Inbound, Serves};
 pub use self::outbound::handle_outbound;
 
 /// Resolves upstream host names (implemented by the lead over dns::Resolver).

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::access_log::ConnectionOutcome;
 use super::context::{ConnectionContext, Destination};
 use super::flags::ResponseFlag;
-use super::outbound::{route, DispatchError, Route};
+use super::route::{DispatchError, Route};
 use super::ProxyContext;
 use crate::authz::Decision;
 use crate::config::snapshot::{Snapshot, WaypointRef};
@@ -106,6 +106,7 @@ fn path_key<'a>(dest: &'a Destination, route: &'a Route) -> PathKey<'a> {
         Route::Http(_) => "http",
         Route::Passthrough(_) => "passthrough",
         Route::Tcp(_) => "tcp",
+        Route::Tunnel(..) => "tunnel",
     };
     let target = route.target();
     PathKey {
@@ -115,16 +116,17 @@ fn path_key<'a>(dest: &'a Destination, route: &'a Route) -> PathKey<'a> {
         host: &target.service.host,
         port: target.port.number,
         waypoint: dest.waypoint.as_ref().map(|w| &w.reference),
-        remote: crate::hbone::tunnel::remote_waypoint(dest),
+        remote: dest.waypoint.as_ref().and_then(|w| w.remote),
     }
 }
 
 /// `Ok` when `now` gives the connection the path it was accepted on.
 pub fn path_unchanged(conn: &ConnectionContext, now: &Destination) -> Result<(), Revoked> {
     let generation = now.snapshot.generation;
-    let current =
-        route(now, conn.orig_dst).map_err(|reason| Revoked::Gone { generation, reason })?;
-    let Ok(accepted) = route(&conn.accepted, conn.orig_dst) else {
+    let current = conn
+        .route(now)
+        .map_err(|reason| Revoked::Gone { generation, reason })?;
+    let Ok(accepted) = conn.route(&conn.accepted) else {
         // A connection refused at accept is closed already; nothing holds.
         return Ok(());
     };

@@ -7,11 +7,11 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::access_log::ConnectionOutcome;
-use super::connect::{self, ConnectError};
 use super::context::{ConnectionContext, UpstreamTarget};
 use super::endpoint::{self, EndpointError};
 use super::flags::ResponseFlag;
 use super::ResolveHost;
+use crate::net::socket::{self, ConnectError};
 
 /// Copy buffer per direction: large enough for bulk transfers.
 const COPY_BUFFER: usize = 64 * 1024;
@@ -41,7 +41,7 @@ impl TcpError {
     pub fn flag(&self) -> Option<ResponseFlag> {
         match self {
             TcpError::Endpoint(e) => Some(e.flag()),
-            TcpError::Connect(e) => Some(e.flag()),
+            TcpError::Connect(_) => Some(ResponseFlag::UpstreamConnectionFailure),
             // A reset mid-stream is the peers' business, not a proxy failure.
             TcpError::Copy { .. } => None,
         }
@@ -110,7 +110,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let addrs = endpoint::select_for_host(resolver, target, conn.orig_dst, preface.host).await?;
-    let (mut upstream, addr) = connect::connect_first(&addrs).await?;
+    let (mut upstream, addr) = socket::connect_first(&addrs).await?;
     outcome.upstream = Some(addr);
     let copy_error = |source| TcpError::Copy {
         upstream: addr,

@@ -4,10 +4,35 @@
 use std::net::SocketAddr;
 
 use egret_common::{Reason, DNS_PORT};
+use serde::{Deserialize, Serialize};
 
-use crate::control::MonitorEvent;
+use crate::identity::WorkloadInfo;
 use crate::kernel::events::{KernelEvent, Verdict};
-use crate::workload::identity::WorkloadInfo;
+
+/// A kernel verdict as `egret monitor` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorEvent {
+    /// RFC 3339 time the agent read it.
+    pub time: String,
+    /// `denied` or `redirected`.
+    pub verdict: String,
+    /// Why (denials: `not_in_registry`, `dns_elsewhere`, …; redirects:
+    /// `service` or `dns`).
+    pub reason: String,
+    /// `namespace/name` of the workload (`-` when unknown).
+    pub workload: String,
+    /// Its SPIFFE identity (`-` when unknown).
+    pub identity: String,
+    /// Destination `ip:port`.
+    pub dst: String,
+    /// `tcp`, `udp`, …
+    pub proto: String,
+    /// Which kernel hook: `connect`, `sendmsg`, `egress`, `socket`.
+    pub hook: String,
+    /// Process id and command name of the sender (0 / empty when unknown).
+    pub pid: u32,
+    pub comm: String,
+}
 
 /// Target of kernel denial lines (the same as connection lines: a denied
 /// connect is a connection that never happened).

@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use super::cgroup::WorkloadCgroup;
 use super::enrollment::{mode_name, wanted_flags};
-use super::identity::WorkloadInfo;
 use super::listeners::bind_in;
 use super::manager::{Origin, Running, WorkloadManager};
 use super::netns::NamedNetns;
 use super::record::{remove_leftovers, WorkloadRecord};
+use crate::identity::WorkloadInfo;
 
 /// Why a recorded workload was not taken over.
 #[derive(Debug, thiserror::Error)]

@@ -15,13 +15,14 @@ use tokio::task::JoinHandle;
 use super::cgroup::WorkloadCgroup;
 use super::enrollment::{mode_name, wanted_flags};
 use super::error::WorkloadError;
-use super::identity::{source_ip, WorkloadInfo};
 use super::listeners::{bind_in, NetnsSockets};
 use super::netns::NamedNetns;
 use super::podnet::PodNetwork;
 use super::record::{workloads_dir, WorkloadRecord};
-use crate::config::snapshot::{canonical, Snapshot};
+use super::source::source_ip;
+use crate::config::snapshot::Snapshot;
 use crate::dns::DnsProxy;
+use crate::identity::WorkloadInfo;
 use crate::kernel::Kernel;
 use crate::proxy::{handle_outbound, ProxyContext};
 
@@ -543,7 +544,7 @@ async fn accept_outbound(
                 continue;
             }
         };
-        let ip = canonical(IpAddr::from(orig.addr));
+        let ip = IpAddr::from(orig.addr).to_canonical();
         let orig_dst = SocketAddr::new(ip, orig.port);
         let src = SocketAddr::new(source_ip(info.ip, &other_ips, peer.ip()), peer.port());
         tokio::spawn(handle_outbound(

@@ -7,7 +7,6 @@ pub mod caps;
 pub mod cgroup;
 pub mod enrollment;
 pub mod error;
-pub mod identity;
 mod ipcmd;
 pub mod listeners;
 pub mod manager;
@@ -15,6 +14,7 @@ pub mod netns;
 pub mod pod;
 pub mod podnet;
 pub mod record;
+pub mod source;
 
 pub use error::WorkloadError;
 pub use manager::{CreatedWorkload, Services, WorkloadManager, WorkloadSummary};

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use super::enrollment::wanted_flags;
 use super::error::WorkloadError;
-use super::identity::WorkloadInfo;
 use super::listeners::bind_in;
 use super::manager::{Origin, Running, WorkloadManager};
+use crate::identity::WorkloadInfo;
 
 /// A pod running on this node, and where its network namespace is.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -19,9 +19,9 @@ use egret::config::snapshot::{
     Endpoint, Protocol, Resolution, Service, ServicePort, Snapshot, Waypoint, WaypointBinding,
     WaypointRef,
 };
+use egret::identity::WorkloadInfo;
 use egret::proxy::limits::Limits;
 use egret::proxy::{handle_outbound, ProxyContext, ResolveHost};
-use egret::workload::identity::WorkloadInfo;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;

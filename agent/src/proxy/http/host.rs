@@ -17,7 +17,7 @@ use http::{header, request};
 
 use super::pipeline::{Decision, Exchange, RequestStage};
 use super::reply::LocalReply;
-use crate::config::snapshot::{canonical, Service};
+use crate::config::snapshot::Service;
 use crate::proxy::passthrough::target::covers;
 
 /// The first request stage of the waypoint: the Host check.
@@ -103,8 +103,8 @@ pub fn check(
     let literal = host.trim_start_matches('[').trim_end_matches(']');
     let names_service = match literal.parse::<IpAddr>() {
         Ok(ip) => {
-            let ip = canonical(ip);
-            ip == canonical(connected.ip()) || service.vips.contains(&ip)
+            let ip = ip.to_canonical();
+            ip == connected.ip().to_canonical() || service.vips.contains(&ip)
         }
         Err(_) => covers(&service.host, host),
     };

@@ -38,7 +38,6 @@ use self::upstream::UpstreamSession;
 use super::access_log::{ConnectionOutcome, RequestRecord};
 use super::context::{ConnectionContext, Destination, UpstreamTarget};
 use super::flags::ResponseFlag;
-use super::outbound::route;
 use super::recheck::{self, Revoked};
 use super::ProxyContext;
 use hyper::body::Body as _;
@@ -73,7 +72,8 @@ impl Connection {
         if !Arc::ptr_eq(&current.destination.snapshot, &snapshot) {
             let destination = self.conn.destination_in(snapshot);
             let target = recheck::path_unchanged(&self.conn, &destination).and_then(|()| {
-                route(&destination, self.conn.orig_dst)
+                self.conn
+                    .route(&destination)
                     .map(|r| r.target().clone())
                     .map_err(|reason| Revoked::Gone {
                         generation: destination.snapshot.generation,

@@ -21,7 +21,7 @@ use super::body::ProxyBody;
 use super::pipeline::Exchange;
 use super::reply::LocalReply;
 use super::sender::{Sender, ALPN_H2};
-use crate::proxy::connect::{self, ConnectError};
+use crate::net::socket::{self, ConnectError};
 use crate::proxy::context::UpstreamTarget;
 use crate::proxy::endpoint::{self, EndpointError};
 use crate::proxy::flags::ResponseFlag;
@@ -326,7 +326,7 @@ impl UpstreamSession {
         addrs: &[SocketAddr],
         upstream_name: Option<String>,
     ) -> Result<Held, UpstreamError> {
-        let (stream, addr) = connect::connect_first(addrs).await?;
+        let (stream, addr) = socket::connect_first(addrs).await?;
         let sender = match tls {
             None => client(stream, addr, false).await?,
             Some(origin) => {

@@ -150,7 +150,8 @@ fn admit(
     authorize::authorize_tls(conn, dest)
         .map_err(|decision| PassthroughError::Denied(authorize::describe(&decision)))?;
     // The same service port as at accept, with the endpoints in force now.
-    let current = super::outbound::route(dest, conn.orig_dst)
+    let current = conn
+        .route(dest)
         .map(|r| r.target().clone())
         .unwrap_or_else(|_| connected.clone());
     target::resolve(conn, dest, &current, sni)

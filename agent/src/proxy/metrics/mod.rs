@@ -1,7 +1,12 @@
-//! The waypoint's Istio-named metrics, fed only from the access log
+//! The proxy's Istio-named metrics, fed only from the access log
 //! ([`crate::proxy::access_log`]) so a metric and its log line always agree:
-//! same request, same response code, same response flags.
+//! same request, same response code, same response flags. [`labels`] are
+//! their label sets, [`peers`] interns the source/destination half.
 
+pub mod labels;
+pub mod peers;
+
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -10,11 +15,19 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use super::labels::{Peers, Reporter, RequestLabels, TcpClosedLabels, TcpLabels};
-use super::peers::{Interner, PeerView};
+pub use self::labels::Reporter;
+use self::labels::{Peers, RequestLabels, TcpClosedLabels, TcpLabels};
+use self::peers::{Interner, PeerView};
 use crate::config::snapshot::Protocol;
 use crate::proxy::context::ConnectionContext;
 use crate::proxy::ResponseFlags;
+
+/// The process's proxy metrics. One per process, like the access log they
+/// mirror: every connection of every workload adds to the same families.
+pub fn proxy_metrics() -> &'static ProxyMetrics {
+    static METRICS: OnceLock<ProxyMetrics> = OnceLock::new();
+    METRICS.get_or_init(ProxyMetrics::default)
+}
 
 /// Istio's default buckets for `istio_request_duration_milliseconds`.
 const DURATION_BUCKETS_MS: [f64; 19] = [
@@ -26,18 +39,6 @@ type HistogramFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
 
 fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS_MS)
-}
-
-/// Who reports a captured connection: the waypoint when this agent serves
-/// the service's waypoint, else the workload's side (no waypoint, or a
-/// tunnel to one elsewhere that reports its own).
-pub fn outbound_reporter(conn: &ConnectionContext) -> Reporter {
-    if conn.waypoint().is_some() && crate::hbone::tunnel::remote_waypoint(&conn.accepted).is_none()
-    {
-        Reporter::Waypoint
-    } else {
-        Reporter::Source
-    }
 }
 
 /// Request and TCP metrics of every connection this process proxies.
@@ -201,8 +202,8 @@ mod tests {
     use crate::config::snapshot::{
         Resolution, Service, ServicePort, Snapshot, WaypointBinding, WaypointRef,
     };
+    use crate::identity::WorkloadInfo;
     use crate::proxy::ResponseFlag;
-    use crate::workload::identity::WorkloadInfo;
 
     fn conn(with_service: bool) -> ConnectionContext {
         let vip: std::net::IpAddr = "240.240.0.2".parse().unwrap();

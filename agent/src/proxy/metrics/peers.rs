@@ -7,8 +7,8 @@ use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use super::labels::{PeerLabels, Peers, Reporter};
+use crate::identity::Identity;
 use crate::proxy::context::ConnectionContext;
-use crate::workload::identity::Identity;
 
 /// The value Istio uses for a label it cannot fill.
 pub const UNKNOWN: &str = "unknown";

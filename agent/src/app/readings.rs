@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::collector::Readings;
 use crate::authz::AuthzCounts;
 use crate::config::snapshot::Snapshot;
 use crate::dns::DnsProxy;
 use crate::kernel::Kernel;
+use crate::metrics::Readings;
 use crate::workload::WorkloadManager;
 
 /// What the node agent reports about itself.

@@ -1,0 +1,5 @@
+//! The one factory of the agent's own sockets ([`socket`]).
+
+pub mod socket;
+
+pub use self::socket::ConnectError;

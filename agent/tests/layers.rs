@@ -1,0 +1,151 @@
+//! The agent's modules depend one way. Each top-level module of
+//! `agent/src` sits in a layer and may name (`crate::<module>`) only
+//! modules of lower layers: a connection's path reads top to bottom, and
+//! no two modules import each other. Run it with
+//! `cargo test -p egret --test layers`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// The layers, lowest first.
+const LAYERS: &[&[&str]] = &[
+    // Building blocks that know nothing of the rest.
+    &["authz", "route", "kernel", "logging", "net"],
+    // The compiled config; the metrics page.
+    &["config", "metrics"],
+    // Identities and certificates; the DNS proxy.
+    &["identity", "dns"],
+    // HBONE transport.
+    &["hbone"],
+    // The proxy: outbound, inbound, L7, L4, tunnels.
+    &["proxy"],
+    // Workloads and the listeners in their namespaces.
+    &["workload"],
+    // The admin endpoint; kernel verdicts for people.
+    &["admin", "verdicts"],
+    // The control socket; Kubernetes mode.
+    &["control", "kube"],
+    // What both roots compose alike.
+    &["app"],
+    // The two roots.
+    &["node", "waypoint"],
+    // The command line.
+    &["cli"],
+];
+
+/// One `crate::<module>` reference.
+#[derive(Debug)]
+struct Reference {
+    from: String,
+    to: String,
+    at: String,
+}
+
+fn layer_of(module: &str) -> usize {
+    LAYERS
+        .iter()
+        .position(|layer| layer.contains(&module))
+        .unwrap_or_else(|| panic!("module `{module}` is in no layer of tests/layers.rs"))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every `crate::<module>` named outside comments, by the top-level
+/// module of the file naming it.
+fn references() -> Vec<Reference> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut found = Vec::new();
+    for file in files {
+        let relative = file.strip_prefix(&src).unwrap();
+        let top = relative.components().next().unwrap().as_os_str();
+        let from = Path::new(top).file_stem().unwrap().to_string_lossy();
+        if from == "lib" || from == "main" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            let at = format!("{}:{}", relative.display(), n + 1);
+            assert!(
+                !line.contains("crate::{"),
+                "{at}: name modules one `use crate::<module>` at a time, so this test sees them"
+            );
+            for (i, _) in line.match_indices("crate::") {
+                if line[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
+                    continue; // `egret_crate::`, not ours
+                }
+                let rest = &line[i + "crate::".len()..];
+                let to: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                if !to.is_empty() && to != from {
+                    found.push(Reference {
+                        from: from.to_string(),
+                        to,
+                        at: at.clone(),
+                    });
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_module_names_only_lower_layers() {
+    let upward: Vec<String> = references()
+        .into_iter()
+        .filter(|r| layer_of(&r.to) >= layer_of(&r.from))
+        .map(|r| format!("{}: {} -> {}", r.at, r.from, r.to))
+        .collect();
+    assert!(
+        upward.is_empty(),
+        "references that do not point down a layer:\n{}",
+        upward.join("\n")
+    );
+}
+
+#[test]
+fn proxy_hbone_and_metrics_do_not_import_each_other_in_circles() {
+    let edges: BTreeSet<(String, String)> =
+        references().into_iter().map(|r| (r.from, r.to)).collect();
+    let has = |from: &str, to: &str| edges.contains(&(from.to_string(), to.to_string()));
+    for (from, to) in [
+        ("hbone", "proxy"),
+        ("hbone", "metrics"),
+        ("metrics", "proxy"),
+        ("metrics", "hbone"),
+    ] {
+        assert!(!has(from, to), "{from} imports {to}");
+    }
+    // The proxy does use HBONE: the edge exists, one way.
+    assert!(has("proxy", "hbone"));
+}
+
+#[test]
+fn every_top_level_module_has_a_layer() {
+    let lib =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
+    for line in lib.lines() {
+        if let Some(name) = line
+            .strip_prefix("pub mod ")
+            .and_then(|r| r.strip_suffix(';'))
+        {
+            layer_of(name);
+        }
+    }
+}
