@@ -446,20 +446,42 @@ async fn ztunnel_baggage_names_the_deployment_as_the_source_workload() {
         .unwrap();
     assert_eq!(&echoed[..], b"hi");
     drop((send, body));
+    let line = connection_line(src).await;
+    assert!(line.contains("src.workload=\"productpage-v1\""), "{line}");
+}
+
+/// The `connection complete` line of the stream whose `forwarded: for=` is `src`.
+async fn connection_line(src: &str) -> String {
     let deadline = tokio::time::Instant::now() + LIMIT;
-    let line = loop {
+    loop {
         let lines = log_capture::lines_for(src.parse().unwrap());
         if let Some(l) = lines
             .into_iter()
             .find(|l| l.contains("connection complete"))
         {
-            break l;
+            return l;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
             "no access log line for {src}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert!(line.contains("src.workload=\"productpage-v1\""), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn an_rbac_deny_is_logged_with_its_rbac_flag() {
+    log_capture::logs();
+    let s = setup(Some(deny_all())).await;
+    let src = "127.0.0.1:40124";
+    let req = http::Request::builder()
+        .method("CONNECT")
+        .uri(format!("{TCP_VIP}:80"))
+        .header("forwarded", format!("for=\"{src}\""))
+        .body(())
+        .unwrap();
+    assert_eq!(raw(&s, req).await, 401);
+    let line = connection_line(src).await;
+    assert!(line.contains(" response_flags=RBAC "), "{line}");
+    assert!(line.contains("error=\"RBAC: access denied: "), "{line}");
 }

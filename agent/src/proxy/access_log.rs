@@ -1,51 +1,23 @@
 //! Access log lines in ztunnel's shape: one `request complete` line per HTTP
 //! request (target `http access`) and one `connection complete` line per
 //! connection (target `access`). Field order follows ztunnel's
-//! `src/proxy/metrics.rs`; [`crate::logging`] renders them. The same calls
-//! feed the Istio metrics ([`super::metrics`]), so a metric and its log
-//! line cannot disagree.
+//! `src/proxy/metrics.rs`; [`crate::logging`] renders them. A request's
+//! line and its metrics come from the same call, a connection's from its
+//! [`super::record`], so a metric and its log line cannot disagree.
 
-use std::fmt::Display;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::context::ConnectionContext;
 use super::counted::ByteCounters;
-use super::flags::{ResponseFlag, ResponseFlags};
-use super::metrics::{proxy_metrics, ConnectionMeter, Reporter};
+use super::flags::ResponseFlags;
+use super::metrics::proxy_metrics;
+use super::outcome::ConnectionOutcome;
 
 /// Target of per-request lines.
 pub const HTTP_ACCESS_TARGET: &str = "http access";
 /// Target of per-connection lines.
 pub const CONNECTION_ACCESS_TARGET: &str = "access";
-
-/// How a connection ended, beyond what [`ConnectionContext`] knew at accept.
-#[derive(Debug, Default)]
-pub struct ConnectionOutcome {
-    /// The last upstream endpoint the connection was carried to.
-    pub upstream: Option<SocketAddr>,
-    /// Why it went differently than asked.
-    pub flags: ResponseFlags,
-    /// What failed, for the operator.
-    pub error: Option<String>,
-}
-
-impl ConnectionOutcome {
-    /// A connection refused before any upstream was tried.
-    pub fn refused(flag: ResponseFlag, error: impl Display) -> Self {
-        let mut outcome = ConnectionOutcome::default();
-        outcome.fail(Some(flag), &error);
-        outcome
-    }
-
-    /// Records a failure (and its flag, when it has one).
-    pub fn fail(&mut self, flag: Option<ResponseFlag>, error: &dyn Display) {
-        if let Some(flag) = flag {
-            self.flags.insert(flag);
-        }
-        self.error = Some(error.to_string());
-    }
-}
 
 /// The request-line facts of one HTTP request, taken before any stage
 /// rewrites it (the log shows what the workload sent).
@@ -136,20 +108,12 @@ pub fn request_complete(
     );
 }
 
-/// Counts a connection as opened (its log line comes when it ends); the
-/// meter goes to [`connection_complete`].
-pub fn connection_opened(conn: &ConnectionContext, reporter: Reporter) -> ConnectionMeter {
-    proxy_metrics().connection_opened(conn, reporter)
-}
-
-/// Emits the `connection complete` line and counts the connection closed.
+/// Emits the `connection complete` line (its [`super::record`] counts it).
 pub fn connection_complete(
     conn: &ConnectionContext,
     outcome: &ConnectionOutcome,
     bytes: &ByteCounters,
-    meter: &ConnectionMeter,
 ) {
-    proxy_metrics().connection_closed(meter, outcome.flags, bytes.sent(), bytes.recv());
     let peers = Peers::of(conn);
     tracing::event!(
         target: "access",
@@ -169,8 +133,8 @@ pub fn connection_complete(
         bytes_sent = bytes.sent(),
         bytes_recv = bytes.recv(),
         duration = millis(conn.started.elapsed()).as_str(),
-        response_flags = outcome.flags.non_empty().map(tracing::field::display),
-        error = outcome.error.as_deref(),
+        response_flags = outcome.flags().non_empty().map(tracing::field::display),
+        error = outcome.error(),
         "connection complete"
     );
 }

@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::flags::ResponseFlag;
 use super::limits::Limits;
+use super::outcome::Flagged;
 use crate::identity::WorkloadInfo;
 
 /// Which cap refused a connection.
@@ -38,6 +40,12 @@ impl Refusal {
             Refusal::Workload { .. } => "workload",
             Refusal::Total { .. } => "total",
         }
+    }
+}
+
+impl Flagged for Refusal {
+    fn flag(&self) -> Option<ResponseFlag> {
+        Some(ResponseFlag::OverloadManager)
     }
 }
 

@@ -9,6 +9,19 @@ use crate::authz::{
 };
 use crate::config::kinds::gateway::WAYPOINT_CLASS;
 use crate::proxy::context::{ConnectionContext, Destination};
+use crate::proxy::flags::ResponseFlag;
+use crate::proxy::outcome::Flagged;
+
+/// An AuthorizationPolicy denied a whole connection.
+#[derive(Debug, thiserror::Error)]
+#[error("RBAC: access denied: {}", describe(.0))]
+pub struct Denied(pub Decision);
+
+impl Flagged for Denied {
+    fn flag(&self) -> Option<ResponseFlag> {
+        Some(ResponseFlag::RbacDenied)
+    }
+}
 
 /// Process-wide counters of authorization decisions, by reason (exported as
 /// metrics).
@@ -72,7 +85,7 @@ pub fn evaluate(
 /// HTTP-only ALLOW rule and deny them all), and TLS passthrough ports once
 /// the ClientHello is read (`connection.sni` rules need it):
 /// [`authorize_tls`].
-pub fn authorize_connection(conn: &ConnectionContext, dest: &Destination) -> Result<(), Decision> {
+pub fn authorize_connection(conn: &ConnectionContext, dest: &Destination) -> Result<(), Denied> {
     let decided_later = dest.port(conn.orig_dst.port()).is_some_and(|p| {
         p.protocol.is_http()
             || (dest.waypoint.is_some() && crate::proxy::passthrough::handles(p.protocol))
@@ -86,13 +99,13 @@ pub fn authorize_connection(conn: &ConnectionContext, dest: &Destination) -> Res
 /// L4 authorization of a TLS passthrough connection whose SNI is known
 /// ([`ConnectionContext::sni`]). `hosts` is HTTP-only in Istio, so it does
 /// not see the SNI; `when: connection.sni` does.
-pub fn authorize_tls(conn: &ConnectionContext, dest: &Destination) -> Result<(), Decision> {
+pub fn authorize_tls(conn: &ConnectionContext, dest: &Destination) -> Result<(), Denied> {
     check(conn, dest)
 }
 
-fn check(conn: &ConnectionContext, dest: &Destination) -> Result<(), Decision> {
+fn check(conn: &ConnectionContext, dest: &Destination) -> Result<(), Denied> {
     match evaluate(conn, dest, &principal_of(conn), None) {
-        Some(decision) if !decision.allowed => Err(decision),
+        Some(decision) if !decision.allowed => Err(Denied(decision)),
         _ => Ok(()),
     }
 }

@@ -8,6 +8,7 @@ use crate::config::snapshot::{Endpoint, Resolution, ServicePort};
 
 use super::context::UpstreamTarget;
 use super::flags::ResponseFlag;
+use super::outcome::Flagged;
 use super::ResolveHost;
 
 /// Why no upstream address could be chosen.
@@ -41,10 +42,9 @@ pub enum EndpointError {
     },
 }
 
-impl EndpointError {
-    /// The response flag this failure is reported with.
-    pub fn flag(&self) -> ResponseFlag {
-        ResponseFlag::NoHealthyUpstream
+impl Flagged for EndpointError {
+    fn flag(&self) -> Option<ResponseFlag> {
+        Some(ResponseFlag::NoHealthyUpstream)
     }
 }
 
@@ -278,7 +278,7 @@ mod tests {
         let t = target(Resolution::Dns, vec![ep("missing.test", &[])], None);
         let err = select(&Fake, &t, dst()).await.unwrap_err();
         assert!(matches!(err, EndpointError::Resolve { ref host, .. } if host == "missing.test"));
-        assert_eq!(err.flag(), ResponseFlag::NoHealthyUpstream);
+        assert_eq!(err.flag(), Some(ResponseFlag::NoHealthyUpstream));
     }
 
     #[tokio::test]

@@ -11,13 +11,14 @@ use std::sync::Arc;
 
 use http::StatusCode;
 
-use super::access_log::{self, ConnectionOutcome};
 use super::authorize;
 use super::context::{ConnectionContext, Destination, UpstreamTarget};
 use super::counted::{ByteCounters, Counted};
 use super::flags::ResponseFlag;
 use super::metrics::{proxy_metrics, Reporter};
+use super::outcome::{ConnectionOutcome, Failure, Flagged};
 use super::recheck::{self, Revoked};
+use super::record::ConnectionRecord;
 use super::route::{DispatchError, Route};
 use super::{endpoint, http as l7, passthrough, ProxyContext};
 use crate::config::snapshot::{WaypointBinding, WaypointRef};
@@ -58,6 +59,17 @@ pub enum TargetError {
     Route(#[from] DispatchError),
 }
 
+impl Flagged for TargetError {
+    fn flag(&self) -> Option<ResponseFlag> {
+        match self {
+            TargetError::Route(d) => d.flag(),
+            TargetError::BadRequest(_) | TargetError::NotServed { .. } => {
+                Some(ResponseFlag::NoRoute)
+            }
+        }
+    }
+}
+
 /// The HBONE server's handler: streams in, proxy path out.
 pub struct Inbound {
     proxy: Arc<ProxyContext>,
@@ -95,36 +107,28 @@ impl Inbound {
             }
         };
         let conn = Arc::new(self.context(&connect, target));
-        let meter = access_log::connection_opened(&conn, Reporter::Waypoint);
-        let bytes = Arc::new(ByteCounters::default());
+        let mut record = ConnectionRecord::open(conn.clone(), Reporter::Waypoint);
         let held = self.proxy.admission.admit(&conn.workload);
         let outcome = match (held.as_ref(), served(&conn, &conn.accepted, &connect.scope)) {
             (Err(refused), _) => {
                 connect.refuse(StatusCode::SERVICE_UNAVAILABLE);
                 proxy_metrics().connection_rejected(refused.limit());
-                ConnectionOutcome::refused(ResponseFlag::OverloadManager, refused)
+                ConnectionOutcome::refused(Failure::of(refused))
             }
             (Ok(_), Err(e)) => {
                 connect.refuse(StatusCode::BAD_REQUEST);
-                let flag = match &e {
-                    TargetError::Route(d) => d.flag(),
-                    _ => ResponseFlag::NoRoute,
-                };
-                ConnectionOutcome::refused(flag, &e)
+                ConnectionOutcome::refused(Failure::of(&e))
             }
             (Ok(_), Ok(route)) => match authorize::authorize_connection(&conn, &conn.accepted) {
-                Err(decision) => {
+                Err(denied) => {
                     connect.refuse(StatusCode::UNAUTHORIZED);
-                    let mut outcome = ConnectionOutcome::default();
-                    let reason = authorize::describe(&decision);
-                    outcome.fail(None, &format!("RBAC: access denied: {reason}"));
-                    outcome
+                    ConnectionOutcome::refused(Failure::of(&denied))
                 }
-                Ok(()) => self.open(&conn, route, connect, &bytes).await,
+                Ok(()) => self.open(&conn, route, connect, record.bytes()).await,
             },
         };
         drop(held);
-        access_log::connection_complete(&conn, &outcome, &bytes, &meter);
+        record.end(outcome);
     }
 
     /// The per-connection facts: the source is the verified peer identity
@@ -199,7 +203,7 @@ impl Inbound {
                 Ok(a) => a,
                 Err(e) => {
                     connect.refuse(StatusCode::SERVICE_UNAVAILABLE);
-                    outcome.fail(Some(e.flag()), &e);
+                    outcome.fail(Failure::of(&e));
                     return outcome;
                 }
             };
@@ -207,7 +211,7 @@ impl Inbound {
             Ok(c) => c,
             Err(e) => {
                 connect.refuse(StatusCode::SERVICE_UNAVAILABLE);
-                outcome.fail(Some(ResponseFlag::UpstreamConnectionFailure), &e);
+                outcome.fail(Failure::of(&e));
                 return outcome;
             }
         };
@@ -224,7 +228,9 @@ impl Inbound {
         )
         .await
         {
-            outcome.fail(None, &format!("copying between {addr} and the tunnel: {e}"));
+            outcome.fail(Failure::unflagged(format!(
+                "copying between {addr} and the tunnel: {e}"
+            )));
         }
         outcome
     }

@@ -7,8 +7,8 @@
 //! its request pipeline, [`passthrough`] carries TLS ports by their SNI
 //! without terminating TLS, [`tcp`] copies everything else, [`tunnel`]
 //! sends it to a waypoint that runs elsewhere; addresses come from
-//! [`endpoint`]. [`access_log`] writes what happened, with [`flags`] saying
-//! why, and [`metrics`] counts the same. Every request is decided on the
+//! [`endpoint`]. Each connection has one [`record`]: its [`access_log`]
+//! line and its [`metrics`], with the [`outcome`] and [`flags`] saying why. Every request is decided on the
 //! config in force when it arrives, and [`recheck`] closes open
 //! connections a later config no longer allows.
 
@@ -24,9 +24,11 @@ pub mod inbound;
 pub mod limits;
 pub mod metrics;
 pub mod outbound;
+pub mod outcome;
 pub mod passthrough;
 pub mod pool;
 pub mod recheck;
+pub mod record;
 pub mod route;
 pub mod tcp;
 pub mod tls;

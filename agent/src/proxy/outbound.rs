@@ -10,13 +10,13 @@ use std::sync::Arc;
 
 use tokio::net::TcpStream;
 
-use super::access_log::{self, ConnectionOutcome};
 use super::authorize;
 use super::context::ConnectionContext;
-use super::counted::{ByteCounters, Counted};
-use super::flags::ResponseFlag;
+use super::counted::Counted;
 use super::metrics::{proxy_metrics, Reporter};
+use super::outcome::{ConnectionOutcome, Failure};
 use super::recheck::{self, Revoked};
+use super::record::ConnectionRecord;
 use super::route::Route;
 use super::{http, passthrough, tcp, tunnel, ProxyContext};
 use crate::identity::WorkloadInfo;
@@ -40,21 +40,20 @@ pub async fn handle_outbound(
         src,
         orig_dst,
     ));
-    let meter = access_log::connection_opened(&conn, reporter(&conn));
-    let bytes = Arc::new(ByteCounters::default());
+    let mut record = ConnectionRecord::open(conn.clone(), reporter(&conn));
     let _ = stream.set_nodelay(true);
-    let downstream = Counted::new(stream, bytes.clone());
+    let downstream = Counted::new(stream, record.bytes().clone());
 
     let outcome = match ctx.admission.admit(&conn.workload) {
         Err(refused) => {
             drop(downstream);
             tracing::debug!(error = %refused, "connection refused");
             proxy_metrics().connection_rejected(refused.limit());
-            ConnectionOutcome::refused(ResponseFlag::OverloadManager, &refused)
+            ConnectionOutcome::refused(Failure::of(&refused))
         }
         Ok(_held) => carry(&ctx, &conn, downstream).await,
     };
-    access_log::connection_complete(&conn, &outcome, &bytes, &meter);
+    record.end(outcome);
 }
 
 /// Who reports the connection's metrics: the waypoint when this process
@@ -80,7 +79,7 @@ async fn carry(
             // connection, as with any refused connection.
             drop(downstream);
             tracing::debug!(error = %e, "connection refused");
-            ConnectionOutcome::refused(e.flag(), &e)
+            ConnectionOutcome::refused(Failure::of(&e))
         }
         // A remote waypoint does the L4/L7 work; this agent only tunnels.
         Ok(Route::Tunnel(_, waypoint)) => {
@@ -88,13 +87,9 @@ async fn carry(
             recheck::hold(ctx, conn, tunnel, |_| Ok(())).await
         }
         Ok(Route::Tcp(target)) => match authorize::authorize_connection(conn, &conn.accepted) {
-            Err(decision) => {
+            Err(denied) => {
                 drop(downstream);
-                let reason = authorize::describe(&decision);
-                ConnectionOutcome::refused(
-                    ResponseFlag::RbacDenied,
-                    format!("RBAC: access denied: {reason}"),
-                )
+                ConnectionOutcome::refused(Failure::of(&denied))
             }
             Ok(()) => {
                 let proxied = tcp::proxy(ctx.resolver.as_ref(), conn, &target, downstream);

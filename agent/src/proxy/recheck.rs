@@ -10,12 +10,12 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::access_log::ConnectionOutcome;
+use super::authorize::{describe, Denied};
 use super::context::{ConnectionContext, Destination};
 use super::flags::ResponseFlag;
+use super::outcome::{ConnectionOutcome, Failure, Flagged};
 use super::route::{DispatchError, Route};
 use super::ProxyContext;
-use crate::authz::Decision;
 use crate::config::snapshot::{Snapshot, WaypointRef};
 
 /// Why an open connection was closed after a config change.
@@ -54,20 +54,21 @@ pub enum Revoked {
 }
 
 impl Revoked {
-    /// A denial by `decision` in `dest`'s config.
-    pub fn denied(dest: &Destination, decision: &Decision) -> Self {
+    /// A denial by policy in `dest`'s config.
+    pub fn denied(dest: &Destination, denied: &Denied) -> Self {
         Revoked::Denied {
             generation: dest.snapshot.generation,
-            reason: super::authorize::describe(decision),
+            reason: describe(&denied.0),
         }
     }
+}
 
-    /// The response flag the closed connection is logged with.
-    pub fn flag(&self) -> ResponseFlag {
+impl Flagged for Revoked {
+    fn flag(&self) -> Option<ResponseFlag> {
         match self {
             Revoked::Gone { reason, .. } => reason.flag(),
-            Revoked::Moved { .. } => ResponseFlag::NoRoute,
-            Revoked::Denied { .. } => ResponseFlag::RbacDenied,
+            Revoked::Moved { .. } => Some(ResponseFlag::NoRoute),
+            Revoked::Denied { .. } => Some(ResponseFlag::RbacDenied),
         }
     }
 }
@@ -181,7 +182,7 @@ pub async fn hold(
         outcome = serving => outcome,
         revoked = revoked(ctx.snapshots.clone(), conn, check) => {
             tracing::debug!(src = %conn.src, reason = %revoked, "open connection closed by a config change");
-            ConnectionOutcome::refused(revoked.flag(), &revoked)
+            ConnectionOutcome::refused(Failure::of(&revoked))
         }
     }
 }

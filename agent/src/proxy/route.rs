@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use super::context::{Destination, UpstreamTarget, WaypointPeer};
 use super::flags::ResponseFlag;
+use super::outcome::Flagged;
 use super::passthrough;
 use crate::config::snapshot::{WaypointBinding, WaypointRef};
 
@@ -33,15 +34,14 @@ pub enum DispatchError {
     },
 }
 
-impl DispatchError {
-    /// The response flag the refusal is logged with.
-    pub fn flag(&self) -> ResponseFlag {
-        match self {
+impl Flagged for DispatchError {
+    fn flag(&self) -> Option<ResponseFlag> {
+        Some(match self {
             DispatchError::UnknownAddress(_) | DispatchError::UndeclaredPort { .. } => {
                 ResponseFlag::NoRoute
             }
             DispatchError::WaypointMissing { .. } => ResponseFlag::WaypointMissing,
-        }
+        })
     }
 }
 

@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::access_log::ConnectionOutcome;
 use super::context::{ConnectionContext, UpstreamTarget};
 use super::endpoint::{self, EndpointError};
 use super::flags::ResponseFlag;
+use super::outcome::{ConnectionOutcome, Failure, Flagged};
 use super::ResolveHost;
 use crate::net::socket::{self, ConnectError};
 
@@ -36,12 +36,11 @@ pub enum TcpError {
     },
 }
 
-impl TcpError {
-    /// The response flag this failure is reported with, if any.
-    pub fn flag(&self) -> Option<ResponseFlag> {
+impl Flagged for TcpError {
+    fn flag(&self) -> Option<ResponseFlag> {
         match self {
-            TcpError::Endpoint(e) => Some(e.flag()),
-            TcpError::Connect(_) => Some(ResponseFlag::UpstreamConnectionFailure),
+            TcpError::Endpoint(e) => e.flag(),
+            TcpError::Connect(e) => e.flag(),
             // A reset mid-stream is the peers' business, not a proxy failure.
             TcpError::Copy { .. } => None,
         }
@@ -93,7 +92,7 @@ where
     )
     .await
     {
-        outcome.fail(e.flag(), &e);
+        outcome.fail(Failure::of(&e));
     }
     outcome
 }

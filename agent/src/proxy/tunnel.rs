@@ -6,9 +6,9 @@
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::access_log::ConnectionOutcome;
 use super::context::ConnectionContext;
 use super::flags::ResponseFlag;
+use super::outcome::{ConnectionOutcome, Failure};
 use super::route::RemoteWaypoint;
 use super::ProxyContext;
 use crate::hbone::pool::PoolKey;
@@ -30,13 +30,13 @@ where
     let mut outcome = ConnectionOutcome::default();
     let addr = waypoint.addr;
     let Some(client) = ctx.hbone.as_ref() else {
-        outcome.fail(
-            Some(ResponseFlag::UpstreamConnectionFailure),
-            &format!(
+        outcome.fail(Failure::flagged(
+            ResponseFlag::UpstreamConnectionFailure,
+            format!(
                 "waypoint {} at {addr} needs HBONE, and this agent has no identity to present",
                 waypoint.peer.reference
             ),
-        );
+        ));
         return outcome;
     };
     let key = PoolKey {
@@ -51,7 +51,7 @@ where
         Ok(s) => s,
         Err(e) => {
             tracing::debug!(error = %e, "HBONE tunnel not opened");
-            outcome.fail(Some(ResponseFlag::UpstreamConnectionFailure), &e);
+            outcome.fail(Failure::of(&e));
             return outcome;
         }
     };
@@ -63,7 +63,9 @@ where
     )
     .await
     {
-        outcome.fail(None, &format!("copying through the tunnel to {addr}: {e}"));
+        outcome.fail(Failure::unflagged(format!(
+            "copying through the tunnel to {addr}: {e}"
+        )));
     }
     outcome
 }

@@ -7,6 +7,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 
 use super::body::{self, ProxyBody};
 use crate::proxy::flags::ResponseFlag;
+use crate::proxy::outcome::Failure;
 
 /// A response made by the waypoint instead of an upstream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +21,14 @@ pub struct LocalReply {
 }
 
 impl LocalReply {
+    /// The failure this reply answers, `why` in words, with the reply's flag.
+    pub fn failure(&self, why: impl std::fmt::Display) -> Failure {
+        match self.flag {
+            Some(flag) => Failure::flagged(flag, why),
+            None => Failure::unflagged(why),
+        }
+    }
+
     /// 503: no upstream address accepted the connection (`UF`).
     pub fn upstream_connect_failure() -> Self {
         LocalReply {

@@ -24,9 +24,10 @@ use super::h1::guard::{Guard, Protocol, Stop};
 use super::h1::head::{HeadError, Summary};
 use super::reply::LocalReply;
 use super::{handle, Connection};
-use crate::proxy::access_log::{self, ConnectionOutcome, RequestRecord};
+use crate::proxy::access_log::{self, RequestRecord};
 use crate::proxy::flags::{ResponseFlag, ResponseFlags};
 use crate::proxy::limits::Limits;
+use crate::proxy::outcome::{ConnectionOutcome, Failure};
 use crate::proxy::recheck::Revoked;
 
 /// hyper's buffer must hold a head the guard let through, and then some.
@@ -54,15 +55,15 @@ where
         Err(e) => {
             let (io, stop) = guard.into_parts();
             answer_stop(&state, io, stop, &mut outcome).await;
-            if outcome.error.is_none() && e.kind() != std::io::ErrorKind::UnexpectedEof {
-                outcome.fail(None, &e);
+            if outcome.error().is_none() && e.kind() != std::io::ErrorKind::UnexpectedEof {
+                outcome.fail(Failure::unflagged(e));
             }
         }
         Ok(Protocol::Http1) => serve_h1(&state, guard, &limits, &mut gone, &mut outcome).await,
         Ok(Protocol::Http2) => serve_h2(&state, guard, &limits, &mut gone, &mut outcome).await,
     }
     if let Some(revoked) = gone.revoked.take() {
-        outcome.fail(Some(revoked.flag()), &revoked);
+        outcome.fail(Failure::of(&revoked));
     }
     outcome.upstream = state.upstream.last_addr();
     outcome
@@ -149,10 +150,7 @@ async fn serve_h1<S, F>(
                 || std::error::Error::source(&e)
                     .and_then(|s| s.downcast_ref::<std::io::Error>())
                     .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData);
-            outcome.fail(
-                protocol.then_some(ResponseFlag::DownstreamProtocolError),
-                &e,
-            );
+            outcome.fail(downstream_failure(&e, protocol));
         }
     }
 }
@@ -208,11 +206,17 @@ async fn serve_h2<S, F>(
         }
     };
     if let Err(e) = served {
-        outcome.fail(
-            e.is_parse()
-                .then_some(ResponseFlag::DownstreamProtocolError),
-            &e,
-        );
+        outcome.fail(downstream_failure(&e, e.is_parse()));
+    }
+}
+
+/// A workload connection hyper gave up on: `DPE` when what the workload
+/// sent did not parse (`protocol`), else the peer's business (no flag).
+fn downstream_failure(e: &hyper::Error, protocol: bool) -> Failure {
+    if protocol {
+        Failure::flagged(ResponseFlag::DownstreamProtocolError, e)
+    } else {
+        Failure::unflagged(e)
     }
 }
 
@@ -235,7 +239,7 @@ async fn answer_stop<S: AsyncWrite + Unpin>(
             "request headers did not arrive in time".to_string(),
         ),
         Some(Stop::Idle) => {
-            outcome.fail(None, &"idle timeout");
+            outcome.fail(Failure::unflagged("idle timeout"));
             let _ = io.shutdown().await;
             return;
         }
@@ -247,7 +251,7 @@ async fn answer_stop<S: AsyncWrite + Unpin>(
     tracing::debug!(src = %state.conn.src, reason = %why, status = %reply.status, "HTTP/1.1 request refused");
     let flags = reply.flag.map(ResponseFlags::from).unwrap_or_default();
     log_refused(state, &summary, &reply, flags);
-    outcome.fail(reply.flag, &why);
+    outcome.fail(reply.failure(why));
     let _ = io.write_all(&wire(&reply)).await;
     let _ = io.shutdown().await;
 }

@@ -14,10 +14,10 @@ pub mod target;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::access_log::ConnectionOutcome;
-use super::authorize;
+use super::authorize::{self, Denied};
 use super::context::{ConnectionContext, Destination, UpstreamTarget};
 use super::flags::ResponseFlag;
+use super::outcome::{ConnectionOutcome, Failure, Flagged};
 use super::recheck::{self, Revoked};
 use super::tcp::{self, Preface};
 use super::ProxyContext;
@@ -67,24 +67,23 @@ pub enum PassthroughError {
         port: u16,
     },
     /// AuthorizationPolicy denied the connection.
-    #[error("RBAC: access denied: {0}")]
-    Denied(String),
+    #[error(transparent)]
+    Denied(Denied),
     /// The config changed while the ClientHello was read, and the
     /// connection's service or path went with it.
     #[error(transparent)]
     Revoked(Revoked),
 }
 
-impl PassthroughError {
-    /// The response flag the refusal is logged with.
-    pub fn flag(&self) -> ResponseFlag {
+impl Flagged for PassthroughError {
+    fn flag(&self) -> Option<ResponseFlag> {
         match self {
-            PassthroughError::Hello(_) => ResponseFlag::DownstreamProtocolError,
+            PassthroughError::Hello(_) => Some(ResponseFlag::DownstreamProtocolError),
             PassthroughError::NoServerName { .. }
             | PassthroughError::NotCovered { .. }
-            | PassthroughError::NoRouteMatched { .. } => ResponseFlag::NoRoute,
-            PassthroughError::UnknownDestination { .. } => ResponseFlag::NoHealthyUpstream,
-            PassthroughError::Denied(_) => ResponseFlag::RbacDenied,
+            | PassthroughError::NoRouteMatched { .. } => Some(ResponseFlag::NoRoute),
+            PassthroughError::UnknownDestination { .. } => Some(ResponseFlag::NoHealthyUpstream),
+            PassthroughError::Denied(d) => d.flag(),
             PassthroughError::Revoked(r) => r.flag(),
         }
     }
@@ -147,8 +146,7 @@ fn admit(
         });
     }
     recheck::path_unchanged(conn, dest).map_err(PassthroughError::Revoked)?;
-    authorize::authorize_tls(conn, dest)
-        .map_err(|decision| PassthroughError::Denied(authorize::describe(&decision)))?;
+    authorize::authorize_tls(conn, dest).map_err(PassthroughError::Denied)?;
     // The same service port as at accept, with the endpoints in force now.
     let current = conn
         .route(dest)
@@ -159,5 +157,5 @@ fn admit(
 
 fn refused(e: PassthroughError) -> ConnectionOutcome {
     tracing::debug!(error = %e, "TLS passthrough refused");
-    ConnectionOutcome::refused(e.flag(), &e)
+    ConnectionOutcome::refused(Failure::of(&e))
 }
