@@ -149,3 +149,39 @@ fn every_top_level_module_has_a_layer() {
         }
     }
 }
+
+/// Source files (below `agent/src`) whose code, outside comments, names `needle`.
+fn files_naming(needle: &str) -> BTreeSet<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files
+        .into_iter()
+        .filter(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .any(|l| !l.trim_start().starts_with("//") && l.contains(needle))
+        })
+        .map(|f| f.strip_prefix(&src).unwrap().display().to_string())
+        .collect()
+}
+
+#[test]
+fn one_socket_factory_and_one_l4_copy() {
+    // Every marked socket of the agent comes from one factory...
+    assert_eq!(
+        files_naming(".set_mark("),
+        BTreeSet::from(["net/socket.rs".to_string()])
+    );
+    assert_eq!(
+        files_naming("TcpSocket::new_v"),
+        BTreeSet::from(["hbone/server.rs".to_string()]),
+        "only the HBONE listener makes a TCP socket of its own (it binds, never connects)"
+    );
+    // ...and bytes are carried both ways in one place.
+    assert_eq!(
+        files_naming("copy_bidirectional"),
+        BTreeSet::from(["proxy/l4.rs".to_string()])
+    );
+}

@@ -7,7 +7,8 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tracing::debug;
 
-use super::{socket, tcp, DnsError, Transport};
+use super::{tcp, DnsError, Transport};
+use crate::net::socket;
 
 /// How long one upstream gets to answer before the next is tried.
 pub(crate) const TRY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -98,7 +99,9 @@ async fn exchange_udp(upstream: SocketAddr, wire: &[u8], id: u16) -> Result<Vec<
 /// One query over a fresh TCP connection.
 async fn exchange_tcp(upstream: SocketAddr, wire: &[u8], id: u16) -> Result<Vec<u8>, DnsError> {
     let fail = |e: std::io::Error| upstream_error(upstream, e.to_string());
-    let mut stream = socket::tcp_to(upstream).await.map_err(fail)?;
+    let mut stream = socket::connect(upstream)
+        .await
+        .map_err(|e| upstream_error(upstream, e.to_string()))?;
     tcp::write_frame(&mut stream, wire).await.map_err(fail)?;
     let reply = tcp::read_frame(&mut stream)
         .await

@@ -2,7 +2,7 @@
 //!
 //! A query arrives on `udp` or `tcp`, is decoded and answered in `proxy`
 //! (local answers built in `answer`, the rest relayed by `forward`) on
-//! sockets from `socket` that carry egret's mark.
+//! sockets from [`crate::net::socket`] that carry egret's mark.
 //! [`Resolver`] resolves endpoint names for the waypoint through the same
 //! upstreams; [`system_upstreams`] finds the host's.
 
@@ -13,7 +13,6 @@ mod proxy;
 mod resolv_conf;
 mod resolver;
 mod runtime;
-mod socket;
 mod stats;
 mod tcp;
 mod udp;

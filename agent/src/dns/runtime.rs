@@ -11,7 +11,7 @@ use hickory_proto::TokioTime;
 use hickory_resolver::name_server::{RuntimeProvider, TokioHandle};
 use tokio::net::{TcpStream, UdpSocket};
 
-use super::socket;
+use crate::net::socket;
 
 /// Tokio I/O for hickory-resolver with every socket marked.
 #[derive(Clone, Default)]
@@ -31,7 +31,12 @@ impl RuntimeProvider for MarkedRuntime {
         &self,
         server_addr: SocketAddr,
     ) -> Pin<Box<dyn Send + Future<Output = io::Result<Self::Tcp>>>> {
-        Box::pin(async move { socket::tcp_to(server_addr).await.map(AsyncIoTokioAsStd) })
+        Box::pin(async move {
+            socket::connect(server_addr)
+                .await
+                .map(AsyncIoTokioAsStd)
+                .map_err(io::Error::other)
+        })
     }
 
     fn bind_udp(

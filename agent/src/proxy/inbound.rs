@@ -20,15 +20,11 @@ use super::outcome::{ConnectionOutcome, Failure, Flagged};
 use super::recheck::{self, Revoked};
 use super::record::ConnectionRecord;
 use super::route::{DispatchError, Route};
-use super::{endpoint, http as l7, passthrough, ProxyContext};
+use super::{http as l7, l4, passthrough, ProxyContext};
 use crate::config::snapshot::{WaypointBinding, WaypointRef};
 use crate::hbone::request::{self, BadRequest};
 use crate::hbone::{Connect, Handler, Peer};
 use crate::identity::{Identity, WorkloadInfo};
-use crate::net::socket;
-
-/// Copy buffer per direction for L4 tunnels.
-const COPY_BUFFER: usize = 64 * 1024;
 
 /// Which waypoint an HBONE connection is served as.
 #[derive(Clone, Debug)]
@@ -190,6 +186,7 @@ impl Inbound {
         }
     }
 
+    /// Connects upstream, then answers 200 and carries the stream (or 503).
     async fn tcp(
         &self,
         conn: &ConnectionContext,
@@ -197,42 +194,21 @@ impl Inbound {
         connect: Connect<WaypointRef>,
         bytes: &Arc<ByteCounters>,
     ) -> ConnectionOutcome {
-        let mut outcome = ConnectionOutcome::default();
-        let addrs =
-            match endpoint::select(self.proxy.resolver.as_ref(), target, conn.orig_dst).await {
-                Ok(a) => a,
-                Err(e) => {
-                    connect.refuse(StatusCode::SERVICE_UNAVAILABLE);
-                    outcome.fail(Failure::of(&e));
-                    return outcome;
-                }
-            };
-        let (mut upstream, addr) = match socket::connect_first(&addrs).await {
+        let resolver = self.proxy.resolver.as_ref();
+        let (upstream, addr) = match l4::connect(resolver, conn, target, None).await {
             Ok(c) => c,
             Err(e) => {
                 connect.refuse(StatusCode::SERVICE_UNAVAILABLE);
-                outcome.fail(Failure::of(&e));
-                return outcome;
+                return ConnectionOutcome::refused(Failure::of(&e));
             }
         };
-        outcome.upstream = Some(addr);
         let Some(stream) = connect.accept() else {
+            // The peer went away before the answer: nothing to carry.
+            let mut outcome = ConnectionOutcome::default();
+            outcome.upstream = Some(addr);
             return outcome;
         };
-        let mut downstream = Counted::new(stream, bytes.clone());
-        if let Err(e) = tokio::io::copy_bidirectional_with_sizes(
-            &mut downstream,
-            &mut upstream,
-            COPY_BUFFER,
-            COPY_BUFFER,
-        )
-        .await
-        {
-            outcome.fail(Failure::unflagged(format!(
-                "copying between {addr} and the tunnel: {e}"
-            )));
-        }
-        outcome
+        l4::carry(Counted::new(stream, bytes.clone()), upstream, addr, &[]).await
     }
 
     fn waypoint_for(&self, local: SocketAddr) -> Option<WaypointRef> {

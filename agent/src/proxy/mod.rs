@@ -5,7 +5,7 @@
 //! [`inbound`] one arriving through an HBONE tunnel; its [`context`] says
 //! what it is, [`route`] where it goes: [`http`] serves HTTP ports through
 //! its request pipeline, [`passthrough`] carries TLS ports by their SNI
-//! without terminating TLS, [`tcp`] copies everything else, [`tunnel`]
+//! without terminating TLS, [`l4`] copies everything else, [`tunnel`]
 //! sends it to a waypoint that runs elsewhere; addresses come from
 //! [`endpoint`]. Each connection has one [`record`]: its [`access_log`]
 //! line and its [`metrics`], with the [`outcome`] and [`flags`] saying why. Every request is decided on the
@@ -21,6 +21,7 @@ pub mod endpoint;
 pub mod flags;
 pub mod http;
 pub mod inbound;
+pub mod l4;
 pub mod limits;
 pub mod metrics;
 pub mod outbound;
@@ -30,7 +31,6 @@ pub mod pool;
 pub mod recheck;
 pub mod record;
 pub mod route;
-pub mod tcp;
 pub mod tls;
 pub mod tunnel;
 

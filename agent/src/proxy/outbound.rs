@@ -13,12 +13,13 @@ use tokio::net::TcpStream;
 use super::authorize;
 use super::context::ConnectionContext;
 use super::counted::Counted;
+use super::l4::{self, Preface};
 use super::metrics::{proxy_metrics, Reporter};
 use super::outcome::{ConnectionOutcome, Failure};
 use super::recheck::{self, Revoked};
 use super::record::ConnectionRecord;
 use super::route::Route;
-use super::{http, passthrough, tcp, tunnel, ProxyContext};
+use super::{http, passthrough, tunnel, ProxyContext};
 use crate::identity::WorkloadInfo;
 
 /// Serves one captured connection. `src` is the workload's address as the
@@ -92,7 +93,8 @@ async fn carry(
                 ConnectionOutcome::refused(Failure::of(&denied))
             }
             Ok(()) => {
-                let proxied = tcp::proxy(ctx.resolver.as_ref(), conn, &target, downstream);
+                let resolver = ctx.resolver.as_ref();
+                let proxied = l4::proxy(resolver, conn, &target, Preface::default(), downstream);
                 recheck::hold(ctx, conn, proxied, |dest| {
                     authorize::authorize_connection(conn, dest)
                         .map_err(|d| Revoked::denied(dest, &d))

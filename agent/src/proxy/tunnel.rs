@@ -8,36 +8,32 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::context::ConnectionContext;
 use super::flags::ResponseFlag;
+use super::l4;
 use super::outcome::{ConnectionOutcome, Failure};
 use super::route::RemoteWaypoint;
 use super::ProxyContext;
 use crate::hbone::pool::PoolKey;
 use crate::hbone::request;
 
-/// Copy buffer per direction.
-const COPY_BUFFER: usize = 64 * 1024;
-
 /// Tunnels `downstream` to `waypoint` until both sides close.
 pub async fn forward<S>(
     ctx: &ProxyContext,
     conn: &ConnectionContext,
     waypoint: &RemoteWaypoint,
-    mut downstream: S,
+    downstream: S,
 ) -> ConnectionOutcome
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut outcome = ConnectionOutcome::default();
     let addr = waypoint.addr;
     let Some(client) = ctx.hbone.as_ref() else {
-        outcome.fail(Failure::flagged(
+        return ConnectionOutcome::refused(Failure::flagged(
             ResponseFlag::UpstreamConnectionFailure,
             format!(
                 "waypoint {} at {addr} needs HBONE, and this agent has no identity to present",
                 waypoint.peer.reference
             ),
         ));
-        return outcome;
     };
     let key = PoolKey {
         src: conn.src_identity.clone(),
@@ -46,26 +42,13 @@ where
     };
     let host = conn.service().map(|s| s.host.as_str());
     let connect = request::build(conn.orig_dst, conn.src, host, &conn.workload);
-    outcome.upstream = Some(addr);
-    let mut tunnel = match client.open(&key, connect).await {
-        Ok(s) => s,
+    match client.open(&key, connect).await {
+        Ok(tunnel) => l4::carry(downstream, tunnel, addr, &[]).await,
         Err(e) => {
             tracing::debug!(error = %e, "HBONE tunnel not opened");
-            outcome.fail(Failure::of(&e));
-            return outcome;
+            let mut outcome = ConnectionOutcome::refused(Failure::of(&e));
+            outcome.upstream = Some(addr);
+            outcome
         }
-    };
-    if let Err(e) = tokio::io::copy_bidirectional_with_sizes(
-        &mut downstream,
-        &mut tunnel,
-        COPY_BUFFER,
-        COPY_BUFFER,
-    )
-    .await
-    {
-        outcome.fail(Failure::unflagged(format!(
-            "copying through the tunnel to {addr}: {e}"
-        )));
     }
-    outcome
 }

@@ -5,7 +5,7 @@
 //! the workload talks TLS with the real server and sees its certificate.
 //!
 //! Follow a connection: [`read`] buffers the ClientHello ([`client_hello`]
-//! parses it), [`target`] picks the service port, [`crate::proxy::tcp`]
+//! parses it), [`target`] picks the service port, [`crate::proxy::l4`]
 //! carries the buffered bytes and the rest.
 
 pub mod client_hello;
@@ -17,9 +17,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::authorize::{self, Denied};
 use super::context::{ConnectionContext, Destination, UpstreamTarget};
 use super::flags::ResponseFlag;
+use super::l4::{self, Preface};
 use super::outcome::{ConnectionOutcome, Failure, Flagged};
 use super::recheck::{self, Revoked};
-use super::tcp::{self, Preface};
 use super::ProxyContext;
 use crate::config::snapshot::Protocol;
 
@@ -115,7 +115,7 @@ where
         host: conn.sni(),
         bytes: &read.bytes,
     };
-    tcp::proxy_after(ctx.resolver.as_ref(), conn, &target, preface, downstream).await
+    l4::proxy(ctx.resolver.as_ref(), conn, &target, preface, downstream).await
 }
 
 /// The re-check of an open passthrough connection in a new config: its
