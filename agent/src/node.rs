@@ -11,16 +11,16 @@ use anyhow::Context;
 use ipnet::{IpNet, Ipv4Net};
 use tokio::sync::{broadcast, watch};
 
-use crate::app::resolver::UpstreamResolver;
+use crate::app::proxy::ProxySettings;
 use crate::config::snapshot::Snapshot;
 use crate::control::server::{serve, ControlHandler};
 use crate::control::{protocol::SOCKET_NAME, AgentStatus};
-use crate::dns::{DnsProxy, Resolver};
+use crate::dns::DnsProxy;
 use crate::kernel::events::KernelEvent;
 use crate::kernel::{Kernel, PinDir, Placement};
 use crate::kube::pods::PodOptions;
 use crate::kube::StatusWriter;
-use crate::proxy::{ProxyContext, Serves};
+use crate::proxy::Serves;
 use crate::workload::podnet::PodNetwork;
 use crate::workload::{CreatedWorkload, Services, WorkloadManager};
 
@@ -43,6 +43,9 @@ pub struct NodeConfig {
     pub admin: SocketAddr,
     /// Bounds on what workloads may send and hold open.
     pub limits: crate::proxy::limits::Limits,
+    /// PEM files of CA roots trusted for TLS origination besides the
+    /// system's (`--ca-roots`).
+    pub ca_roots: Vec<PathBuf>,
     /// bpffs folder of this instance's pinned programs and maps; `None`:
     /// `/sys/fs/bpf/egret/<state dir>`.
     pub bpf_pin_dir: Option<PathBuf>,
@@ -129,16 +132,15 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             (c.snapshots, Some((c.client, k.clone())), c.identities)
         }
     };
-    let resolver = Arc::new(Resolver::new(cfg.dns_upstreams.clone()).context("DNS resolver")?);
     let dns = DnsProxy::new(snapshots.clone(), cfg.dns_upstreams.clone());
-    let proxy = Arc::new(ProxyContext {
+    let proxy = crate::app::proxy::build(ProxySettings {
         snapshots: snapshots.clone(),
-        resolver: Arc::new(UpstreamResolver(resolver)),
+        dns_upstreams: cfg.dns_upstreams.clone(),
         trust_domain: cfg.trust_domain.clone(),
-        hbone: Some(Arc::new(crate::hbone::HboneClient::new(identities.clone()))),
-        admission: Arc::new(crate::proxy::admission::Admission::new(&cfg.limits)),
         limits: cfg.limits,
-    });
+        ca_roots: cfg.ca_roots.clone(),
+        tunnels: Some(identities.clone()),
+    })?;
     // Waypoints whose Gateway address is this node's are served here.
     let hbone_server = crate::app::hbone::spawn(
         proxy.clone(),
@@ -158,7 +160,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         Services {
             kernel: kernel.clone(),
             dns: dns.clone(),
-            proxy,
+            proxy: proxy.clone(),
             snapshots: snapshots.clone(),
         },
         podnet,
@@ -232,8 +234,9 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     };
     admin.admin.set_ready(crate::admin::AdminView {
         metrics: crate::metrics::MetricsRegistry::new(
-            |r| crate::proxy::metrics::proxy_metrics().register(r),
+            |r| proxy.metrics.register(r),
             crate::app::readings::AgentReadings {
+                authorizer: proxy.authorizer.clone(),
                 kernel: kernel.clone(),
                 dns,
                 workloads: manager.clone(),

@@ -5,15 +5,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::app::resolver::UpstreamResolver;
+use crate::app::proxy::ProxySettings;
 use crate::config::snapshot::WaypointRef;
-use crate::dns::Resolver;
 use crate::identity::{CertFiles, CA_DIR};
-use crate::proxy::{ProxyContext, Serves};
+use crate::proxy::Serves;
 
 /// Where a standalone waypoint's config comes from.
 #[derive(Clone, Debug)]
@@ -52,6 +50,9 @@ pub struct WaypointConfig {
     pub admin: SocketAddr,
     /// Bounds on what peers may send and hold open.
     pub limits: crate::proxy::limits::Limits,
+    /// PEM files of CA roots trusted for TLS origination besides the
+    /// system's (`--ca-roots`).
+    pub ca_roots: Vec<PathBuf>,
 }
 
 /// Runs the waypoint until SIGINT or SIGTERM.
@@ -84,26 +85,26 @@ pub async fn run(cfg: WaypointConfig) -> anyhow::Result<()> {
         .unwrap_or_else(|| cfg.state_dir.join(CA_DIR));
     let identities =
         crate::app::hbone::identities(&cfg.trust_domain, cfg.cert_files.clone(), &ca_dir)?;
-    let resolver = Arc::new(Resolver::new(cfg.dns_upstreams.clone()).context("DNS resolver")?);
-    let proxy = Arc::new(ProxyContext {
+    let proxy = crate::app::proxy::build(ProxySettings {
         snapshots: snapshots.clone(),
-        resolver: Arc::new(UpstreamResolver(resolver)),
+        dns_upstreams: cfg.dns_upstreams.clone(),
         trust_domain: cfg.trust_domain.clone(),
-        // The waypoint is the end of the tunnel: it never opens one.
-        hbone: None,
-        admission: Arc::new(crate::proxy::admission::Admission::new(&cfg.limits)),
         limits: cfg.limits,
-    });
+        ca_roots: cfg.ca_roots.clone(),
+        // The waypoint is the end of the tunnel: it never opens one.
+        tunnels: None,
+    })?;
     let server = crate::app::hbone::spawn(
-        proxy,
+        proxy.clone(),
         identities,
         Serves::Waypoint(cfg.name.clone()),
         cfg.listen,
     );
     admin.admin.set_ready(crate::admin::AdminView {
         metrics: crate::metrics::MetricsRegistry::new(
-            |r| crate::proxy::metrics::proxy_metrics().register(r),
+            |r| proxy.metrics.register(r),
             crate::app::readings::WaypointReadings {
+                authorizer: proxy.authorizer.clone(),
                 snapshots: snapshots.clone(),
             },
         ),

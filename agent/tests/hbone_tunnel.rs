@@ -214,14 +214,7 @@ async fn setup(policies: Option<Arc<egret::authz::PolicySet>>) -> Setup {
         snap.authz = p;
     }
     let (config, rx) = watch::channel(Arc::new(snap));
-    let proxy = Arc::new(ProxyContext {
-        snapshots: rx,
-        resolver: Arc::new(NoDns),
-        trust_domain: "cluster.local".into(),
-        hbone: None,
-        limits: Default::default(),
-        admission: Default::default(),
-    });
+    let proxy = Arc::new(ProxyContext::new(rx, Arc::new(NoDns), "cluster.local"));
     let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let server_addr = listener.local_addr().unwrap();
     let server = Arc::new(HboneServer::new(

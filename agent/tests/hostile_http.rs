@@ -12,6 +12,8 @@ use egret::authz::{compile, AuthorizationPolicySpec, PolicySet};
 use egret::config::mesh::PathNormalization;
 use egret::config::snapshot::Snapshot;
 use egret::proxy::limits::Limits;
+use egret::proxy::metrics::ProxyMetrics;
+use egret::proxy::ProxyContext;
 
 #[path = "support/log_capture.rs"]
 mod log_capture;
@@ -32,9 +34,13 @@ fn request_lines(src: std::net::SocketAddr) -> Vec<String> {
 /// Sends `request` on a fresh connection and returns the reply text and the
 /// connection's request log lines.
 async fn one(snapshot: Snapshot, limits: Limits, request: &[u8]) -> (String, Vec<String>) {
+    one_on(&context(snapshot, limits), request).await
+}
+
+/// Like [`one`], on the waypoint of `ctx`.
+async fn one_on(ctx: &Arc<ProxyContext>, request: &[u8]) -> (String, Vec<String>) {
     logs();
-    let ctx = context(snapshot, limits);
-    let (mut client, src, task) = captured(ctx).await;
+    let (mut client, src, task) = captured(ctx.clone()).await;
     let reply = exchange(&mut client, request).await;
     finish(task).await;
     (reply, request_lines(src))
@@ -79,7 +85,8 @@ fn assert_logged(lines: &[String], code: u16, flag: &str) {
 #[tokio::test]
 async fn malformed_requests_get_400_from_egret_never_a_silent_close() {
     let (upstream, seen) = recording_upstream().await;
-    let counted = requests(400, "DPE");
+    let ctx = context(snapshot(upstream.port()), Limits::default());
+    let counted = requests(&ctx.metrics, 400, "DPE");
     let mut sent = 0;
     for request in [
         &b"GET / HTTP/1.1\r\nhost: httpbin.org\r\nbad header: x\r\n\r\n"[..],
@@ -93,7 +100,7 @@ async fn malformed_requests_get_400_from_egret_never_a_silent_close() {
         b"POST / HTTP/1.1\r\nhost: httpbin.org\r\ncontent-length: -1\r\n\r\n",
         b"GARBAGE\r\n\r\n",
     ] {
-        let (reply, lines) = one(snapshot(upstream.port()), Limits::default(), request).await;
+        let (reply, lines) = one_on(&ctx, request).await;
         assert_local_reply(&reply, "HTTP/1.1 400 Bad Request\r\n", "Bad Request");
         assert_logged(&lines, 400, "DPE");
         sent += 1;
@@ -103,8 +110,8 @@ async fn malformed_requests_get_400_from_egret_never_a_silent_close() {
         "{:?}",
         seen.lock().unwrap()
     );
-    // The metric counts what the log says (other tests may add to it too).
-    assert!(requests(400, "DPE") >= counted + sent);
+    // The metric counts what the log says: this waypoint's own metrics.
+    assert_eq!(requests(&ctx.metrics, 400, "DPE"), counted + sent);
 }
 
 #[tokio::test]
@@ -360,28 +367,28 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
 }
 
 /// The proxy metrics' text exposition now.
-fn exposition() -> String {
+fn exposition(metrics: &ProxyMetrics) -> String {
     let mut registry = prometheus_client::registry::Registry::default();
-    egret::proxy::metrics::proxy_metrics().register(&mut registry);
+    metrics.register(&mut registry);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     text
 }
 
 /// `egret_downstream_connections_rejected_total{limit}` now.
-fn rejected(limit: &str) -> u64 {
+fn rejected(metrics: &ProxyMetrics, limit: &str) -> u64 {
     let series = format!("egret_downstream_connections_rejected_total{{limit=\"{limit}\"}} ");
-    exposition()
+    exposition(metrics)
         .lines()
         .find_map(|l| l.strip_prefix(&series))
         .map_or(0, |v| v.parse().unwrap())
 }
 
 /// `istio_requests_total` summed over the series with `code` and `flags`.
-fn requests(code: u16, flags: &str) -> u64 {
+fn requests(metrics: &ProxyMetrics, code: u16, flags: &str) -> u64 {
     let code = format!("response_code=\"{code}\"");
     let flags = format!("response_flags=\"{flags}\"");
-    exposition()
+    exposition(metrics)
         .lines()
         .filter(|l| l.starts_with("istio_requests_total{"))
         .filter(|l| l.contains(&code) && l.contains(&flags))
@@ -398,7 +405,7 @@ async fn connections_over_the_workload_cap_are_refused_with_om() {
         ..Limits::default()
     };
     let ctx = context(snapshot(upstream.port()), limits);
-    let before = rejected("workload");
+    let before = rejected(&ctx.metrics, "workload");
     let (held1, _, task1) = captured(ctx.clone()).await;
     let (mut held2, _, task2) = captured(ctx.clone()).await;
     // Counted from accept; an answered request shows the waypoint has both.
@@ -413,7 +420,7 @@ async fn connections_over_the_workload_cap_are_refused_with_om() {
         .expect("a connection line");
     assert_eq!(field(&line, "response_flags"), Some("OM"), "{line}");
     assert!(line.contains("--max-connections-per-workload"), "{line}");
-    assert_eq!(rejected("workload"), before + 1);
+    assert_eq!(rejected(&ctx.metrics, "workload"), before + 1);
     // A place freed is a place taken.
     drop((held1, held2));
     finish(task1).await;

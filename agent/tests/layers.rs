@@ -185,3 +185,28 @@ fn one_socket_factory_and_one_l4_copy() {
         BTreeSet::from(["proxy/l4.rs".to_string()])
     );
 }
+
+#[test]
+fn no_process_wide_state() {
+    // The proxy's metrics, counters, pools, caches and roots live in the
+    // values that use them (`ProxyContext`), never in a `static`.
+    let declares_static = |line: &str| {
+        let line = line.trim_start();
+        let line = line.strip_prefix("pub ").unwrap_or(line);
+        let line = line.strip_prefix("pub(crate) ").unwrap_or(line);
+        line.starts_with("static ")
+    };
+    for kind in ["OnceLock", "Mutex", "RwLock", "Atomic", "LazyLock"] {
+        let holders: BTreeSet<String> = files_naming("static ")
+            .into_iter()
+            .filter(|f| {
+                let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(f);
+                std::fs::read_to_string(path)
+                    .unwrap()
+                    .lines()
+                    .any(|l| declares_static(l) && l.contains(kind))
+            })
+            .collect();
+        assert!(holders.is_empty(), "a static {kind} in {holders:?}");
+    }
+}

@@ -100,14 +100,11 @@ async fn pod_is_adopted_enrolled_and_released() {
 
     let (_tx, snapshots) = watch::channel(Arc::new(snapshot(true)));
     let resolver = Resolver::new(vec!["127.0.0.1:53".parse().unwrap()]).unwrap();
-    let proxy = Arc::new(ProxyContext {
-        snapshots: snapshots.clone(),
-        resolver: Arc::new(egret::app::resolver::UpstreamResolver(Arc::new(resolver))),
-        trust_domain: "cluster.local".into(),
-        hbone: None,
-        limits: Default::default(),
-        admission: Default::default(),
-    });
+    let proxy = Arc::new(ProxyContext::new(
+        snapshots.clone(),
+        Arc::new(egret::app::resolver::UpstreamResolver(Arc::new(resolver))),
+        "cluster.local",
+    ));
     let state = tempfile::tempdir().unwrap();
     let manager = Arc::new(WorkloadManager::new(
         Services {

@@ -226,14 +226,11 @@ fn context(spec: ServiceSpec) -> Arc<ProxyContext> {
     let (tx, rx) = watch::channel(Arc::new(snapshot));
     // The sender may go: the receiver keeps the last value.
     drop(tx);
-    Arc::new(ProxyContext {
-        snapshots: rx,
-        resolver: Arc::new(FakeResolver),
-        trust_domain: "cluster.local".into(),
-        hbone: None,
-        limits: Default::default(),
-        admission: Default::default(),
-    })
+    Arc::new(ProxyContext::new(
+        rx,
+        Arc::new(FakeResolver),
+        "cluster.local",
+    ))
 }
 
 /// A workload connection to `orig_dst`, its far end served by the waypoint.

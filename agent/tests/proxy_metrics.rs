@@ -18,7 +18,7 @@ use egret::config::snapshot::{
     WaypointRef,
 };
 use egret::identity::WorkloadInfo;
-use egret::proxy::metrics::proxy_metrics;
+use egret::proxy::metrics::ProxyMetrics;
 use egret::proxy::{handle_outbound, ProxyContext, ResolveHost};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -52,9 +52,9 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 }
 
 /// The proxy metrics' text exposition now.
-fn exposition() -> String {
+fn exposition(metrics: &ProxyMetrics) -> String {
     let mut registry = Registry::default();
-    proxy_metrics().register(&mut registry);
+    metrics.register(&mut registry);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     text
@@ -139,14 +139,7 @@ fn context(host: &str, target_port: u16) -> Arc<ProxyContext> {
     snapshot.by_vip.insert(vip, service.clone());
     snapshot.by_host.insert(host.into(), vec![service]);
     let (_, rx) = watch::channel(Arc::new(snapshot));
-    Arc::new(ProxyContext {
-        snapshots: rx,
-        resolver: Arc::new(NoResolver),
-        trust_domain: "cluster.local".into(),
-        hbone: None,
-        limits: Default::default(),
-        admission: Default::default(),
-    })
+    Arc::new(ProxyContext::new(rx, Arc::new(NoResolver), "cluster.local"))
 }
 
 /// One keep-alive workload connection to `host` carrying GETs of `paths`;
@@ -222,10 +215,11 @@ async fn requests_and_connections_are_counted_as_logged() {
     const WORKLOAD: &str = "metrics-ok-5d9c";
     let upstream = http_upstream().await;
     let ctx = context("httpbin.org", upstream.port());
-    let (src, statuses) = one_connection(ctx, WORKLOAD, "httpbin.org", &["/get", "/headers"]).await;
+    let (src, statuses) =
+        one_connection(ctx.clone(), WORKLOAD, "httpbin.org", &["/get", "/headers"]).await;
     assert_eq!(statuses, [200, 200]);
 
-    let text = exposition();
+    let text = exposition(&ctx.metrics);
     let peers = peer_labels(WORKLOAD, "httpbin.org");
     let requests = with(
         peers.clone(),
@@ -294,14 +288,14 @@ async fn a_failed_upstream_has_the_same_flag_in_log_and_metric() {
         .unwrap()
         .port();
     let ctx = context("down.example", dead);
-    let (src, statuses) = one_connection(ctx, WORKLOAD, "down.example", &["/get"]).await;
+    let (src, statuses) = one_connection(ctx.clone(), WORKLOAD, "down.example", &["/get"]).await;
     assert_eq!(statuses, [503]);
 
     let log = lines(src, "request complete");
     assert_eq!(log.len(), 1, "{log:#?}");
     let flags = field(&log[0], "response_flags").expect("a flagged line");
     assert_eq!(flags, "UF", "{}", log[0]);
-    let text = exposition();
+    let text = exposition(&ctx.metrics);
     let labels = with(
         peer_labels(WORKLOAD, "down.example"),
         &[
@@ -313,6 +307,31 @@ async fn a_failed_upstream_has_the_same_flag_in_log_and_metric() {
     assert_eq!(
         sample(&text, "istio_requests_total", &labels),
         Some(1),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn each_proxy_counts_only_its_own_connections() {
+    const WORKLOAD: &str = "metrics-own-1a2b";
+    let upstream = http_upstream().await;
+    let one = context("httpbin.org", upstream.port());
+    let other = context("httpbin.org", upstream.port());
+    one_connection(one.clone(), WORKLOAD, "httpbin.org", &["/get"]).await;
+    let requests = with(
+        peer_labels(WORKLOAD, "httpbin.org"),
+        &[("response_code", "200"), ("response_flags", "-")],
+    );
+    let text = exposition(&one.metrics);
+    assert_eq!(
+        sample(&text, "istio_requests_total", &requests),
+        Some(1),
+        "{text}"
+    );
+    let text = exposition(&other.metrics);
+    assert_eq!(
+        sample(&text, "istio_requests_total", &requests),
+        None,
         "{text}"
     );
 }

@@ -20,6 +20,7 @@ use egret::config::snapshot::{
     UpstreamTls, Waypoint, WaypointBinding, WaypointRef,
 };
 use egret::identity::WorkloadInfo;
+use egret::proxy::tls::{read_extra_roots, DefaultRoots, TlsOrigin};
 use egret::proxy::{handle_outbound, ProxyContext, ResolveHost};
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
@@ -174,6 +175,11 @@ fn waypoint_ref() -> WaypointRef {
 /// A snapshot with `host` on [`VIP`]:80, endpoint `upstream`, and a
 /// DestinationRule with `tls`.
 fn context(host: &str, upstream: SocketAddr, tls: UpstreamTls) -> Arc<ProxyContext> {
+    Arc::new(proxy(host, upstream, tls))
+}
+
+/// Like [`context`], not yet shared.
+fn proxy(host: &str, upstream: SocketAddr, tls: UpstreamTls) -> ProxyContext {
     let vip: IpAddr = VIP.parse().unwrap();
     let service = Arc::new(Service {
         namespace: "istio-egress".into(),
@@ -214,14 +220,7 @@ fn context(host: &str, upstream: SocketAddr, tls: UpstreamTls) -> Arc<ProxyConte
     }));
     let (tx, rx) = watch::channel(Arc::new(snapshot));
     drop(tx);
-    Arc::new(ProxyContext {
-        snapshots: rx,
-        resolver: Arc::new(NoResolver),
-        trust_domain: "cluster.local".into(),
-        hbone: None,
-        limits: Default::default(),
-        admission: Default::default(),
-    })
+    ProxyContext::new(rx, Arc::new(NoResolver), "cluster.local")
 }
 
 fn simple(ca: Option<PathBuf>) -> UpstreamTls {
@@ -359,4 +358,37 @@ async fn an_upstream_choosing_h2_gets_http2_on_one_shared_connection() {
         );
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn each_proxy_trusts_its_own_ca_roots_where_a_rule_names_none() {
+    let pki = Pki::new(&["roots.pool.test"]);
+    let (upstream, _) = tls_upstream(pki.server.clone()).await;
+    // `--ca-roots` of one agent: the test CA, besides the system's roots.
+    let extra = read_extra_roots(&[pki.ca_path()]).unwrap();
+    let trusting = Arc::new(
+        proxy("roots.pool.test", upstream, simple(None))
+            .with_tls(TlsOrigin::new(DefaultRoots::with_extra(extra))),
+    );
+    let (status, body) = request(&trusting, "roots.pool.test").await;
+    assert_eq!((status, body.as_str()), (200, "sni=roots.pool.test"));
+    // Another proxy in the same process, without them, does not trust it.
+    let other = context("roots.pool.test", upstream, simple(None));
+    let (status, body) = request(&other, "roots.pool.test").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("invalid peer certificate"), "{body}");
+}
+
+#[tokio::test]
+async fn each_proxy_pools_its_own_upstream_connections() {
+    let pki = Pki::new(&["own.pool.test"]);
+    let (upstream, accepted) = tls_upstream(pki.server.clone()).await;
+    let one = context("own.pool.test", upstream, simple(Some(pki.ca_path())));
+    let other = context("own.pool.test", upstream, simple(Some(pki.ca_path())));
+    for ctx in [&one, &one, &other, &other] {
+        let (status, body) = request(ctx, "own.pool.test").await;
+        assert_eq!((status, body.as_str()), (200, "sni=own.pool.test"));
+    }
+    // One upstream connection per proxy, reused by its own workloads only.
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }

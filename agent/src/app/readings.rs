@@ -10,10 +10,12 @@ use crate::config::snapshot::Snapshot;
 use crate::dns::DnsProxy;
 use crate::kernel::Kernel;
 use crate::metrics::Readings;
+use crate::proxy::authorize::Authorizer;
 use crate::workload::WorkloadManager;
 
 /// What the node agent reports about itself.
 pub struct AgentReadings {
+    pub authorizer: Arc<Authorizer>,
     pub kernel: Arc<Kernel>,
     pub dns: Arc<DnsProxy>,
     pub workloads: Arc<WorkloadManager>,
@@ -45,7 +47,7 @@ impl Readings for AgentReadings {
     }
 
     fn authz(&self) -> AuthzCounts {
-        crate::proxy::authorize::authz_stats().snapshot()
+        self.authorizer.counts()
     }
 
     fn kernel_denials(&self) -> Option<Vec<(String, &'static str, u64)>> {
@@ -72,6 +74,7 @@ pub fn dns_queries(dns: &DnsProxy) -> [(&'static str, u64); 4] {
 
 /// What the standalone waypoint reports about itself.
 pub struct WaypointReadings {
+    pub authorizer: Arc<Authorizer>,
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
 }
 
@@ -93,6 +96,6 @@ impl Readings for WaypointReadings {
     }
 
     fn authz(&self) -> AuthzCounts {
-        crate::proxy::authorize::authz_stats().snapshot()
+        self.authorizer.counts()
     }
 }

@@ -243,7 +243,6 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
     };
     let _log = crate::logging::init(format, &args.log)?.flush_on_drop();
     let source = config_source(&args)?;
-    trust_extra_roots(&args.ca_roots)?;
     let mesh_networks = mesh_networks(&args, &source);
     let dns_upstreams = if args.dns_upstream.is_empty() {
         crate::dns::system_upstreams()
@@ -263,6 +262,7 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
         source,
         admin: args.admin,
         limits: args.limits.into(),
+        ca_roots: args.ca_roots,
         bpf_pin_dir: args.bpf_pin_dir,
         mesh_networks,
     };
@@ -282,18 +282,6 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
         .build()
         .context("tokio runtime")?
         .block_on(run_node(cfg))
-}
-
-/// Trusts `--ca-roots` files for TLS origination, besides the system roots.
-pub(super) fn trust_extra_roots(paths: &[std::path::PathBuf]) -> anyhow::Result<()> {
-    if !paths.is_empty() {
-        let count = crate::proxy::tls::install_extra_roots(paths)?;
-        tracing::info!(
-            certificates = count,
-            "extra CA roots trusted for TLS origination"
-        );
-    }
-    Ok(())
 }
 
 /// `--mesh-network`, or the mode's default.

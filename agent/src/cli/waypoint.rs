@@ -95,7 +95,6 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: WaypointArgs) -> anyhow::R
         super::run::Format::Json => LogFormat::Json,
     };
     let _log = crate::logging::init(format, &args.log)?.flush_on_drop();
-    super::run::trust_extra_roots(&args.ca_roots)?;
     let dns_upstreams = if args.dns_upstream.is_empty() {
         crate::dns::system_upstreams()
             .context("reading the host's resolvers; pass --dns-upstream")?
@@ -130,6 +129,7 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: WaypointArgs) -> anyhow::R
         ca_dir: args.ca_dir,
         admin: args.admin,
         limits: args.limits.into(),
+        ca_roots: args.ca_roots,
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::context::ConnectionContext;
 use super::counted::ByteCounters;
 use super::flags::ResponseFlags;
-use super::metrics::proxy_metrics;
+use super::metrics::ProxyMetrics;
 use super::outcome::ConnectionOutcome;
 
 /// Target of per-request lines.
@@ -66,6 +66,7 @@ impl RequestRecord {
 
 /// Emits the `request complete` line and counts the request.
 pub fn request_complete(
+    metrics: &ProxyMetrics,
     conn: &ConnectionContext,
     upstream: Option<SocketAddr>,
     request: &RequestRecord,
@@ -74,7 +75,7 @@ pub fn request_complete(
     authz: Option<&crate::authz::Decision>,
 ) {
     let elapsed = request.started.elapsed();
-    proxy_metrics().request(conn, status, flags, elapsed);
+    metrics.request(conn, status, flags, elapsed);
     let peers = Peers::of(conn);
     let authz = authz.map(AuthzFields::of).unwrap_or_default();
     tracing::event!(

@@ -1,11 +1,10 @@
 //! AuthorizationPolicy at the waypoint, shared by the HTTP stage (per
 //! request) and by TCP connections and HBONE tunnels (per connection, with
 //! no HTTP attributes: Istio's rules for HTTP-only fields on TCP apply).
-
-use std::sync::OnceLock;
+//! Every decision is counted in the [`Authorizer`]'s counters.
 
 use crate::authz::{
-    AuthzStats, Decision, GatewayKey, HttpAttrs, ObjectKey, RequestAttrs, TargetKey,
+    AuthzCounts, AuthzStats, Decision, GatewayKey, HttpAttrs, ObjectKey, RequestAttrs, TargetKey,
 };
 use crate::config::kinds::gateway::WAYPOINT_CLASS;
 use crate::proxy::context::{ConnectionContext, Destination};
@@ -23,11 +22,90 @@ impl Flagged for Denied {
     }
 }
 
-/// Process-wide counters of authorization decisions, by reason (exported as
-/// metrics).
-pub fn authz_stats() -> &'static AuthzStats {
-    static STATS: OnceLock<AuthzStats> = OnceLock::new();
-    STATS.get_or_init(AuthzStats::default)
+/// Decides by the policies in a connection's destination, and counts the
+/// decisions (`egret_authz_decisions_total`).
+#[derive(Debug, Default)]
+pub struct Authorizer {
+    stats: AuthzStats,
+}
+
+impl Authorizer {
+    /// The decisions counted so far.
+    pub fn counts(&self) -> AuthzCounts {
+        self.stats.snapshot()
+    }
+
+    /// Evaluates the policies of the waypoint and service `dest` names (the
+    /// connection's destination in the config in force); `None` when it is
+    /// not at a waypoint or no policy exists.
+    pub fn evaluate(
+        &self,
+        conn: &ConnectionContext,
+        dest: &Destination,
+        principal: &str,
+        http: Option<HttpAttrs<'_>>,
+    ) -> Option<Decision> {
+        let waypoint = dest.waypoint.as_ref()?;
+        let service = dest.service.as_ref()?;
+        let policies = &dest.snapshot.authz;
+        if policies.is_empty() {
+            return None;
+        }
+        let attrs = RequestAttrs {
+            source_principal: Some(principal),
+            source_ip: conn.src.ip(),
+            remote_ip: conn.src.ip(),
+            destination: conn.orig_dst,
+            sni: conn.sni(),
+            http,
+        };
+        let target = TargetKey {
+            gateway: GatewayKey {
+                namespace: &waypoint.reference.namespace,
+                name: &waypoint.reference.name,
+                class: WAYPOINT_CLASS,
+            },
+            service_entry: Some(ObjectKey {
+                namespace: &service.namespace,
+                name: &service.name,
+            }),
+            service: None,
+        };
+        let decision = policies.evaluate(&target, &attrs);
+        self.stats.record(&decision);
+        Some(decision)
+    }
+
+    /// L4 authorization of a whole connection to a non-HTTP port, by the
+    /// policies of `dest`'s config. HTTP ports are decided per request by
+    /// the HTTP stage (checking them here without HTTP attributes would drop
+    /// every HTTP-only ALLOW rule and deny them all), and TLS passthrough
+    /// ports once the ClientHello is read (`connection.sni` rules need it):
+    /// [`Authorizer::tls`].
+    pub fn connection(&self, conn: &ConnectionContext, dest: &Destination) -> Result<(), Denied> {
+        let decided_later = dest.port(conn.orig_dst.port()).is_some_and(|p| {
+            p.protocol.is_http()
+                || (dest.waypoint.is_some() && crate::proxy::passthrough::handles(p.protocol))
+        });
+        if decided_later {
+            return Ok(());
+        }
+        self.check(conn, dest)
+    }
+
+    /// L4 authorization of a TLS passthrough connection whose SNI is known
+    /// ([`ConnectionContext::sni`]). `hosts` is HTTP-only in Istio, so it
+    /// does not see the SNI; `when: connection.sni` does.
+    pub fn tls(&self, conn: &ConnectionContext, dest: &Destination) -> Result<(), Denied> {
+        self.check(conn, dest)
+    }
+
+    fn check(&self, conn: &ConnectionContext, dest: &Destination) -> Result<(), Denied> {
+        match self.evaluate(conn, dest, &principal_of(conn), None) {
+            Some(decision) if !decision.allowed => Err(Denied(decision)),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The source principal without `spiffe://` (`td/ns/<ns>/sa/<sa>`).
@@ -37,77 +115,6 @@ pub fn principal_of(conn: &ConnectionContext) -> String {
         "{}/ns/{}/sa/{}",
         id.trust_domain, id.namespace, id.service_account
     )
-}
-
-/// Evaluates the policies of the waypoint and service `dest` names (the
-/// connection's destination in the config in force); `None` when it is not
-/// at a waypoint or no policy exists.
-pub fn evaluate(
-    conn: &ConnectionContext,
-    dest: &Destination,
-    principal: &str,
-    http: Option<HttpAttrs<'_>>,
-) -> Option<Decision> {
-    let waypoint = dest.waypoint.as_ref()?;
-    let service = dest.service.as_ref()?;
-    let policies = &dest.snapshot.authz;
-    if policies.is_empty() {
-        return None;
-    }
-    let attrs = RequestAttrs {
-        source_principal: Some(principal),
-        source_ip: conn.src.ip(),
-        remote_ip: conn.src.ip(),
-        destination: conn.orig_dst,
-        sni: conn.sni(),
-        http,
-    };
-    let target = TargetKey {
-        gateway: GatewayKey {
-            namespace: &waypoint.reference.namespace,
-            name: &waypoint.reference.name,
-            class: WAYPOINT_CLASS,
-        },
-        service_entry: Some(ObjectKey {
-            namespace: &service.namespace,
-            name: &service.name,
-        }),
-        service: None,
-    };
-    let decision = policies.evaluate(&target, &attrs);
-    authz_stats().record(&decision);
-    Some(decision)
-}
-
-/// L4 authorization of a whole connection to a non-HTTP port, by the
-/// policies of `dest`'s config. HTTP ports are decided per request by the
-/// HTTP stage (checking them here without HTTP attributes would drop every
-/// HTTP-only ALLOW rule and deny them all), and TLS passthrough ports once
-/// the ClientHello is read (`connection.sni` rules need it):
-/// [`authorize_tls`].
-pub fn authorize_connection(conn: &ConnectionContext, dest: &Destination) -> Result<(), Denied> {
-    let decided_later = dest.port(conn.orig_dst.port()).is_some_and(|p| {
-        p.protocol.is_http()
-            || (dest.waypoint.is_some() && crate::proxy::passthrough::handles(p.protocol))
-    });
-    if decided_later {
-        return Ok(());
-    }
-    check(conn, dest)
-}
-
-/// L4 authorization of a TLS passthrough connection whose SNI is known
-/// ([`ConnectionContext::sni`]). `hosts` is HTTP-only in Istio, so it does
-/// not see the SNI; `when: connection.sni` does.
-pub fn authorize_tls(conn: &ConnectionContext, dest: &Destination) -> Result<(), Denied> {
-    check(conn, dest)
-}
-
-fn check(conn: &ConnectionContext, dest: &Destination) -> Result<(), Denied> {
-    match evaluate(conn, dest, &principal_of(conn), None) {
-        Some(decision) if !decision.allowed => Err(Denied(decision)),
-        _ => Ok(()),
-    }
 }
 
 /// `policy ns/name (reason)` for logs.

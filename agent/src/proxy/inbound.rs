@@ -11,11 +11,10 @@ use std::sync::Arc;
 
 use http::StatusCode;
 
-use super::authorize;
 use super::context::{ConnectionContext, Destination, UpstreamTarget};
 use super::counted::{ByteCounters, Counted};
 use super::flags::ResponseFlag;
-use super::metrics::{proxy_metrics, Reporter};
+use super::metrics::Reporter;
 use super::outcome::{ConnectionOutcome, Failure, Flagged};
 use super::recheck::{self, Revoked};
 use super::record::ConnectionRecord;
@@ -103,19 +102,20 @@ impl Inbound {
             }
         };
         let conn = Arc::new(self.context(&connect, target));
-        let mut record = ConnectionRecord::open(conn.clone(), Reporter::Waypoint);
+        let metrics = self.proxy.metrics.clone();
+        let mut record = ConnectionRecord::open(metrics, conn.clone(), Reporter::Waypoint);
         let held = self.proxy.admission.admit(&conn.workload);
         let outcome = match (held.as_ref(), served(&conn, &conn.accepted, &connect.scope)) {
             (Err(refused), _) => {
                 connect.refuse(StatusCode::SERVICE_UNAVAILABLE);
-                proxy_metrics().connection_rejected(refused.limit());
+                self.proxy.metrics.connection_rejected(refused.limit());
                 ConnectionOutcome::refused(Failure::of(refused))
             }
             (Ok(_), Err(e)) => {
                 connect.refuse(StatusCode::BAD_REQUEST);
                 ConnectionOutcome::refused(Failure::of(&e))
             }
-            (Ok(_), Ok(route)) => match authorize::authorize_connection(&conn, &conn.accepted) {
+            (Ok(_), Ok(route)) => match self.proxy.authorizer.connection(&conn, &conn.accepted) {
                 Err(denied) => {
                     connect.refuse(StatusCode::UNAUTHORIZED);
                     ConnectionOutcome::refused(Failure::of(&denied))
@@ -175,13 +175,19 @@ impl Inbound {
                 let stream = Counted::new(stream, bytes.clone());
                 let passed = passthrough::serve(&self.proxy, conn, &target, stream);
                 recheck::hold(&self.proxy, conn, passed, |dest| {
-                    passthrough::recheck(conn, dest)
+                    passthrough::recheck(&self.proxy, conn, dest)
                 })
                 .await
             }
             Route::Tcp(target) | Route::Tunnel(target, _) => {
                 let proxied = self.tcp(conn, &target, connect, bytes);
-                recheck::hold(&self.proxy, conn, proxied, |dest| policy(conn, dest)).await
+                recheck::hold(&self.proxy, conn, proxied, |dest| {
+                    self.proxy
+                        .authorizer
+                        .connection(conn, dest)
+                        .map_err(|d| Revoked::denied(dest, &d))
+                })
+                .await
             }
         }
     }
@@ -242,12 +248,6 @@ impl Inbound {
             service_account,
         }
     }
-}
-
-/// L4 policy on an open stream in `dest`'s config: a denial by a later
-/// config closes it.
-fn policy(conn: &ConnectionContext, dest: &Destination) -> Result<(), Revoked> {
-    authorize::authorize_connection(conn, dest).map_err(|d| Revoked::denied(dest, &d))
 }
 
 /// The route, in `dest`'s config, of a stream whose target must be a

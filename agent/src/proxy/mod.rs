@@ -21,6 +21,7 @@ pub mod endpoint;
 pub mod flags;
 pub mod http;
 pub mod inbound;
+pub mod inputs;
 pub mod l4;
 pub mod limits;
 pub mod metrics;
@@ -34,43 +35,7 @@ pub mod route;
 pub mod tls;
 pub mod tunnel;
 
-use std::future::Future;
-use std::io;
-use std::net::IpAddr;
-use std::pin::Pin;
-use std::sync::Arc;
-
-use tokio::sync::watch;
-
-use crate::config::snapshot::Snapshot;
-
 pub use self::flags::{ResponseFlag, ResponseFlags};
 pub use self::inbound::{Inbound, Serves};
+pub use self::inputs::{ProxyContext, ResolveHost};
 pub use self::outbound::handle_outbound;
-
-/// Resolves upstream host names (implemented by the lead over dns::Resolver).
-pub trait ResolveHost: Send + Sync + 'static {
-    /// All addresses of `host`, in the order to try them.
-    fn resolve<'a>(
-        &'a self,
-        host: &'a str,
-    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>>;
-}
-
-/// Everything the waypoint needs, shared by all connections.
-pub struct ProxyContext {
-    /// The current config; each connection reads it at accept, each HTTP
-    /// request when it arrives, and open connections on every change.
-    pub snapshots: watch::Receiver<Arc<Snapshot>>,
-    /// Resolver for `resolution: DNS` hosts and endpoint names.
-    pub resolver: Arc<dyn ResolveHost>,
-    /// Trust domain of the SPIFFE identities in access log lines.
-    pub trust_domain: String,
-    /// Tunnels to remote waypoints (Gateways with `spec.addresses`); `None`
-    /// where there is no identity to present (such services are refused).
-    pub hbone: Option<Arc<crate::hbone::HboneClient>>,
-    /// Bounds on what workloads may send and hold open.
-    pub limits: limits::Limits,
-    /// The connections held against the caps of `limits`.
-    pub admission: Arc<admission::Admission>,
-}

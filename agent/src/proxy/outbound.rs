@@ -10,11 +10,10 @@ use std::sync::Arc;
 
 use tokio::net::TcpStream;
 
-use super::authorize;
 use super::context::ConnectionContext;
 use super::counted::Counted;
 use super::l4::{self, Preface};
-use super::metrics::{proxy_metrics, Reporter};
+use super::metrics::Reporter;
 use super::outcome::{ConnectionOutcome, Failure};
 use super::recheck::{self, Revoked};
 use super::record::ConnectionRecord;
@@ -41,7 +40,7 @@ pub async fn handle_outbound(
         src,
         orig_dst,
     ));
-    let mut record = ConnectionRecord::open(conn.clone(), reporter(&conn));
+    let mut record = ConnectionRecord::open(ctx.metrics.clone(), conn.clone(), reporter(&conn));
     let _ = stream.set_nodelay(true);
     let downstream = Counted::new(stream, record.bytes().clone());
 
@@ -49,7 +48,7 @@ pub async fn handle_outbound(
         Err(refused) => {
             drop(downstream);
             tracing::debug!(error = %refused, "connection refused");
-            proxy_metrics().connection_rejected(refused.limit());
+            ctx.metrics.connection_rejected(refused.limit());
             ConnectionOutcome::refused(Failure::of(&refused))
         }
         Ok(_held) => carry(&ctx, &conn, downstream).await,
@@ -87,7 +86,7 @@ async fn carry(
             let tunnel = tunnel::forward(ctx, conn, &waypoint, downstream);
             recheck::hold(ctx, conn, tunnel, |_| Ok(())).await
         }
-        Ok(Route::Tcp(target)) => match authorize::authorize_connection(conn, &conn.accepted) {
+        Ok(Route::Tcp(target)) => match ctx.authorizer.connection(conn, &conn.accepted) {
             Err(denied) => {
                 drop(downstream);
                 ConnectionOutcome::refused(Failure::of(&denied))
@@ -96,7 +95,8 @@ async fn carry(
                 let resolver = ctx.resolver.as_ref();
                 let proxied = l4::proxy(resolver, conn, &target, Preface::default(), downstream);
                 recheck::hold(ctx, conn, proxied, |dest| {
-                    authorize::authorize_connection(conn, dest)
+                    ctx.authorizer
+                        .connection(conn, dest)
                         .map_err(|d| Revoked::denied(dest, &d))
                 })
                 .await
@@ -105,7 +105,10 @@ async fn carry(
         Ok(Route::Http(target)) => http::serve(ctx.clone(), conn.clone(), target, downstream).await,
         Ok(Route::Passthrough(target)) => {
             let passed = passthrough::serve(ctx, conn, &target, downstream);
-            recheck::hold(ctx, conn, passed, |dest| passthrough::recheck(conn, dest)).await
+            recheck::hold(ctx, conn, passed, |dest| {
+                passthrough::recheck(ctx, conn, dest)
+            })
+            .await
         }
     }
 }

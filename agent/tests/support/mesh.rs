@@ -96,14 +96,7 @@ impl Mesh {
     /// A waypoint whose config is `manifests` (generation 1).
     pub fn new(manifests: &str) -> Self {
         let (tx, rx) = watch::channel(Arc::new(compile(manifests, 1)));
-        let ctx = Arc::new(ProxyContext {
-            snapshots: rx,
-            resolver: Arc::new(NoDns),
-            trust_domain: "cluster.local".into(),
-            hbone: None,
-            limits: Default::default(),
-            admission: Default::default(),
-        });
+        let ctx = Arc::new(ProxyContext::new(rx, Arc::new(NoDns), "cluster.local"));
         Mesh { tx, ctx }
     }
 

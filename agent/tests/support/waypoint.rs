@@ -125,14 +125,7 @@ pub fn context(snapshot: Snapshot, limits: Limits) -> Arc<ProxyContext> {
     let (tx, rx) = watch::channel(Arc::new(snapshot));
     // The sender may go: the receiver keeps the last value.
     drop(tx);
-    Arc::new(ProxyContext {
-        snapshots: rx,
-        resolver: Arc::new(NoResolver),
-        trust_domain: "cluster.local".into(),
-        hbone: None,
-        admission: Arc::new(egret::proxy::admission::Admission::new(&limits)),
-        limits,
-    })
+    Arc::new(ProxyContext::new(rx, Arc::new(NoResolver), "cluster.local").with_limits(limits))
 }
 
 /// The workload every connection comes from.

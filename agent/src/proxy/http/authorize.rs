@@ -3,24 +3,28 @@
 //! destination ServiceEntry, with Istio's decision order; a deny is Envoy's
 //! `403 RBAC: access denied`.
 
+use std::sync::Arc;
+
 use http::{header, request};
 
 use super::pipeline::{Decision, Exchange, RequestStage};
 use super::reply::LocalReply;
 use crate::authz::HttpAttrs;
-use crate::proxy::authorize::{evaluate, principal_of};
+use crate::proxy::authorize::{principal_of, Authorizer};
 use crate::proxy::context::ConnectionContext;
 
 /// Checks each request of one connection.
 pub struct Authorize {
+    authorizer: Arc<Authorizer>,
     /// Formatted once per connection rather than per request.
     principal: String,
 }
 
 impl Authorize {
-    /// The stage for requests arriving on `conn`.
-    pub fn new(conn: &ConnectionContext) -> Self {
+    /// The stage for requests arriving on `conn`, decided by `authorizer`.
+    pub fn new(authorizer: Arc<Authorizer>, conn: &ConnectionContext) -> Self {
         Authorize {
+            authorizer,
             principal: principal_of(conn),
         }
     }
@@ -40,7 +44,7 @@ impl RequestStage for Authorize {
             path: head.uri.path(),
             headers: &head.headers,
         };
-        let Some(decision) = evaluate(
+        let Some(decision) = self.authorizer.evaluate(
             &exchange.conn,
             &exchange.destination,
             &self.principal,

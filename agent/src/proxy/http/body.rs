@@ -18,6 +18,7 @@ use tokio::time::{sleep, Instant, Sleep};
 use crate::proxy::access_log::{self, RequestRecord};
 use crate::proxy::context::ConnectionContext;
 use crate::proxy::flags::{ResponseFlag, ResponseFlags};
+use crate::proxy::metrics::ProxyMetrics;
 
 /// A streaming body, from the workload or an upstream, or made locally.
 pub type ProxyBody = UnsyncBoxBody<Bytes, hyper::Error>;
@@ -37,6 +38,8 @@ pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
 /// What the request's access log line needs once the response is done.
 #[derive(Debug)]
 pub struct PendingLog {
+    /// Where the request is counted.
+    pub metrics: Arc<ProxyMetrics>,
     /// The connection the request came on.
     pub conn: Arc<ConnectionContext>,
     /// The upstream endpoint that answered, if one did.
@@ -94,6 +97,7 @@ impl LoggedBody {
     fn finish(&mut self) {
         if let Some(log) = self.log.take() {
             access_log::request_complete(
+                &log.metrics,
                 &log.conn,
                 log.upstream,
                 &log.request,

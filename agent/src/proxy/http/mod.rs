@@ -103,16 +103,12 @@ where
 {
     // Policy applies at a waypoint; without one the request goes as sent.
     let pipeline = if conn.waypoint().is_some() {
-        Pipeline::waypoint(&conn)
+        Pipeline::waypoint(ctx.authorizer.clone(), &conn)
     } else {
         Pipeline::standard()
     };
     let state = Arc::new(Connection {
-        upstream: UpstreamSession::new(
-            ctx.resolver.clone(),
-            conn.orig_dst,
-            ctx.limits.upstream_idle_timeout,
-        ),
+        upstream: UpstreamSession::new(&ctx, conn.orig_dst),
         current: Mutex::new(Current {
             destination: conn.accepted.clone(),
             target: Ok(target.clone()),
@@ -229,6 +225,7 @@ async fn handle(
         );
     }
     let log = PendingLog {
+        metrics: state.ctx.metrics.clone(),
         conn: state.conn.clone(),
         upstream: exchange.upstream_addr,
         request: record,

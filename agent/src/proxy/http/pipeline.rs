@@ -16,6 +16,7 @@ use http::{request, response, HeaderValue};
 
 use super::reply::LocalReply;
 use crate::config::snapshot::Snapshot;
+use crate::proxy::authorize::Authorizer;
 use crate::proxy::context::{ConnectionContext, Destination, UpstreamTarget};
 use crate::proxy::flags::ResponseFlags;
 
@@ -134,12 +135,12 @@ impl Pipeline {
     /// The waypoint's pipeline for one connection: the Host check, then
     /// AuthorizationPolicy, then VirtualService routing; the route's
     /// response edits on the way back.
-    pub fn waypoint(conn: &ConnectionContext) -> Self {
+    pub fn waypoint(authorizer: Arc<Authorizer>, conn: &ConnectionContext) -> Self {
         let routing = Arc::new(super::routing::Routing);
         Pipeline::new(
             vec![
                 Arc::new(super::host::ServiceHost),
-                Arc::new(super::authorize::Authorize::new(conn)),
+                Arc::new(super::authorize::Authorize::new(authorizer, conn)),
                 routing.clone(),
             ],
             vec![routing],

@@ -281,7 +281,16 @@ fn log_refused(state: &Connection, summary: &Summary, reply: &LocalReply, flags:
         protocol: "HTTP1",
         started: Instant::now(),
     };
-    access_log::request_complete(&state.conn, None, &record, reply.status, flags, None);
+    let metrics = &state.ctx.metrics;
+    access_log::request_complete(
+        metrics,
+        &state.conn,
+        None,
+        &record,
+        reply.status,
+        flags,
+        None,
+    );
 }
 
 /// A local reply as HTTP/1.1 bytes, Envoy's headers included; the

@@ -3,8 +3,8 @@
 //! `http/1.1` by ALPN; HTTP/1.1 in plain text), kept for the next request on
 //! the same workload connection while it is healthy and goes to the same
 //! target with the same TLS settings. When the workload is done, the
-//! connection goes to the shared [`pool`] for the next workload's request to
-//! the same endpoint. An HTTP/2 connection stays in the pool while in use:
+//! connection goes to the proxy's [`UpstreamPool`] for the next workload's
+//! request to the same endpoint. An HTTP/2 connection stays in the pool while in use:
 //! every workload connection to the endpoint shares it.
 
 use std::net::SocketAddr;
@@ -28,7 +28,7 @@ use crate::proxy::flags::ResponseFlag;
 use crate::proxy::pool::{self, Pool};
 use crate::proxy::tls::settings::strip_port;
 use crate::proxy::tls::{OriginTls, TlsError, TlsOrigin};
-use crate::proxy::ResolveHost;
+use crate::proxy::{ProxyContext, ResolveHost};
 
 /// Why a request got no response from upstream.
 #[derive(Debug, thiserror::Error)]
@@ -103,12 +103,22 @@ struct Held {
 /// Where an idle connection can serve again: the endpoint and the
 /// [`TlsOrigin::connection_key`] (SNI and file versions included) of the
 /// TLS it speaks.
-type PoolKey = (SocketAddr, Option<u64>);
+type UpstreamKey = (SocketAddr, Option<u64>);
 
-/// The connections workloads are done with.
-fn shared_pool() -> &'static Pool<PoolKey, Held> {
-    static POOL: std::sync::OnceLock<Pool<PoolKey, Held>> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| Pool::new(pool::MAX_PER_KEY, pool::MAX_TOTAL))
+/// The upstream connections workloads are done with, shared by every
+/// workload connection of one proxy.
+pub struct UpstreamPool(Pool<UpstreamKey, Held>);
+
+impl Default for UpstreamPool {
+    fn default() -> Self {
+        UpstreamPool(Pool::new(pool::MAX_PER_KEY, pool::MAX_TOTAL))
+    }
+}
+
+impl std::fmt::Debug for UpstreamPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UpstreamPool")
+    }
 }
 
 impl Held {
@@ -117,30 +127,31 @@ impl Held {
         !self.sender.is_closed() && self.sender.is_ready()
     }
 
-    /// Returns it to the shared pool if it can serve again; it is closed
-    /// once idle for its timeout (Envoy's upstream `idle_timeout`).
-    fn release(self) {
+    /// Returns it to `pool` if it can serve again; it is closed once idle
+    /// for its timeout (Envoy's upstream `idle_timeout`).
+    fn release(self, pool: &Arc<UpstreamPool>) {
         if !self.reusable() {
             return;
         }
         let idle_timeout = self.idle_timeout;
-        shared_pool().put((self.addr, self.tls), self, idle_timeout);
+        pool.0.put((self.addr, self.tls), self, idle_timeout);
         if let (Ok(runtime), Some(at)) = (
             tokio::runtime::Handle::try_current(),
             tokio::time::Instant::now().checked_add(idle_timeout),
         ) {
+            let pool = pool.clone();
             runtime.spawn(async move {
                 tokio::time::sleep_until(at).await;
                 // Just after its deadline: the pass closes it if still idle.
                 tokio::time::sleep(Duration::from_millis(1)).await;
-                shared_pool().sweep();
+                pool.0.sweep();
             });
         }
     }
 
-    /// Leaves a handle in the shared pool when the connection carries
-    /// requests concurrently (HTTP/2), so other workloads use it meanwhile.
-    fn share(&self) {
+    /// Leaves a handle in `pool` when the connection carries requests
+    /// concurrently (HTTP/2), so other workloads use it meanwhile.
+    fn share(&self, pool: &Arc<UpstreamPool>) {
         if let Some(sender) = self.sender.share() {
             let shared = Held {
                 target: self.target.clone(),
@@ -150,7 +161,7 @@ impl Held {
                 sender,
                 idle_timeout: self.idle_timeout,
             };
-            shared.release();
+            shared.release(pool);
         }
     }
 }
@@ -166,6 +177,8 @@ enum ReuseError {
 /// The upstream side of one workload connection.
 pub struct UpstreamSession {
     resolver: Arc<dyn ResolveHost>,
+    pool: Arc<UpstreamPool>,
+    tls: Arc<TlsOrigin>,
     orig_dst: SocketAddr,
     // Requests on one HTTP/1.1 connection are served one at a time, so this
     // lock is never contended; it only makes the session shareable.
@@ -175,16 +188,16 @@ pub struct UpstreamSession {
 }
 
 impl UpstreamSession {
-    /// A session resolving names with `resolver`; `orig_dst` serves
-    /// `resolution: NONE`; connections it is done with stay pooled for
-    /// `idle_timeout` (zero: until the pool's bounds evict them).
-    pub fn new(
-        resolver: Arc<dyn ResolveHost>,
-        orig_dst: SocketAddr,
-        idle_timeout: Duration,
-    ) -> Self {
+    /// A session of `proxy` (its resolver, pool and TLS origination);
+    /// `orig_dst` serves `resolution: NONE`; connections it is done with
+    /// stay pooled for the upstream idle timeout (zero: until the pool's
+    /// bounds evict them).
+    pub fn new(proxy: &ProxyContext, orig_dst: SocketAddr) -> Self {
+        let idle_timeout = proxy.limits.upstream_idle_timeout;
         UpstreamSession {
-            resolver,
+            resolver: proxy.resolver.clone(),
+            pool: proxy.upstreams.clone(),
+            tls: proxy.tls.clone(),
             orig_dst,
             held: Mutex::new(None),
             last_addr: std::sync::Mutex::new(None),
@@ -211,7 +224,7 @@ impl UpstreamSession {
     ) -> Result<Response<Incoming>, UpstreamError> {
         let host = request_host(&request);
         let tls = origin_tls(exchange, host.as_deref())?;
-        let tls_key = tls.as_ref().map(|o| TlsOrigin::shared().connection_key(o));
+        let tls_key = tls.as_ref().map(|o| self.tls.connection_key(o));
         let upstream_name = wildcard_name(&exchange.target, host.as_deref());
         let mut slot = self.held.lock().await;
         let (kept, other) = match slot.take() {
@@ -226,7 +239,7 @@ impl UpstreamSession {
         };
         // A connection to another target may serve another workload.
         if let Some(h) = other {
-            h.release();
+            h.release(&self.pool);
         }
         if let Some(mut held) = kept {
             // Waits for the previous response to finish; errs if closed.
@@ -252,9 +265,9 @@ impl UpstreamSession {
         // An idle connection another workload left to one of the endpoints.
         while let Some(mut held) = addrs
             .iter()
-            .find_map(|a| shared_pool().take(&(*a, tls_key), Held::reusable))
+            .find_map(|a| self.pool.0.take(&(*a, tls_key), Held::reusable))
         {
-            held.share();
+            held.share(&self.pool);
             held.target = exchange.target.clone();
             held.upstream_name = upstream_name.clone();
             match self.reuse(exchange, &mut held, request).await {
@@ -270,7 +283,7 @@ impl UpstreamSession {
         let mut held = self
             .open(&exchange.target, tls.as_ref(), &addrs, upstream_name)
             .await?;
-        held.share();
+        held.share(&self.pool);
         self.record(exchange, held.addr);
         let sent = Instant::now();
         let response =
@@ -330,7 +343,8 @@ impl UpstreamSession {
         let sender = match tls {
             None => client(stream, addr, false).await?,
             Some(origin) => {
-                let stream = TlsOrigin::shared()
+                let stream = self
+                    .tls
                     .connect(origin, stream, addr)
                     .await
                     .inspect_err(|e| {
@@ -348,7 +362,7 @@ impl UpstreamSession {
         };
         Ok(Held {
             target: target.clone(),
-            tls: tls.map(|o| TlsOrigin::shared().connection_key(o)),
+            tls: tls.map(|o| self.tls.connection_key(o)),
             upstream_name,
             addr,
             sender,
@@ -360,7 +374,7 @@ impl UpstreamSession {
 impl Drop for UpstreamSession {
     fn drop(&mut self) {
         if let Some(held) = self.held.get_mut().take() {
-            held.release();
+            held.release(&self.pool);
         }
     }
 }

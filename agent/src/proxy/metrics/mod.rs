@@ -6,7 +6,6 @@
 pub mod labels;
 pub mod peers;
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -21,13 +20,6 @@ use self::peers::{Interner, PeerView};
 use crate::config::snapshot::Protocol;
 use crate::proxy::context::ConnectionContext;
 use crate::proxy::ResponseFlags;
-
-/// The process's proxy metrics. One per process, like the access log they
-/// mirror: every connection of every workload adds to the same families.
-pub fn proxy_metrics() -> &'static ProxyMetrics {
-    static METRICS: OnceLock<ProxyMetrics> = OnceLock::new();
-    METRICS.get_or_init(ProxyMetrics::default)
-}
 
 /// Istio's default buckets for `istio_request_duration_milliseconds`.
 const DURATION_BUCKETS_MS: [f64; 19] = [

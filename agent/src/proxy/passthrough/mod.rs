@@ -14,7 +14,7 @@ pub mod target;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::authorize::{self, Denied};
+use super::authorize::Denied;
 use super::context::{ConnectionContext, Destination, UpstreamTarget};
 use super::flags::ResponseFlag;
 use super::l4::{self, Preface};
@@ -107,7 +107,7 @@ where
         Err(e) => return refused(e.into()),
     };
     let dest = conn.destination_in(ctx.snapshots.borrow().clone());
-    let target = match admit(conn, &dest, connected, read.hello.server_name) {
+    let target = match admit(ctx, conn, &dest, connected, read.hello.server_name) {
         Ok(target) => target,
         Err(e) => return refused(e),
     };
@@ -120,16 +120,23 @@ where
 
 /// The re-check of an open passthrough connection in a new config: its
 /// SNI (once known) must still be allowed by L4 policy.
-pub fn recheck(conn: &ConnectionContext, dest: &Destination) -> Result<(), Revoked> {
+pub fn recheck(
+    ctx: &ProxyContext,
+    conn: &ConnectionContext,
+    dest: &Destination,
+) -> Result<(), Revoked> {
     if conn.sni().is_none() {
         return Ok(());
     }
-    authorize::authorize_tls(conn, dest).map_err(|d| Revoked::denied(dest, &d))
+    ctx.authorizer
+        .tls(conn, dest)
+        .map_err(|d| Revoked::denied(dest, &d))
 }
 
 /// Records the SNI on the connection, then checks it in `dest`'s config: a
 /// name of the service, allowed by policy, routed.
 fn admit(
+    ctx: &ProxyContext,
     conn: &ConnectionContext,
     dest: &Destination,
     connected: &UpstreamTarget,
@@ -146,7 +153,9 @@ fn admit(
         });
     }
     recheck::path_unchanged(conn, dest).map_err(PassthroughError::Revoked)?;
-    authorize::authorize_tls(conn, dest).map_err(PassthroughError::Denied)?;
+    ctx.authorizer
+        .tls(conn, dest)
+        .map_err(PassthroughError::Denied)?;
     // The same service port as at accept, with the endpoints in force now.
     let current = conn
         .route(dest)

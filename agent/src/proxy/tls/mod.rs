@@ -17,7 +17,7 @@ pub mod verify;
 
 pub use self::error::TlsError;
 pub use self::origin::{TlsOrigin, UpstreamStream};
-pub use self::roots::install_extra_roots;
+pub use self::roots::{read_extra_roots, DefaultRoots};
 pub use self::settings::OriginTls;
 
 /// The crypto provider of every TLS client egret makes (ring).

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -15,7 +15,7 @@ use tokio_rustls::TlsConnector;
 
 use super::error::TlsError;
 use super::material::{parse_certificates, parse_private_key, PemFiles};
-use super::roots::default_roots;
+use super::roots::DefaultRoots;
 use super::settings::OriginTls;
 use super::verify::UpstreamVerifier;
 use crate::config::snapshot::TlsMode;
@@ -29,19 +29,22 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Configs kept at most; the cache starts over past this.
 const MAX_CONFIGS: usize = 256;
 
-/// Makes TLS connections to upstreams. One per process ([`TlsOrigin::shared`]):
-/// file contents and configs are shared by every workload connection.
+/// Makes TLS connections to upstreams. One per proxy: file contents and
+/// configs are shared by every workload connection.
 #[derive(Debug, Default)]
 pub struct TlsOrigin {
     files: PemFiles,
     configs: Mutex<HashMap<u64, Arc<ClientConfig>>>,
+    roots: DefaultRoots,
 }
 
 impl TlsOrigin {
-    /// The process-wide instance.
-    pub fn shared() -> &'static TlsOrigin {
-        static SHARED: OnceLock<TlsOrigin> = OnceLock::new();
-        SHARED.get_or_init(TlsOrigin::default)
+    /// Origination trusting `roots` where a rule names no CA.
+    pub fn new(roots: DefaultRoots) -> Self {
+        TlsOrigin {
+            roots,
+            ..TlsOrigin::default()
+        }
     }
 
     /// The client config for `origin`, built on first use and again when a
@@ -164,7 +167,7 @@ impl TlsOrigin {
                     what: secret_what(origin, "cacert"),
                     reason,
                 })?,
-                None => return Ok(default_roots()),
+                None => return Ok(self.roots.get()),
             }
         } else if let Some(path) = &origin.settings.ca_certificates {
             self.files
@@ -172,7 +175,7 @@ impl TlsOrigin {
                 .as_ref()
                 .clone()
         } else {
-            return Ok(default_roots());
+            return Ok(self.roots.get());
         };
         let mut store = RootCertStore::empty();
         let (added, _) = store.add_parsable_certificates(certs);

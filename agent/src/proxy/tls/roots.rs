@@ -10,24 +10,56 @@ use rustls::RootCertStore;
 use super::error::TlsError;
 use super::material::parse_certificates;
 
-/// Extra roots given at startup; set once.
-static EXTRA: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
-/// System + extra roots, built on first use.
-static DEFAULT: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+/// The system's roots and the extra ones, read from the system on first use.
+#[derive(Debug, Default)]
+pub struct DefaultRoots {
+    extra: Vec<CertificateDer<'static>>,
+    store: OnceLock<Arc<RootCertStore>>,
+}
 
-/// Adds the certificates of `paths` to the default roots (the agent's
-/// `--ca-roots`). Call once, before the first upstream TLS connection; a
-/// file that does not hold PEM certificates is an error naming it.
-pub fn install_extra_roots(paths: &[PathBuf]) -> Result<usize, TlsError> {
+impl DefaultRoots {
+    /// The system's roots plus `extra` (the agent's `--ca-roots`).
+    pub fn with_extra(extra: Vec<CertificateDer<'static>>) -> Self {
+        DefaultRoots {
+            extra,
+            store: OnceLock::new(),
+        }
+    }
+
+    /// The store. A system store that cannot be read leaves only the extra
+    /// roots (logged once).
+    pub fn get(&self) -> Arc<RootCertStore> {
+        self.store
+            .get_or_init(|| {
+                let mut store = RootCertStore::empty();
+                let native = rustls_native_certs::load_native_certs();
+                for e in &native.errors {
+                    tracing::warn!(error = %e, "reading system CA roots");
+                }
+                let (added, ignored) = store.add_parsable_certificates(native.certs);
+                let (extra_added, extra_ignored) =
+                    store.add_parsable_certificates(self.extra.iter().cloned());
+                tracing::debug!(
+                    system = added,
+                    system_ignored = ignored,
+                    extra = extra_added,
+                    extra_ignored,
+                    "default CA roots loaded"
+                );
+                Arc::new(store)
+            })
+            .clone()
+    }
+}
+
+/// The certificates of `paths` (the agent's `--ca-roots`); a file that does
+/// not hold PEM certificates is an error naming it.
+pub fn read_extra_roots(paths: &[PathBuf]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let mut certs = Vec::new();
     for path in paths {
         certs.extend(read_roots(path)?);
     }
-    let count = certs.len();
-    if EXTRA.set(certs).is_err() {
-        tracing::warn!("extra CA roots were already installed; ignoring the second set");
-    }
-    Ok(count)
+    Ok(certs)
 }
 
 fn read_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -39,29 +71,4 @@ fn read_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         path: path.to_path_buf(),
         reason,
     })
-}
-
-/// The system's roots plus the extra ones. A system store that cannot be
-/// read leaves only the extra roots (logged once).
-pub fn default_roots() -> Arc<RootCertStore> {
-    DEFAULT
-        .get_or_init(|| {
-            let mut store = RootCertStore::empty();
-            let native = rustls_native_certs::load_native_certs();
-            for e in &native.errors {
-                tracing::warn!(error = %e, "reading system CA roots");
-            }
-            let (added, ignored) = store.add_parsable_certificates(native.certs);
-            let extra = EXTRA.get().cloned().unwrap_or_default();
-            let (extra_added, extra_ignored) = store.add_parsable_certificates(extra);
-            tracing::debug!(
-                system = added,
-                system_ignored = ignored,
-                extra = extra_added,
-                extra_ignored,
-                "default CA roots loaded"
-            );
-            Arc::new(store)
-        })
-        .clone()
 }
