@@ -16,8 +16,10 @@ mod load;
 mod manifests;
 mod mesh;
 mod netns;
+mod plot;
 mod procfs;
 mod proxies;
+mod quiet;
 mod report;
 mod stats;
 mod tools;
@@ -116,6 +118,11 @@ fn run(args: Args) -> anyhow::Result<()> {
             continue;
         }
         eprintln!("bench: case {name}");
+        let before = quiet::watch();
+        if let Some(warning) = before.warning(name) {
+            eprintln!("bench: WARNING: {warning}");
+            report.warnings.push(warning);
+        }
         let t = Instant::now();
         // A failed case is reported, not hidden, and the others still run.
         if let Err(e) = case(&ctx, &mut report) {
@@ -131,6 +138,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     ));
     report.write(&out)?;
+    match plot::write_all(&report, &out.join("plots")) {
+        Ok(plots) => eprintln!(
+            "bench: {} charts in {}",
+            plots.len(),
+            out.join("plots").display()
+        ),
+        Err(e) => report.problems.push(format!("charts not written: {e:#}")),
+    }
     println!("{}", report.markdown());
     println!("written: {0}/results.md, {0}/results.json", out.display());
     if report.problems.is_empty() {
