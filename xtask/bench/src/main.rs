@@ -11,6 +11,7 @@ mod capture;
 mod capture_ns;
 mod config_scale;
 mod conn_scale;
+mod hbone;
 mod kernel_progs;
 mod load;
 mod manifests;
@@ -47,7 +48,7 @@ pub struct Args {
     /// The full set: 5 runs of 10 s per figure.
     #[arg(long)]
     full: bool,
-    /// Only these cases (repeatable): kernel, capture, waypoint, config, conns.
+    /// Only these cases (repeatable): kernel, capture, waypoint, config, conns, hbone.
     #[arg(long = "case", value_name = "NAME")]
     cases: Vec<String>,
 }
@@ -74,6 +75,7 @@ const CASES: &[Case] = &[
     ("waypoint", waypoint::run),
     ("config", config_scale::run),
     ("conns", conn_scale::run),
+    ("hbone", hbone::run),
 ];
 
 fn main() -> anyhow::Result<()> {
