@@ -18,6 +18,7 @@ mod manifests;
 mod mesh;
 mod netns;
 mod plot;
+mod policy_scale;
 mod procfs;
 mod proxies;
 mod quiet;
@@ -48,7 +49,7 @@ pub struct Args {
     /// The full set: 5 runs of 10 s per figure.
     #[arg(long)]
     full: bool,
-    /// Only these cases (repeatable): kernel, capture, waypoint, config, conns, hbone.
+    /// Only these cases (repeatable): kernel, capture, waypoint, config, conns, hbone, policy.
     #[arg(long = "case", value_name = "NAME")]
     cases: Vec<String>,
 }
@@ -76,6 +77,7 @@ const CASES: &[Case] = &[
     ("config", config_scale::run),
     ("conns", conn_scale::run),
     ("hbone", hbone::run),
+    ("policy", policy_scale::run),
 ];
 
 fn main() -> anyhow::Result<()> {
