@@ -28,8 +28,8 @@ impl OrigDstMap {
     }
 
     /// Looks up and deletes the record of an accepted connection.
-    pub fn take(&mut self, accepted: &std::net::TcpStream) {
-        let Some(key) = flow_key(accepted) else {
+    pub fn take(&mut self, accepted: &std::net::TcpStream, peer_port: u16) {
+        let Some(key) = flow_key(accepted, peer_port) else {
             return;
         };
         if self.take_once(&key) {
@@ -55,8 +55,7 @@ impl OrigDstMap {
 }
 
 /// The key sock_ops stored: the listener's netns, the client's port.
-fn flow_key(accepted: &std::net::TcpStream) -> Option<FlowKey> {
-    let peer = accepted.peer_addr().ok()?;
+fn flow_key(accepted: &std::net::TcpStream, peer_port: u16) -> Option<FlowKey> {
     let mut cookie = 0u64;
     let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
     // SAFETY: getsockopt into a u64 of the stated length.
@@ -71,7 +70,7 @@ fn flow_key(accepted: &std::net::TcpStream) -> Option<FlowKey> {
     };
     (rc == 0).then_some(FlowKey {
         netns_cookie: cookie,
-        port: peer.port(),
+        port: peer_port,
         family: libc::AF_INET as u16,
         _pad: 0,
     })

@@ -30,10 +30,16 @@ pub fn accept(args: AcceptArgs) -> anyhow::Result<String> {
     let mut records = args.orig_dst.map(crate::orig_dst::OrigDstMap::new);
     while Instant::now() < deadline {
         match listener.accept() {
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
                 accepted += 1;
                 if let Some(map) = &mut records {
-                    map.take(&stream);
+                    map.take(&stream, peer.port());
+                }
+                if accepted % 100_000 == 0 {
+                    eprintln!(
+                        "accepted {accepted}, records taken {}",
+                        records.as_ref().map_or(0, |m| m.taken)
+                    );
                 }
             }
             // Idle: wait for the listener, at most 100 ms (the deadline check).
