@@ -35,7 +35,7 @@ pub fn accept(args: AcceptArgs) -> anyhow::Result<String> {
                 if let Some(map) = &mut records {
                     map.take(&stream, peer.port());
                 }
-                if accepted % 100_000 == 0 {
+                if accepted.is_multiple_of(100_000) {
                     eprintln!(
                         "accepted {accepted}, records taken {}",
                         records.as_ref().map_or(0, |m| m.taken)
