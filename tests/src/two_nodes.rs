@@ -192,6 +192,11 @@ impl WaypointNode {
     }
 
     /// The waypoint's log so far.
+    /// The waypoint process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().and_then(Background::pid)
+    }
+
     pub fn log(&self) -> String {
         // The waypoint batches its log writes; see `node::LOG_SETTLE`.
         std::thread::sleep(crate::node::LOG_SETTLE);

@@ -30,7 +30,7 @@ impl Drop for BenchKernel {
 impl BenchKernel {
     /// Loads and attaches the object, pinned in a folder of the bench's own.
     pub fn load(object: &Path) -> anyhow::Result<BenchKernel> {
-        let pins = PinDir::new(format!("/sys/fs/bpf/egret/bench-{}", std::process::id()));
+        let pins = pin_dir();
         let _ = Kernel::remove_pinned(&pins);
         let kernel =
             Kernel::load(Some(object), pins.clone()).context("loading egret's eBPF object")?;
@@ -83,6 +83,16 @@ impl BenchKernel {
         }
         Ok(())
     }
+}
+
+/// Where the bench's copy pins its objects.
+fn pin_dir() -> PinDir {
+    PinDir::new(format!("/sys/fs/bpf/egret/bench-{}", std::process::id()))
+}
+
+/// Where the bench's copy pins `ORIG_DST` (the capture listener consumes it).
+pub fn orig_dst_pin() -> std::path::PathBuf {
+    pin_dir().maps().join("ORIG_DST")
 }
 
 /// The SERVICES key of `addr:port`.

@@ -62,6 +62,9 @@ pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
             &ctx.logs,
             600_000,
             v == Variant::TproxyNotrack,
+            (v == Variant::Ebpf)
+                .then(crate::bpf::orig_dst_pin)
+                .as_deref(),
         )?;
         setup(v, &cap)?;
         spaces.push((v, cap));

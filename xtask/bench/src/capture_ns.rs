@@ -27,13 +27,15 @@ pub struct CaptureNs {
 
 impl CaptureNs {
     /// Builds it; servers stop by themselves after `life_ms`. A TPROXY
-    /// target needs a `transparent` listener.
+    /// target needs a `transparent` listener; with `orig_dst` the listener
+    /// consumes each connection's record there, as the agent does.
     pub fn new(
         tag: &str,
         load: &Path,
         logs: &Path,
         life_ms: u64,
         transparent: bool,
+        orig_dst: Option<&Path>,
     ) -> anyhow::Result<CaptureNs> {
         let ns = BenchNs::new(tag)?;
         ns.ip(&["addr", "add", "10.99.0.1/32", "dev", "lo"])?;
@@ -45,6 +47,10 @@ impl CaptureNs {
         let mut accept = vec!["accept", "--listen", LISTENER, "--duration-ms", &life];
         if transparent {
             accept.push("--transparent");
+        }
+        let orig_dst = orig_dst.map(|p| p.to_string_lossy().into_owned());
+        if let Some(pin) = &orig_dst {
+            accept.extend(["--orig-dst", pin]);
         }
         let mut servers = Vec::new();
         for (name, args) in [

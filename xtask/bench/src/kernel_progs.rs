@@ -16,7 +16,14 @@ const LEVELS: [usize; 3] = [10, 10_000, 100_000];
 
 /// Runs the case.
 pub fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
-    let cap = CaptureNs::new("k", &ctx.built.load, &ctx.logs, 600_000, false)?;
+    let cap = CaptureNs::new(
+        "k",
+        &ctx.built.load,
+        &ctx.logs,
+        600_000,
+        false,
+        Some(&crate::bpf::orig_dst_pin()),
+    )?;
     let kernel = BenchKernel::load(&ctx.built.bpf_object)?;
     let cookie = kernel.enroll(&cap.ns.path())?;
     let ids = own_program_ids();

@@ -11,13 +11,17 @@ mod capture;
 mod capture_ns;
 mod config_scale;
 mod conn_scale;
+mod hbone;
 mod kernel_progs;
 mod load;
 mod manifests;
 mod mesh;
 mod netns;
+mod plot;
+mod policy_scale;
 mod procfs;
 mod proxies;
+mod quiet;
 mod report;
 mod stats;
 mod tools;
@@ -45,7 +49,7 @@ pub struct Args {
     /// The full set: 5 runs of 10 s per figure.
     #[arg(long)]
     full: bool,
-    /// Only these cases (repeatable): kernel, capture, waypoint, config, conns.
+    /// Only these cases (repeatable): kernel, capture, waypoint, config, conns, hbone, policy.
     #[arg(long = "case", value_name = "NAME")]
     cases: Vec<String>,
 }
@@ -72,6 +76,8 @@ const CASES: &[Case] = &[
     ("waypoint", waypoint::run),
     ("config", config_scale::run),
     ("conns", conn_scale::run),
+    ("hbone", hbone::run),
+    ("policy", policy_scale::run),
 ];
 
 fn main() -> anyhow::Result<()> {
@@ -116,6 +122,11 @@ fn run(args: Args) -> anyhow::Result<()> {
             continue;
         }
         eprintln!("bench: case {name}");
+        let before = quiet::watch();
+        if let Some(warning) = before.warning(name) {
+            eprintln!("bench: WARNING: {warning}");
+            report.warnings.push(warning);
+        }
         let t = Instant::now();
         // A failed case is reported, not hidden, and the others still run.
         if let Err(e) = case(&ctx, &mut report) {
@@ -131,6 +142,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     ));
     report.write(&out)?;
+    match plot::write_all(&report, &out.join("plots")) {
+        Ok(plots) => eprintln!(
+            "bench: {} charts in {}",
+            plots.len(),
+            out.join("plots").display()
+        ),
+        Err(e) => report.problems.push(format!("charts not written: {e:#}")),
+    }
     println!("{}", report.markdown());
     println!("written: {0}/results.md, {0}/results.json", out.display());
     if report.problems.is_empty() {

@@ -41,6 +41,8 @@ pub struct Report {
     pub targets: Vec<Target>,
     /// Cases that failed or were skipped, with the reason.
     pub problems: Vec<String>,
+    /// Cases measured on a machine that was not quiet.
+    pub warnings: Vec<String>,
     pub notes: Vec<String>,
 }
 
@@ -99,6 +101,13 @@ impl Report {
         let _ = writeln!(md, "# egret benchmarks ({})\n", self.mode);
         let _ = writeln!(md, "Machine: {}\n", self.machine);
         md.push_str("Each figure: median of N runs [min – max]. Ratios are taken run by run (same round) and then summarised.\n\n");
+        if !self.warnings.is_empty() {
+            md.push_str("**The machine was not quiet** — read these figures with care:\n\n");
+            for w in &self.warnings {
+                let _ = writeln!(md, "- {w}");
+            }
+            md.push('\n');
+        }
         md.push_str("| case | subject | metric | median | [min – max] | N | note |\n");
         md.push_str("|---|---|---|---:|---|---:|---|\n");
         for r in &self.rows {

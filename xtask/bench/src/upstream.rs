@@ -9,11 +9,13 @@ use egret_e2e::Node;
 
 /// Response sizes and the upstream port that serves each.
 pub const SIZES: [(&str, u16, usize); 2] = [("1 KiB", 8001, 1024), ("64 KiB", 8064, 65536)];
+/// The bulk transfer of the HBONE case: 64 MiB on this port.
+pub const BULK: (&str, u16, usize) = ("64 MiB", 8099, 64 << 20);
 
 /// Starts the upstream nginx (stopped when the returned process drops).
 pub fn start(node: &Node, dir: &Path) -> anyhow::Result<Background> {
     let mut servers = String::new();
-    for (_, port, bytes) in SIZES {
+    for (_, port, bytes) in SIZES.into_iter().chain([BULK]) {
         let root = dir.join(format!("body{port}"));
         std::fs::create_dir_all(&root)?;
         std::fs::write(root.join("get"), vec![b'x'; bytes])?;

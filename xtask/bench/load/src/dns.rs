@@ -69,7 +69,14 @@ pub fn wait(args: WaitArgs) -> anyhow::Result<String> {
         queries += 1;
         let id = queries as u16;
         socket.send_to(&query(id, &args.name), server)?;
-        if let Ok((n, _)) = socket.recv_from(&mut buf) {
+        let reply = socket.recv_from(&mut buf);
+        if queries == 1 {
+            // Tells the caller the resolver is being asked (it waits for
+            // this line before making the change it times).
+            println!("{}", serde_json::json!({ "querying_mono_ns": mono_ns() }));
+            std::io::Write::flush(&mut std::io::stdout())?;
+        }
+        if let Ok((n, _)) = reply {
             if let Some(addr) = first_a(&buf[..n], id) {
                 return Ok(serde_json::json!({
                     "started_mono_ns": started,

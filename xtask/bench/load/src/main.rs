@@ -6,6 +6,7 @@
 mod connect;
 mod dns;
 mod hold;
+mod orig_dst;
 mod serve;
 
 use clap::{Parser, Subcommand};

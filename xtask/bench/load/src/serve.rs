@@ -15,6 +15,10 @@ pub struct AcceptArgs {
     /// Set IP_TRANSPARENT (a TPROXY target must).
     #[arg(long)]
     transparent: bool,
+    /// Consume each connection's record in this pinned ORIG_DST map, as
+    /// the agent's listener does.
+    #[arg(long)]
+    orig_dst: Option<std::path::PathBuf>,
 }
 
 /// Accepts and drops connections until the deadline; returns the count.
@@ -23,15 +27,28 @@ pub fn accept(args: AcceptArgs) -> anyhow::Result<String> {
     listener.set_nonblocking(true)?;
     let deadline = Instant::now() + Duration::from_millis(args.duration_ms);
     let mut accepted = 0u64;
+    let mut records = args.orig_dst.map(crate::orig_dst::OrigDstMap::new);
     while Instant::now() < deadline {
         match listener.accept() {
-            Ok(_) => accepted += 1,
+            Ok((stream, peer)) => {
+                accepted += 1;
+                if let Some(map) = &mut records {
+                    map.take(&stream, peer.port());
+                }
+                if accepted.is_multiple_of(100_000) {
+                    eprintln!(
+                        "accepted {accepted}, records taken {}",
+                        records.as_ref().map_or(0, |m| m.taken)
+                    );
+                }
+            }
             // Idle: wait for the listener, at most 100 ms (the deadline check).
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => poll_in(&listener, 100),
             Err(_) => {}
         }
     }
-    Ok(serde_json::json!({ "accepted": accepted }).to_string())
+    let taken = records.map_or(0, |m| m.taken);
+    Ok(serde_json::json!({ "accepted": accepted, "orig_dst_taken": taken }).to_string())
 }
 
 /// An IPv4 listener with a deep backlog (connection-rate runs burst).
