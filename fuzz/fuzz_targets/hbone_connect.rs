@@ -2,7 +2,7 @@
 //! `:authority` target, `forwarded` and `baggage` headers, NUL-separated.
 #![no_main]
 
-use egret::hbone::request::{baggage, forwarded_for, target};
+use egret::hbone::request::{baggage_workload_name, forwarded_for, target};
 use http::{HeaderName, HeaderValue, Method, Request};
 use libfuzzer_sys::fuzz_target;
 
@@ -32,5 +32,5 @@ fuzz_target!(|data: &[u8]| {
         assert!(request.method() == Method::CONNECT, "{addr}");
     }
     let _ = forwarded_for(request.headers());
-    let _ = baggage(request.headers(), "k8s.pod.name");
+    let _ = baggage_workload_name(request.headers());
 });
