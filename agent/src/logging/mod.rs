@@ -142,7 +142,7 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         SystemTime.format_time(&mut writer)?;
-        let mut fields = KeyValues::default();
+        let mut fields = KeyValues::new();
         event.record(&mut fields);
         let meta = event.metadata();
         // Bridged `log` records carry their real target as a field.
@@ -175,7 +175,7 @@ pub struct TextFields;
 
 impl<'w> FormatFields<'w> for TextFields {
     fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
-        let mut kv = KeyValues::default();
+        let mut kv = KeyValues::new();
         fields.record(&mut kv);
         let mut sep = "";
         if let Some(message) = &kv.message {
@@ -191,20 +191,58 @@ impl<'w> FormatFields<'w> for TextFields {
 
 /// Collects an event's fields: the message apart, `log.*` bridge metadata
 /// apart, everything else as `key=value` pairs in recording order.
-#[derive(Default)]
 struct KeyValues {
     message: Option<String>,
     log_target: Option<String>,
     pairs: String,
 }
 
+/// Room for a whole access-log line's pairs, so recording them never grows
+/// the buffer (growing it was a visible share of a request's CPU).
+const PAIRS_CAPACITY: usize = 768;
+
 impl KeyValues {
+    fn new() -> Self {
+        KeyValues {
+            message: None,
+            log_target: None,
+            pairs: String::with_capacity(PAIRS_CAPACITY),
+        }
+    }
+
     fn push(&mut self, field: &Field, value: fmt::Arguments<'_>) {
+        self.key(field);
+        let _ = self.pairs.write_fmt(value);
+    }
+
+    /// `key="value"`, escaped exactly as `{value:?}` escapes it.
+    fn push_quoted(&mut self, field: &Field, value: &str) {
+        self.key(field);
+        if needs_no_escape(value) {
+            self.pairs.push('"');
+            self.pairs.push_str(value);
+            self.pairs.push('"');
+        } else {
+            let _ = write!(self.pairs, "{value:?}");
+        }
+    }
+
+    fn key(&mut self, field: &Field) {
         if !self.pairs.is_empty() {
             self.pairs.push(' ');
         }
-        let _ = write!(self.pairs, "{}={}", field.name(), value);
+        self.pairs.push_str(field.name());
+        self.pairs.push('=');
     }
+}
+
+/// Whether `{value:?}` would print `value` unchanged between its quotes:
+/// printable ASCII other than `"` and `\` (what Debug escapes besides
+/// control and non-ASCII characters, which take the slow path).
+fn needs_no_escape(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
 }
 
 impl Visit for KeyValues {
@@ -214,7 +252,7 @@ impl Visit for KeyValues {
             "log.target" => self.log_target = Some(value.to_string()),
             name if name.starts_with("log.") => {}
             // Strings are quoted (and escaped) so values with spaces parse.
-            _ => self.push(field, format_args!("{value:?}")),
+            _ => self.push_quoted(field, value),
         }
     }
 
@@ -282,6 +320,30 @@ mod tests {
         let sub = subscriber(format, filter, out.clone()).unwrap();
         tracing::subscriber::with_default(sub, f);
         out.text()
+    }
+
+    #[test]
+    fn quoted_values_print_exactly_as_debug_does() {
+        let values = [
+            "",
+            "/get?x=1",
+            "curl/8.5.0",
+            "it's",
+            "say \"hi\"",
+            "back\\slash",
+            "tab\there",
+            "nul\0",
+            "del\u{7f}",
+            "caf\u{e9}",
+            "line\nbreak",
+        ];
+        for value in values {
+            let out = capture(LogFormat::Text, "", || {
+                tracing::info!(target: "t", v = value, "m");
+            });
+            let printed = out.split(" v=").nth(1).unwrap().trim_end();
+            assert_eq!(printed, format!("{value:?}"), "{value:?}");
+        }
     }
 
     #[test]
