@@ -288,7 +288,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
 
 /// Puts one snapshot's services in the kernel maps.
 fn sync_kernel(kernel: &Kernel, snapshot: &Snapshot) {
-    match kernel.sync_services(&snapshot.kernel_services()) {
+    match kernel.sync_services(snapshot.vips()) {
         Ok(report) => tracing::info!(
             generation = snapshot.generation,
             services = snapshot.services.len(),
@@ -300,7 +300,7 @@ fn sync_kernel(kernel: &Kernel, snapshot: &Snapshot) {
             tracing::error!(generation = snapshot.generation, error = %e, "kernel map sync failed")
         }
     }
-    if let Err(e) = kernel.sync_service_ranges(&snapshot.kernel_service_ranges()) {
+    if let Err(e) = kernel.sync_service_ranges(snapshot.address_nets()) {
         tracing::error!(generation = snapshot.generation, error = %e, "kernel range map sync failed");
     }
 }

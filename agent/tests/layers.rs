@@ -210,3 +210,23 @@ fn no_process_wide_state() {
         assert!(holders.is_empty(), "a static {kind} in {holders:?}");
     }
 }
+
+#[test]
+fn the_config_snapshot_does_not_know_the_kernel_map_abi() {
+    // config/ describes services in addresses and networks; the kernel
+    // (kernel/keys.rs) turns them into egret-common's map keys at the sync.
+    let in_config = |files: BTreeSet<String>| -> Vec<String> {
+        files
+            .into_iter()
+            .filter(|f| f.starts_with("config/"))
+            .collect()
+    };
+    assert_eq!(
+        in_config(files_naming("egret_common")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        in_config(files_naming("crate::kernel")),
+        Vec::<String>::new()
+    );
+}

@@ -2,11 +2,9 @@
 //! manifest, swapped atomically. Kernel map sync, the waypoint and the DNS
 //! proxy read only this, never the raw manifests.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
-
-use egret_common::{ServiceKey, ServiceRange};
 
 /// `namespace/name` of a waypoint Gateway.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -227,27 +225,14 @@ impl Snapshot {
         None
     }
 
-    /// The kernel `SERVICES` entries this snapshot wants: every VIP, all ports.
-    pub fn kernel_services(&self) -> BTreeSet<ServiceKey> {
-        self.by_vip
-            .keys()
-            .map(|ip| ServiceKey {
-                addr: crate::kernel::registry::addr16(*ip),
-                port: 0,
-                _pad: 0,
-            })
-            .collect()
+    /// Every VIP of every service: the addresses whose connects are captured.
+    pub fn vips(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.by_vip.keys().copied()
     }
-}
 
-impl Snapshot {
-    /// The kernel `SERVICE_RANGES` prefixes this snapshot wants: every
-    /// `spec.addresses` CIDR (IPv4 as a prefix of `::ffff:0:0/96`).
-    pub fn kernel_service_ranges(&self) -> BTreeSet<ServiceRange> {
-        self.address_ranges
-            .iter()
-            .map(|(net, _)| crate::kernel::registry::lpm_prefix(*net))
-            .collect()
+    /// Every `spec.addresses` CIDR: connects into them are captured too.
+    pub fn address_nets(&self) -> impl Iterator<Item = ipnet::IpNet> + '_ {
+        self.address_ranges.iter().map(|(net, _)| *net)
     }
 }
 
