@@ -19,7 +19,7 @@ use crate::dns::DnsProxy;
 use crate::kernel::events::KernelEvent;
 use crate::kernel::{Kernel, PinDir, Placement};
 use crate::kube::pods::PodOptions;
-use crate::kube::StatusWriter;
+use crate::kube::StatusWriterMode;
 use crate::proxy::Serves;
 use crate::workload::podnet::PodNetwork;
 use crate::workload::{CreatedWorkload, Services, WorkloadManager};
@@ -81,7 +81,7 @@ pub struct KubernetesSource {
     /// This node's name: only its pods are adopted.
     pub node_name: String,
     /// Who writes ServiceEntry/Gateway status.
-    pub status_writer: StatusWriter,
+    pub status_writer: StatusWriterMode,
     /// The host's `/proc` (pods' namespaces are found there).
     pub proc_root: PathBuf,
     /// Cluster CA and waypoint Deployments.

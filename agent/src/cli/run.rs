@@ -10,7 +10,7 @@ use crate::kube::cluster::ClusterOptions;
 use crate::kube::cluster_ca::{CaSecrets, SecretRef};
 use crate::kube::lease::LeaseConfig;
 use crate::kube::waypoints::WaypointTemplate;
-use crate::kube::StatusWriter;
+use crate::kube::StatusWriterMode;
 use crate::logging::LogFormat;
 use crate::node::{run as run_node, ConfigSource, KubernetesSource, NodeConfig};
 
@@ -184,9 +184,9 @@ fn config_source(args: &RunArgs) -> anyhow::Result<ConfigSource> {
         .filter(|n| !n.is_empty())
         .context("Kubernetes mode needs --node-name (or NODE_NAME)")?;
     let status_writer = match args.status_writer {
-        WriterArg::Always => StatusWriter::Always,
-        WriterArg::Never => StatusWriter::Never,
-        WriterArg::Lease => StatusWriter::Lease(LeaseConfig {
+        WriterArg::Always => StatusWriterMode::Always,
+        WriterArg::Never => StatusWriterMode::Never,
+        WriterArg::Lease => StatusWriterMode::Lease(LeaseConfig {
             namespace: args.lease_namespace.clone(),
             name: args.lease_name.clone(),
             identity: node_name.clone(),
@@ -347,7 +347,7 @@ mod tests {
             panic!("not Kubernetes mode")
         };
         assert_eq!(k.node_name, "node-a");
-        let StatusWriter::Lease(lease) = k.status_writer else {
+        let StatusWriterMode::Lease(lease) = k.status_writer else {
             panic!("the default writer is elected")
         };
         assert_eq!(
@@ -375,7 +375,7 @@ mod tests {
         .unwrap() else {
             panic!("not Kubernetes mode")
         };
-        assert!(matches!(k.status_writer, StatusWriter::Always));
+        assert!(matches!(k.status_writer, StatusWriterMode::Always));
         assert!(k.cluster.waypoints.is_none());
         assert_eq!(k.cluster.ca.plugin.to_string(), "istio-system/cacerts");
         assert_eq!(k.proc_root, std::path::Path::new("/host/proc"));

@@ -4,7 +4,8 @@
 //! Every decision is counted in the [`Authorizer`]'s counters.
 
 use crate::authz::{
-    AuthzCounts, AuthzStats, Decision, GatewayKey, HttpAttrs, ObjectKey, RequestAttrs, TargetKey,
+    AuthzCounts, AuthzStats, GatewayKey, HttpAttrs, NamespacedName, PolicyDecision, RequestAttrs,
+    TargetKey,
 };
 use crate::config::kinds::gateway::WAYPOINT_CLASS;
 use crate::proxy::context::{ConnectionContext, Destination};
@@ -14,7 +15,7 @@ use crate::proxy::outcome::Flagged;
 /// An AuthorizationPolicy denied a whole connection.
 #[derive(Debug, thiserror::Error)]
 #[error("RBAC: access denied: {}", describe(.0))]
-pub struct Denied(pub Decision);
+pub struct Denied(pub PolicyDecision);
 
 impl Flagged for Denied {
     fn flag(&self) -> Option<ResponseFlag> {
@@ -44,7 +45,7 @@ impl Authorizer {
         dest: &Destination,
         principal: &str,
         http: Option<HttpAttrs<'_>>,
-    ) -> Option<Decision> {
+    ) -> Option<PolicyDecision> {
         let waypoint = dest.waypoint.as_ref()?;
         let service = dest.service.as_ref()?;
         let policies = &dest.snapshot.authz;
@@ -65,7 +66,7 @@ impl Authorizer {
                 name: &waypoint.reference.name,
                 class: WAYPOINT_CLASS,
             },
-            service_entry: Some(ObjectKey {
+            service_entry: Some(NamespacedName {
                 namespace: &service.namespace,
                 name: &service.name,
             }),
@@ -118,7 +119,7 @@ pub fn principal_of(conn: &ConnectionContext) -> String {
 }
 
 /// `policy ns/name (reason)` for logs.
-pub fn describe(decision: &Decision) -> String {
+pub fn describe(decision: &PolicyDecision) -> String {
     match &decision.policy {
         Some(p) => format!("{} by {p}", decision.reason.as_str()),
         None => decision.reason.as_str().to_string(),

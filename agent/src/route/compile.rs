@@ -12,7 +12,7 @@ use super::compiled::{
 };
 use super::duration;
 use super::error::RouteError;
-use super::matching::{CompiledMatch, HeaderKey, StrMatch, UriMatch};
+use super::matching::{CompiledMatch, HeaderKey, StringMatcher, UriMatch};
 use super::redirect::{RedirectPath, RedirectPort};
 use super::spec::{
     Destination, HeaderOperations, Headers, HttpFaultInjection, HttpMatchRequest, HttpRetry,
@@ -254,7 +254,7 @@ impl Cx<'_> {
                         HeaderKey::parse(&k.to_ascii_lowercase()).map_err(|e| self.err(&at, e))?;
                     let m = match v {
                         Some(s) => self.str_match(&at, s)?,
-                        None => StrMatch::Present,
+                        None => StringMatcher::Present,
                     };
                     Ok((name, m))
                 })
@@ -267,7 +267,7 @@ impl Cx<'_> {
                 let at = format!("{at}.queryParams[{k}]");
                 let m = match v {
                     Some(s) => self.str_match(&at, s)?,
-                    None => StrMatch::Present,
+                    None => StringMatcher::Present,
                 };
                 Ok((k.clone(), m))
             })
@@ -290,17 +290,19 @@ impl Cx<'_> {
     }
 
     /// `{}` and empty exact/prefix mean "present"; regex `*` too (Istio's special case).
-    fn str_match(&self, at: &str, s: &StringMatch) -> Result<StrMatch, RouteError> {
+    fn str_match(&self, at: &str, s: &StringMatch) -> Result<StringMatcher, RouteError> {
         match (&s.exact, &s.prefix, &s.regex) {
-            (None, None, None) => Ok(StrMatch::Present),
-            (Some(e), None, None) if e.is_empty() => Ok(StrMatch::Present),
-            (Some(e), None, None) => Ok(StrMatch::Exact(e.clone())),
-            (None, Some(p), None) if p.is_empty() => Ok(StrMatch::Present),
-            (None, Some(p), None) => Ok(StrMatch::Prefix(p.clone())),
-            (None, None, Some(r)) if r == "*" => Ok(StrMatch::Present),
-            (None, None, Some(r)) => {
-                Ok(StrMatch::Regex(anchored(&format!("{at}.regex"), r, self)?))
-            }
+            (None, None, None) => Ok(StringMatcher::Present),
+            (Some(e), None, None) if e.is_empty() => Ok(StringMatcher::Present),
+            (Some(e), None, None) => Ok(StringMatcher::Exact(e.clone())),
+            (None, Some(p), None) if p.is_empty() => Ok(StringMatcher::Present),
+            (None, Some(p), None) => Ok(StringMatcher::Prefix(p.clone())),
+            (None, None, Some(r)) if r == "*" => Ok(StringMatcher::Present),
+            (None, None, Some(r)) => Ok(StringMatcher::Regex(anchored(
+                &format!("{at}.regex"),
+                r,
+                self,
+            )?)),
             _ => Err(self.err(at, "only one of exact, prefix or regex may be set")),
         }
     }

@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use http::uri::Authority;
 use http::{header, request};
 
-use super::pipeline::{Decision, Exchange, RequestStage};
+use super::pipeline::{Exchange, RequestStage, StageFlow};
 use super::reply::LocalReply;
 use crate::config::snapshot::Service;
 use crate::proxy::passthrough::target::covers;
@@ -25,13 +25,13 @@ use crate::proxy::passthrough::target::covers;
 pub struct ServiceHost;
 
 impl RequestStage for ServiceHost {
-    fn on_request(&self, exchange: &mut Exchange, head: &mut request::Parts) -> Decision {
+    fn on_request(&self, exchange: &mut Exchange, head: &mut request::Parts) -> StageFlow {
         let service = &exchange.target.service;
         match check(head, service, exchange.conn.orig_dst) {
-            Ok(()) => Decision::Continue,
+            Ok(()) => StageFlow::Continue,
             Err(refusal) => {
                 tracing::debug!(src = %exchange.conn.src, service = %service.host, reason = %refusal, "request refused");
-                Decision::Respond(refusal.reply())
+                StageFlow::Respond(refusal.reply())
             }
         }
     }

@@ -39,7 +39,7 @@ pub struct Exchange {
     /// From sending the request upstream to its response headers.
     pub upstream_service_time: Option<Duration>,
     /// The authorization decision, when policies applied (for the access log).
-    pub authz: Option<crate::authz::Decision>,
+    pub authz: Option<crate::authz::PolicyDecision>,
     /// The VirtualService route's response edits, when it has any.
     pub response_edits: Option<ResponseEdits>,
     /// Fault-injected delay before going upstream.
@@ -87,7 +87,7 @@ impl Exchange {
 
 /// What a request stage decided.
 #[derive(Debug)]
-pub enum Decision {
+pub enum StageFlow {
     /// Go on to the next stage, then upstream.
     Continue,
     /// Answer the workload now; nothing goes upstream.
@@ -97,7 +97,7 @@ pub enum Decision {
 /// A step that sees (and may edit) each request head before it goes upstream.
 pub trait RequestStage: Send + Sync + 'static {
     /// Inspects or edits the request; may answer instead of forwarding.
-    fn on_request(&self, exchange: &mut Exchange, head: &mut request::Parts) -> Decision;
+    fn on_request(&self, exchange: &mut Exchange, head: &mut request::Parts) -> StageFlow;
 }
 
 /// A step that edits each response head before it goes to the workload
@@ -148,13 +148,13 @@ impl Pipeline {
     }
 
     /// Runs the request stages until one answers.
-    pub fn decide(&self, exchange: &mut Exchange, head: &mut request::Parts) -> Decision {
+    pub fn decide(&self, exchange: &mut Exchange, head: &mut request::Parts) -> StageFlow {
         for stage in &self.request {
-            if let Decision::Respond(reply) = stage.on_request(exchange, head) {
-                return Decision::Respond(reply);
+            if let StageFlow::Respond(reply) = stage.on_request(exchange, head) {
+                return StageFlow::Respond(reply);
             }
         }
-        Decision::Continue
+        StageFlow::Continue
     }
 
     /// Runs every response stage.

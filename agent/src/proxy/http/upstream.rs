@@ -25,7 +25,7 @@ use crate::net::socket::{self, ConnectError};
 use crate::proxy::context::UpstreamTarget;
 use crate::proxy::endpoint::{self, EndpointError};
 use crate::proxy::flags::ResponseFlag;
-use crate::proxy::pool::{self, Pool};
+use crate::proxy::pool::{self, IdlePool};
 use crate::proxy::tls::settings::strip_port;
 use crate::proxy::tls::{OriginTls, TlsError, TlsOrigin};
 use crate::proxy::{ProxyContext, ResolveHost};
@@ -107,11 +107,11 @@ type UpstreamKey = (SocketAddr, Option<u64>);
 
 /// The upstream connections workloads are done with, shared by every
 /// workload connection of one proxy.
-pub struct UpstreamPool(Pool<UpstreamKey, Held>);
+pub struct UpstreamPool(IdlePool<UpstreamKey, Held>);
 
 impl Default for UpstreamPool {
     fn default() -> Self {
-        UpstreamPool(Pool::new(pool::MAX_PER_KEY, pool::MAX_TOTAL))
+        UpstreamPool(IdlePool::new(pool::MAX_PER_KEY, pool::MAX_TOTAL))
     }
 }
 
