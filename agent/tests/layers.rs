@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 
 /// The layers, lowest first.
 const LAYERS: &[&[&str]] = &[
+    // Sockets and host names: what every other module may use.
+    &["net"],
     // Building blocks that know nothing of the rest.
-    &["authz", "route", "kernel", "logging", "net"],
+    &["authz", "route", "kernel", "logging"],
     // The compiled config; the metrics page.
     &["config", "metrics"],
     // Identities and certificates; the DNS proxy.

@@ -17,6 +17,7 @@ use super::snapshot::{
     ROOT_NAMESPACE,
 };
 use super::unaccepted::Unaccepted;
+use crate::net::HostName;
 
 /// Label naming the waypoint a namespace or ServiceEntry uses.
 pub const USE_WAYPOINT: &str = "istio.io/use-waypoint";
@@ -66,7 +67,7 @@ pub fn wanted_by(o: &Object) -> Vec<AllocKey> {
         .map(|host| AllocKey {
             namespace: o.namespace().to_string(),
             name: o.name().to_string(),
-            host: host.to_ascii_lowercase(),
+            host: HostName::new(host),
         })
         .collect()
 }
@@ -195,7 +196,7 @@ pub fn compile_with<'a>(
             .map(|n| n.addr().to_canonical())
             .collect();
         for host in &se.hosts {
-            let host = host.to_ascii_lowercase();
+            let host = HostName::new(host);
             let vips = if !se.addresses.is_empty() {
                 static_vips.clone()
             } else {
@@ -533,7 +534,7 @@ mod tests {
         let other = service_entry("m", "b", "", "  hosts: [b.com]\n  resolution: DNS\n");
         let s = build(&[&two, &other]);
         assert_eq!(s.services.len(), 3);
-        assert_eq!(s.by_host["b.com"].len(), 2);
+        assert_eq!(s.by_host[&HostName::new("b.com")].len(), 2);
         assert_eq!(s.by_vip.len(), 6);
     }
 }

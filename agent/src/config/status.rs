@@ -15,6 +15,7 @@ use super::kinds::Spec;
 use super::object::{Object, ObjectKey};
 use super::snapshot::{Snapshot, WaypointBinding};
 pub use super::status_writer::StatusWriter;
+use crate::net::HostName;
 
 /// One `status.addresses[]` entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,7 +99,7 @@ pub fn render_one(
                 let key = AllocKey {
                     namespace: o.namespace().to_string(),
                     name: o.name().to_string(),
-                    host: host.to_ascii_lowercase(),
+                    host: HostName::new(host),
                 };
                 if let Some(a) = addresses.get(&key) {
                     for value in [a.ipv4.to_string(), a.ipv6.to_string()] {
@@ -155,7 +156,7 @@ pub fn render_one(
 fn binding_of<'a>(o: &Object, se: &ServiceEntry, snapshot: &'a Snapshot) -> &'a WaypointBinding {
     se.hosts
         .iter()
-        .filter_map(|h| snapshot.by_host.get(&h.to_ascii_lowercase()))
+        .filter_map(|h| snapshot.by_host.get(&HostName::new(h)))
         .flatten()
         .find(|s| s.namespace == o.namespace() && s.name == o.name())
         .map_or(&WaypointBinding::None, |s| &s.waypoint)

@@ -12,6 +12,7 @@ use super::route::{self, DispatchError, Route};
 use crate::config::snapshot::{Service, ServicePort, Snapshot, WaypointBinding, WaypointRef};
 use crate::hbone::client::hbone_addr;
 use crate::identity::{Identity, WorkloadInfo};
+use crate::net::HostName;
 
 /// The waypoint serving a connection, as the access log's `dst.*` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,7 +127,7 @@ pub struct ConnectionContext {
     pub started: Instant,
     /// The TLS server name of a passthrough connection, set once its
     /// ClientHello has been read (policy and the access log use it).
-    pub sni: OnceLock<String>,
+    pub sni: OnceLock<HostName>,
 }
 
 impl ConnectionContext {
@@ -190,7 +191,7 @@ impl ConnectionContext {
 
     /// The TLS server name the workload sent, once known.
     pub fn sni(&self) -> Option<&str> {
-        self.sni.get().map(String::as_str)
+        self.sni.get().map(HostName::as_str)
     }
 
     /// The declared service port the workload connected to (as accepted).

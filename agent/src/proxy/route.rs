@@ -104,7 +104,7 @@ pub fn route_here(dest: &Destination, orig_dst: SocketAddr) -> Result<Route, Dis
     let port = dest
         .port(orig_dst.port())
         .ok_or_else(|| DispatchError::UndeclaredPort {
-            host: service.host.clone(),
+            host: service.host.to_string(),
             port: orig_dst.port(),
         })?;
     let target = UpstreamTarget {
@@ -113,7 +113,7 @@ pub fn route_here(dest: &Destination, orig_dst: SocketAddr) -> Result<Route, Dis
     };
     match &service.waypoint {
         WaypointBinding::Missing(waypoint) => Err(DispatchError::WaypointMissing {
-            host: service.host.clone(),
+            host: service.host.to_string(),
             waypoint: waypoint.clone(),
         }),
         WaypointBinding::Bound(_) if port.protocol.is_http() => Ok(Route::Http(target)),

@@ -6,6 +6,8 @@ use http::StatusCode;
 use ipnet::IpNet;
 use regex::Regex;
 
+use crate::net::HostName;
+
 use super::compiled::{
     CompiledDestination, CompiledHttpRoute, CompiledL4Route, CompiledVirtualService, Fault,
     HeaderOpList, HeaderOps, L4Match, Redirect, RetryPolicy, Rewrite, RouteAction,
@@ -108,9 +110,9 @@ impl Cx<'_> {
         }
     }
 
-    /// Lowercases; expands short names as Istio does.
-    fn host(&self, at: &str, host: &str) -> Result<String, RouteError> {
-        let h = host.trim_end_matches('.').to_ascii_lowercase();
+    /// Case-folds, drops the trailing dot; expands short names as Istio does.
+    fn host(&self, at: &str, host: &str) -> Result<HostName, RouteError> {
+        let h = HostName::fully_qualified(host);
         if h.is_empty() {
             return Err(self.err(at, "host must not be empty"));
         }
@@ -118,7 +120,10 @@ impl Cx<'_> {
             return Err(self.err(at, format!("invalid host {host:?}")));
         }
         if h != "*" && !h.contains('.') {
-            return Ok(format!("{h}.{}.svc.cluster.local", self.namespace));
+            return Ok(HostName::new(&format!(
+                "{h}.{}.svc.cluster.local",
+                self.namespace
+            )));
         }
         Ok(h)
     }
@@ -663,7 +668,7 @@ impl Cx<'_> {
                     })
                     .collect::<Result<_, _>>()?;
                 Ok(L4Match {
-                    sni_hosts: m.sni_hosts.iter().map(|s| s.to_ascii_lowercase()).collect(),
+                    sni_hosts: m.sni_hosts.iter().map(|s| HostName::new(s)).collect(),
                     destination_subnets,
                     port: m
                         .port

@@ -7,6 +7,7 @@ use http::{request, response, HeaderValue, StatusCode};
 
 use super::pipeline::{Exchange, RequestStage, ResponseEdits, ResponseStage, StageFlow};
 use super::reply::LocalReply;
+use crate::net::HostName;
 use crate::proxy::context::UpstreamTarget;
 use crate::route::{
     apply_request, apply_response, fault_decision, pick_destination, HttpRequestView, MatchedRoute,
@@ -101,18 +102,13 @@ fn apply_route(
 
 /// The service port a route destination names; the current target when it
 /// names the same host and port.
-fn retarget(exchange: &Exchange, host: &str, port: Option<u16>) -> Option<UpstreamTarget> {
+fn retarget(exchange: &Exchange, host: &HostName, port: Option<u16>) -> Option<UpstreamTarget> {
     let current = &exchange.target;
     let port = port.unwrap_or(current.port.number);
-    if host.eq_ignore_ascii_case(&current.service.host) && port == current.port.number {
+    if *host == current.service.host && port == current.port.number {
         return Some(current.clone());
     }
-    let service = exchange
-        .snapshot
-        .by_host
-        .get(&host.to_ascii_lowercase())?
-        .first()?
-        .clone();
+    let service = exchange.snapshot.by_host.get(host)?.first()?.clone();
     let port = service.port(port)?.clone();
     Some(UpstreamTarget { service, port })
 }

@@ -22,6 +22,7 @@ use super::outcome::{ConnectionOutcome, Failure, Flagged};
 use super::recheck::{self, Revoked};
 use super::ProxyContext;
 use crate::config::snapshot::Protocol;
+use crate::net::HostName;
 
 use self::read::{read_client_hello, ReadHelloError, HELLO_TIMEOUT};
 
@@ -140,16 +141,16 @@ fn admit(
     conn: &ConnectionContext,
     dest: &Destination,
     connected: &UpstreamTarget,
-    server_name: Option<String>,
+    server_name: Option<HostName>,
 ) -> Result<UpstreamTarget, PassthroughError> {
     let sni = server_name.ok_or_else(|| PassthroughError::NoServerName {
-        service: connected.service.host.clone(),
+        service: connected.service.host.to_string(),
     })?;
     let sni = conn.sni.get_or_init(|| sni);
-    if !target::covers(&connected.service.host, sni) {
+    if !connected.service.host.covers(sni) {
         return Err(PassthroughError::NotCovered {
-            service: connected.service.host.clone(),
-            sni: sni.clone(),
+            service: connected.service.host.to_string(),
+            sni: sni.to_string(),
         });
     }
     recheck::path_unchanged(conn, dest).map_err(PassthroughError::Revoked)?;
