@@ -9,7 +9,7 @@ use ipnet::IpNet;
 
 use super::identity::{NamespaceMatch, PrincipalMatch};
 use super::path::PathMatch;
-use super::request::{HttpAttrs, Identity, RequestAttrs};
+use super::request::{HttpAttrs, PrincipalParts, RequestAttrs};
 use super::value_pattern::ValuePattern;
 
 /// Positive and negative values of one attribute: any of `any_of` (when given)
@@ -88,7 +88,7 @@ impl Check {
     /// Evaluates the check. On TCP an HTTP-only check is dropped (holds), which
     /// is Istio's DENY/AUDIT behaviour; ALLOW rules holding one never get here.
     fn eval(&self, req: &RequestAttrs<'_>) -> bool {
-        let identity = || req.source_principal.and_then(Identity::parse);
+        let identity = || req.source_principal.and_then(PrincipalParts::parse);
         match self {
             Check::Principal(v) => v.eval(|m| req.source_principal.is_some_and(|p| m.matches(p))),
             Check::TrustDomain(v) => {

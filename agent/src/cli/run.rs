@@ -52,7 +52,7 @@ pub struct RunArgs {
     /// --config-dir, `egret exec` workloads) or `kubernetes` (the cluster's
     /// API, this node's pods).
     #[arg(long, value_enum, default_value = "folder", env = "EGRET_SOURCE")]
-    pub source: Source,
+    pub source: SourceArg,
     /// Same as `--source kubernetes`.
     #[arg(long, conflicts_with = "source")]
     pub kubernetes: bool,
@@ -150,7 +150,7 @@ pub struct RunArgs {
 
 /// `--source`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Source {
+pub enum SourceArg {
     Folder,
     Kubernetes,
 }
@@ -175,7 +175,7 @@ const LEASE_DURATION: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The config source the arguments name.
 fn config_source(args: &RunArgs) -> anyhow::Result<ConfigSource> {
-    if !args.kubernetes && args.source == Source::Folder {
+    if !args.kubernetes && args.source == SourceArg::Folder {
         return Ok(ConfigSource::Folder);
     }
     let node_name = args

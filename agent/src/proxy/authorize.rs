@@ -8,7 +8,7 @@ use crate::authz::{
     TargetKey,
 };
 use crate::config::kinds::gateway::WAYPOINT_CLASS;
-use crate::proxy::context::{ConnectionContext, Destination};
+use crate::proxy::context::{ConnectionContext, ResolvedDestination};
 use crate::proxy::flags::ResponseFlag;
 use crate::proxy::outcome::Flagged;
 
@@ -42,7 +42,7 @@ impl Authorizer {
     pub fn evaluate(
         &self,
         conn: &ConnectionContext,
-        dest: &Destination,
+        dest: &ResolvedDestination,
         principal: &str,
         http: Option<HttpAttrs<'_>>,
     ) -> Option<PolicyDecision> {
@@ -83,7 +83,11 @@ impl Authorizer {
     /// every HTTP-only ALLOW rule and deny them all), and TLS passthrough
     /// ports once the ClientHello is read (`connection.sni` rules need it):
     /// [`Authorizer::tls`].
-    pub fn connection(&self, conn: &ConnectionContext, dest: &Destination) -> Result<(), Denied> {
+    pub fn connection(
+        &self,
+        conn: &ConnectionContext,
+        dest: &ResolvedDestination,
+    ) -> Result<(), Denied> {
         let decided_later = dest.port(conn.orig_dst.port()).is_some_and(|p| {
             p.protocol.is_http()
                 || (dest.waypoint.is_some() && crate::proxy::passthrough::handles(p.protocol))
@@ -97,11 +101,11 @@ impl Authorizer {
     /// L4 authorization of a TLS passthrough connection whose SNI is known
     /// ([`ConnectionContext::sni`]). `hosts` is HTTP-only in Istio, so it
     /// does not see the SNI; `when: connection.sni` does.
-    pub fn tls(&self, conn: &ConnectionContext, dest: &Destination) -> Result<(), Denied> {
+    pub fn tls(&self, conn: &ConnectionContext, dest: &ResolvedDestination) -> Result<(), Denied> {
         self.check(conn, dest)
     }
 
-    fn check(&self, conn: &ConnectionContext, dest: &Destination) -> Result<(), Denied> {
+    fn check(&self, conn: &ConnectionContext, dest: &ResolvedDestination) -> Result<(), Denied> {
         match self.evaluate(conn, dest, &principal_of(conn), None) {
             Some(decision) if !decision.allowed => Err(Denied(decision)),
             _ => Ok(()),

@@ -9,8 +9,9 @@ use regex::Regex;
 use crate::net::HostName;
 
 use super::compiled::{
-    CompiledDestination, CompiledHttpRoute, CompiledL4Route, CompiledVirtualService, Fault,
-    HeaderOpList, HeaderOps, L4Match, Redirect, RetryPolicy, Rewrite, RouteAction,
+    CompiledDestination, CompiledHttpRoute, CompiledL4Match, CompiledL4Route,
+    CompiledVirtualService, Fault, HeaderOpList, HeaderOps, Redirect, RetryPolicy, Rewrite,
+    RouteAction,
 };
 use super::duration;
 use super::error::RouteError;
@@ -18,7 +19,7 @@ use super::matching::{CompiledMatch, HeaderKey, StringMatcher, UriMatch};
 use super::redirect::{RedirectPath, RedirectPort};
 use super::spec::{
     Destination, HeaderOperations, Headers, HttpFaultInjection, HttpMatchRequest, HttpRetry,
-    HttpRoute, L4Match as L4MatchSpec, StringMatch, VirtualServiceSpec,
+    HttpRoute, L4Match, StringMatch, VirtualServiceSpec,
 };
 
 /// Envoy retry conditions Istio accepts in `retryOn` (besides status codes).
@@ -64,7 +65,7 @@ pub fn compile(
         .map(|(i, r)| cx.http_route(&format!("spec.http[{i}]"), r))
         .collect::<Result<Vec<_>, _>>()?;
     let l4 =
-        |kind: &str, matches: &[L4MatchSpec], route: &[super::spec::RouteDestination], i: usize| {
+        |kind: &str, matches: &[L4Match], route: &[super::spec::RouteDestination], i: usize| {
             let at = format!("spec.{kind}[{i}]");
             if kind == "tls" && matches.is_empty() {
                 return Err(cx.err(&format!("{at}.match"), "TLS routes need at least one match"));
@@ -639,7 +640,7 @@ impl Cx<'_> {
         &self,
         at: &str,
         tls: bool,
-        matches: &[L4MatchSpec],
+        matches: &[L4Match],
         route: &[super::spec::RouteDestination],
     ) -> Result<CompiledL4Route, RouteError> {
         let matches = matches
@@ -667,7 +668,7 @@ impl Cx<'_> {
                         cidr(s).map_err(|e| self.err(&format!("{at}.destinationSubnets[{j}]"), e))
                     })
                     .collect::<Result<_, _>>()?;
-                Ok(L4Match {
+                Ok(CompiledL4Match {
                     sni_hosts: m.sni_hosts.iter().map(|s| HostName::new(s)).collect(),
                     destination_subnets,
                     port: m

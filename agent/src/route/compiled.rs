@@ -184,14 +184,14 @@ pub struct Fault {
 /// One `tls[]` or `tcp[]` route.
 #[derive(Clone, Debug)]
 pub struct CompiledL4Route {
-    pub(crate) matches: Vec<L4Match>,
+    pub(crate) matches: Vec<CompiledL4Match>,
     /// Weighted destinations (no header operations at L4).
     pub destinations: Vec<CompiledDestination>,
 }
 
 /// One L4 `match[]` entry.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct L4Match {
+pub(crate) struct CompiledL4Match {
     /// Lowercase SNI values, exact or `*.suffix`.
     pub sni_hosts: Vec<HostName>,
     pub destination_subnets: Vec<IpNet>,

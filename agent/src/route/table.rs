@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::compiled::{CompiledHttpRoute, CompiledL4Route, CompiledVirtualService, L4Match};
+use super::compiled::{
+    CompiledHttpRoute, CompiledL4Match, CompiledL4Route, CompiledVirtualService,
+};
 use super::matching::HttpRequestView;
 use crate::net::HostName;
 
@@ -195,7 +197,7 @@ pub struct L4View<'a> {
     pub source_namespace: Option<&'a str>,
 }
 
-fn l4_common(m: &L4Match, conn: &L4View<'_>) -> bool {
+fn l4_common(m: &CompiledL4Match, conn: &L4View<'_>) -> bool {
     let ip = conn.destination.to_canonical();
     (m.destination_subnets.is_empty() || m.destination_subnets.iter().any(|n| n.contains(&ip)))
         && m.port.is_none_or(|p| p == conn.port)

@@ -36,7 +36,7 @@ use self::reply::LocalReply;
 use self::retry::Tried;
 use self::upstream::UpstreamSession;
 use super::access_log::RequestRecord;
-use super::context::{ConnectionContext, Destination, UpstreamTarget};
+use super::context::{ConnectionContext, ResolvedDestination, UpstreamTarget};
 use super::flags::ResponseFlag;
 use super::outcome::ConnectionOutcome;
 use super::recheck::{self, Revoked};
@@ -60,7 +60,7 @@ struct Connection {
 /// The connection's path in one config.
 #[derive(Clone)]
 struct Current {
-    destination: Arc<Destination>,
+    destination: Arc<ResolvedDestination>,
     /// The service port requests go to, or why the connection is done.
     target: Result<UpstreamTarget, Revoked>,
 }

@@ -17,7 +17,7 @@ use http::{request, response, HeaderValue};
 use super::reply::LocalReply;
 use crate::config::snapshot::Snapshot;
 use crate::proxy::authorize::Authorizer;
-use crate::proxy::context::{ConnectionContext, Destination, UpstreamTarget};
+use crate::proxy::context::{ConnectionContext, ResolvedDestination, UpstreamTarget};
 use crate::proxy::flags::ResponseFlags;
 
 /// Everything one request's stages share.
@@ -27,7 +27,7 @@ pub struct Exchange {
     pub conn: Arc<ConnectionContext>,
     /// The connection's destination in the config in force when the
     /// request arrived (service, waypoint: what policy is looked up by).
-    pub destination: Arc<Destination>,
+    pub destination: Arc<ResolvedDestination>,
     /// That config.
     pub snapshot: Arc<Snapshot>,
     /// Where the request goes; a route stage may change it.
@@ -64,7 +64,7 @@ impl Exchange {
     /// config, going to `target`.
     pub fn new(
         conn: Arc<ConnectionContext>,
-        destination: Arc<Destination>,
+        destination: Arc<ResolvedDestination>,
         target: UpstreamTarget,
     ) -> Self {
         Exchange {

@@ -15,7 +15,7 @@ pub mod target;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::authorize::Denied;
-use super::context::{ConnectionContext, Destination, UpstreamTarget};
+use super::context::{ConnectionContext, ResolvedDestination, UpstreamTarget};
 use super::flags::ResponseFlag;
 use super::l4::{self, Preface};
 use super::outcome::{ConnectionOutcome, Failure, Flagged};
@@ -124,7 +124,7 @@ where
 pub fn recheck(
     ctx: &ProxyContext,
     conn: &ConnectionContext,
-    dest: &Destination,
+    dest: &ResolvedDestination,
 ) -> Result<(), Revoked> {
     if conn.sni().is_none() {
         return Ok(());
@@ -139,7 +139,7 @@ pub fn recheck(
 fn admit(
     ctx: &ProxyContext,
     conn: &ConnectionContext,
-    dest: &Destination,
+    dest: &ResolvedDestination,
     connected: &UpstreamTarget,
     server_name: Option<HostName>,
 ) -> Result<UpstreamTarget, PassthroughError> {

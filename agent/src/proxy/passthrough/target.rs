@@ -4,7 +4,7 @@
 
 use super::PassthroughError;
 use crate::net::HostName;
-use crate::proxy::context::{ConnectionContext, Destination, UpstreamTarget};
+use crate::proxy::context::{ConnectionContext, ResolvedDestination, UpstreamTarget};
 use crate::route::{pick_weighted, L4View};
 
 /// The service port `sni` is carried to, by the routes of `in_force`'s config.
@@ -13,7 +13,7 @@ use crate::route::{pick_weighted, L4View};
 /// unrouted.
 pub fn resolve(
     conn: &ConnectionContext,
-    in_force: &Destination,
+    in_force: &ResolvedDestination,
     connected: &UpstreamTarget,
     sni: &HostName,
 ) -> Result<UpstreamTarget, PassthroughError> {
