@@ -29,7 +29,7 @@ pub struct AddressStatus {
 /// One `status.conditions[]` entry (Kubernetes field order).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Condition {
+pub struct StatusCondition {
     /// When `status` last changed (RFC 3339).
     pub last_transition_time: String,
     /// Human-readable detail.
@@ -51,14 +51,14 @@ pub struct Status {
     pub addresses: Vec<AddressStatus>,
     /// Conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
+    pub conditions: Vec<StatusCondition>,
 }
 
 /// ServiceEntry condition type for waypoint binding.
 pub const WAYPOINT_BOUND: &str = "istio.io/WaypointBound";
 
-fn condition(type_: &str, ok: bool, reason: &str, message: String, now: &str) -> Condition {
-    Condition {
+fn condition(type_: &str, ok: bool, reason: &str, message: String, now: &str) -> StatusCondition {
+    StatusCondition {
         last_transition_time: now.to_string(),
         message,
         reason: reason.to_string(),
@@ -162,7 +162,7 @@ fn binding_of<'a>(o: &Object, se: &ServiceEntry, snapshot: &'a Snapshot) -> &'a 
         .map_or(&WaypointBinding::None, |s| &s.waypoint)
 }
 
-fn waypoint_condition(binding: &WaypointBinding, now: &str) -> Condition {
+fn waypoint_condition(binding: &WaypointBinding, now: &str) -> StatusCondition {
     match binding {
         WaypointBinding::Bound(r) => condition(
             WAYPOINT_BOUND,
