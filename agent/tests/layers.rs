@@ -232,3 +232,47 @@ fn the_config_snapshot_does_not_know_the_kernel_map_abi() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn one_name_per_concept() {
+    // A type name means one thing across the agent. The exception mirrors
+    // Istio's API: DestinationRule and VirtualService each read Istio's
+    // `PortSelector` message, with their own defaults.
+    const API_MIRRORS: &[&str] = &["PortSelector"];
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut seen: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for line in text.lines() {
+            let line = line.trim_start();
+            let Some(rest) = line
+                .strip_prefix("pub ")
+                .or_else(|| line.strip_prefix("pub(crate) "))
+            else {
+                continue;
+            };
+            for item in ["struct ", "enum ", "trait ", "type "] {
+                if let Some(rest) = rest.strip_prefix(item) {
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    let at = file.strip_prefix(&src).unwrap().display().to_string();
+                    seen.entry(name).or_default().push(at);
+                }
+            }
+        }
+    }
+    let twice: Vec<String> = seen
+        .into_iter()
+        .filter(|(name, at)| at.len() > 1 && !API_MIRRORS.contains(&name.as_str()))
+        .map(|(name, at)| format!("{name}: {}", at.join(", ")))
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "type names used for two things:\n{}",
+        twice.join("\n")
+    );
+}
