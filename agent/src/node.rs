@@ -19,7 +19,7 @@ use crate::dns::DnsProxy;
 use crate::kernel::events::KernelEvent;
 use crate::kernel::{Kernel, PinDir, Placement};
 use crate::kube::pods::PodOptions;
-use crate::kube::StatusWriter;
+use crate::kube::StatusWriterMode;
 use crate::proxy::Serves;
 use crate::workload::podnet::PodNetwork;
 use crate::workload::{CreatedWorkload, Services, WorkloadManager};
@@ -81,7 +81,7 @@ pub struct KubernetesSource {
     /// This node's name: only its pods are adopted.
     pub node_name: String,
     /// Who writes ServiceEntry/Gateway status.
-    pub status_writer: StatusWriter,
+    pub status_writer: StatusWriterMode,
     /// The host's `/proc` (pods' namespaces are found there).
     pub proc_root: PathBuf,
     /// Cluster CA and waypoint Deployments.
@@ -288,7 +288,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
 
 /// Puts one snapshot's services in the kernel maps.
 fn sync_kernel(kernel: &Kernel, snapshot: &Snapshot) {
-    match kernel.sync_services(&snapshot.kernel_services()) {
+    match kernel.sync_services(snapshot.vips()) {
         Ok(report) => tracing::info!(
             generation = snapshot.generation,
             services = snapshot.services.len(),
@@ -300,7 +300,7 @@ fn sync_kernel(kernel: &Kernel, snapshot: &Snapshot) {
             tracing::error!(generation = snapshot.generation, error = %e, "kernel map sync failed")
         }
     }
-    if let Err(e) = kernel.sync_service_ranges(&snapshot.kernel_service_ranges()) {
+    if let Err(e) = kernel.sync_service_ranges(snapshot.address_nets()) {
         tracing::error!(generation = snapshot.generation, error = %e, "kernel range map sync failed");
     }
 }

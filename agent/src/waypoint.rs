@@ -72,7 +72,7 @@ pub async fn run(cfg: WaypointConfig) -> anyhow::Result<()> {
                 .await
                 .context("Kubernetes API client")?;
             let options = crate::kube::SourceOptions {
-                writer: crate::kube::StatusWriter::Never,
+                writer: crate::kube::StatusWriterMode::Never,
                 waypoints: crate::kube::WaypointMode::Local,
                 state_dir: Some(cfg.state_dir.clone()),
             };

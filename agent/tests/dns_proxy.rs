@@ -167,7 +167,7 @@ fn snapshot(hosts: &[(&str, &[&str])]) -> Arc<Snapshot> {
         let service = Arc::new(Service {
             namespace: "istio-egress".into(),
             name: host.to_string(),
-            host: host.to_ascii_lowercase(),
+            host: egret::net::HostName::new(host),
             vips: vips.iter().map(|v| v.parse().unwrap()).collect(),
             ports: vec![ServicePort {
                 number: 80,

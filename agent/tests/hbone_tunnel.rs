@@ -14,7 +14,7 @@ use std::time::Duration;
 use egret::config::snapshot::{
     Protocol, Resolution, Service, ServicePort, Snapshot, Waypoint, WaypointBinding, WaypointRef,
 };
-use egret::hbone::pool::PoolKey;
+use egret::hbone::pool::HbonePoolKey;
 use egret::hbone::server::{bind, HboneServer};
 use egret::hbone::{request, HboneClient, HboneError};
 use egret::identity::WorkloadInfo;
@@ -231,8 +231,8 @@ async fn setup(policies: Option<Arc<egret::authz::PolicySet>>) -> Setup {
 }
 
 impl Setup {
-    fn key(&self) -> PoolKey {
-        PoolKey {
+    fn key(&self) -> HbonePoolKey {
+        HbonePoolKey {
             src: workload().identity("cluster.local"),
             dst: waypoint_id(),
             addr: self.server,

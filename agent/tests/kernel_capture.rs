@@ -140,10 +140,11 @@ fn tcp_connects_to_services_reach_the_outbound_listener() {
         .unwrap()
         .contains(&(cookie, ENROLL_SERVICES | ENROLL_DNS)));
 
+    let vips = [IpAddr::from(VIP4), IpAddr::from(VIP6)];
     let wanted = BTreeSet::from([key(VIP4.into(), 0), key(VIP6.into(), 0)]);
-    let report = kernel.sync_services(&wanted).unwrap();
+    let report = kernel.sync_services(vips).unwrap();
     assert_eq!((report.added, report.removed), (2, 0));
-    let again = kernel.sync_services(&wanted).unwrap();
+    let again = kernel.sync_services(vips).unwrap();
     assert_eq!(
         (again.added, again.removed),
         (0, 0),
@@ -219,7 +220,7 @@ fn tcp_connects_to_services_reach_the_outbound_listener() {
     );
 
     // Once the service is gone from the snapshot, connects are no longer captured.
-    let report = kernel.sync_services(&BTreeSet::new()).unwrap();
+    let report = kernel.sync_services(std::iter::empty()).unwrap();
     assert_eq!((report.added, report.removed), (0, 2));
     assert!(kernel.services().unwrap().is_empty());
     assert_unreachable(
@@ -259,9 +260,13 @@ fn connects_into_a_service_address_range_are_captured() {
         addr: Ipv6Addr::new(0x2001, 0xdb8, 0x77, 0, 0, 0, 0, 0).octets(),
     };
     let wanted = BTreeSet::from([v4, v6]);
-    let report = kernel.sync_service_ranges(&wanted).unwrap();
+    let nets: [ipnet::IpNet; 2] = [
+        "203.0.113.0/24".parse().unwrap(),
+        "2001:db8:77::/48".parse().unwrap(),
+    ];
+    let report = kernel.sync_service_ranges(nets).unwrap();
     assert_eq!((report.added, report.removed), (2, 0));
-    let again = kernel.sync_service_ranges(&wanted).unwrap();
+    let again = kernel.sync_service_ranges(nets).unwrap();
     assert_eq!(
         (again.added, again.removed),
         (0, 0),
@@ -314,7 +319,7 @@ fn connects_into_a_service_address_range_are_captured() {
     );
 
     // Removed from the snapshot: no longer captured.
-    let report = kernel.sync_service_ranges(&BTreeSet::new()).unwrap();
+    let report = kernel.sync_service_ranges(std::iter::empty()).unwrap();
     assert_eq!((report.added, report.removed), (0, 2));
     assert!(kernel.service_ranges().unwrap().is_empty());
     assert_unreachable(

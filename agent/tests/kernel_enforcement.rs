@@ -10,8 +10,7 @@
 //! Needs root and the built programs (`cargo xtask build-ebpf`, or
 //! `EGRET_BPF_OBJECT=PATH`); fails, never skips, when it cannot run.
 
-use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -19,8 +18,8 @@ use egret::kernel::events::{KernelEvent, Verdict};
 use egret::kernel::registry::registry_nets;
 use egret::kernel::{Kernel, Placement};
 use egret_common::{
-    v4_mapped, Reason, ServiceKey, Stat, DNS_PORT, EGRET_MARK, ENROLL_DNS, ENROLL_REGISTRY_ONLY,
-    ENROLL_SERVICES, OUTBOUND_PORT,
+    Reason, Stat, DNS_PORT, EGRET_MARK, ENROLL_DNS, ENROLL_REGISTRY_ONLY, ENROLL_SERVICES,
+    OUTBOUND_PORT,
 };
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -114,12 +113,7 @@ fn stat(kernel: &Kernel, which: Stat) -> u64 {
 }
 
 fn services(kernel: &Kernel) {
-    let key = ServiceKey {
-        addr: v4_mapped(VIP4.octets()),
-        port: 0,
-        _pad: 0,
-    };
-    kernel.sync_services(&BTreeSet::from([key])).unwrap();
+    kernel.sync_services([IpAddr::from(VIP4)]).unwrap();
     kernel
         .sync_registry_nets(&registry_nets(&["10.238.0.0/16".parse().unwrap()]))
         .unwrap();

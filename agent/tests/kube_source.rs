@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use egret::config::snapshot::{Snapshot, WaypointBinding};
 use egret::kube::lease::LeaseConfig;
-use egret::kube::{SourceOptions, StatusWriter, WaypointMode};
+use egret::kube::{SourceOptions, StatusWriterMode, WaypointMode};
 use serde_json::json;
 
 #[path = "support/eventually.rs"]
@@ -40,7 +40,7 @@ async fn patch_where(fake: &Fake, what: &str, ok: impl Fn(&Patch) -> bool) -> Pa
 }
 
 /// Waypoints served by this process, as before waypoint Deployments.
-fn local(writer: StatusWriter) -> SourceOptions {
+fn local(writer: StatusWriterMode) -> SourceOptions {
     SourceOptions {
         writer,
         waypoints: WaypointMode::Local,
@@ -79,7 +79,7 @@ async fn walkthrough_through_the_api() {
     let client = egret::kube::client::connect(Some(&kubeconfig(tmp.path(), addr)))
         .await
         .unwrap();
-    let writer = StatusWriter::Lease(LeaseConfig {
+    let writer = StatusWriterMode::Lease(LeaseConfig {
         namespace: "egret-system".into(),
         name: "egret-status-writer".into(),
         identity: "node-a".into(),
@@ -190,7 +190,7 @@ async fn api_over_tls_with_the_kubeconfig_ca() {
         .unwrap();
     let options = SourceOptions {
         state_dir: Some(tmp.path().join("state")),
-        ..local(StatusWriter::Never)
+        ..local(StatusWriterMode::Never)
     };
     let mut rx = egret::kube::start(client, options).await;
     snapshot_where(&mut rx, "bookinfo ambient", |s| s.is_ambient("bookinfo")).await;
@@ -232,7 +232,7 @@ async fn watches_resume_after_bookmarks_and_relist_after_410_gone() {
     let client = egret::kube::client::connect(Some(&kubeconfig(tmp.path(), addr)))
         .await
         .unwrap();
-    let mut rx = egret::kube::start(client, local(StatusWriter::Never)).await;
+    let mut rx = egret::kube::start(client, local(StatusWriterMode::Never)).await;
     snapshot_where(&mut rx, "bookinfo ambient", |s| s.is_ambient("bookinfo")).await;
     let namespaces = "/api/v1/namespaces";
     assert_eq!(list_requests(&fake, namespaces), 1);
@@ -281,7 +281,7 @@ async fn one_lease_holder_and_takeover_after_expiry() {
     let tmp = tempfile::tempdir().unwrap();
     let kc = kubeconfig(tmp.path(), addr);
     let writer = |id: &str| {
-        StatusWriter::Lease(LeaseConfig {
+        StatusWriterMode::Lease(LeaseConfig {
             namespace: "egret-system".into(),
             name: "egret-status-writer".into(),
             identity: id.into(),
@@ -346,14 +346,14 @@ async fn one_lease_holder_and_takeover_after_expiry() {
 /// Whether the snapshot's policies let a TCP connection through the
 /// walkthrough's waypoint to httpbin.org.
 fn waypoint_allows(s: &Snapshot) -> bool {
-    use egret::authz::{GatewayKey, ObjectKey, RequestAttrs, TargetKey};
+    use egret::authz::{GatewayKey, NamespacedName, RequestAttrs, TargetKey};
     let target = TargetKey {
         gateway: GatewayKey {
             namespace: "istio-egress",
             name: "egress-waypoint",
             class: "istio-waypoint",
         },
-        service_entry: Some(ObjectKey {
+        service_entry: Some(NamespacedName {
             namespace: "istio-egress",
             name: "httpbin.org",
         }),
@@ -395,7 +395,7 @@ async fn kinds_egret_cannot_list_fail_closed_and_unserved_ones_are_empty() {
     let client = egret::kube::client::connect(Some(&kubeconfig(tmp.path(), addr)))
         .await
         .unwrap();
-    let mut rx = egret::kube::start(client, local(StatusWriter::Always)).await;
+    let mut rx = egret::kube::start(client, local(StatusWriterMode::Always)).await;
     let s = rx.borrow().clone();
     assert!(
         !waypoint_allows(&s),

@@ -13,7 +13,7 @@ use egret::config::snapshot::{Snapshot, WaypointBinding};
 use egret::identity::{CaCerts, CaSigner, Identity};
 use egret::kube::cluster_ca::{self, CaSecrets};
 use egret::kube::waypoints::{ControllerConfig, WaypointTemplate};
-use egret::kube::{SourceOptions, StatusWriter, WaypointMode};
+use egret::kube::{SourceOptions, StatusWriterMode, WaypointMode};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -107,7 +107,7 @@ async fn agent_with_controller(
         .unwrap();
     let signer = Arc::new(cluster_ca::load(&client, &secrets()).await.unwrap());
     let options = SourceOptions {
-        writer: StatusWriter::Always,
+        writer: StatusWriterMode::Always,
         waypoints: WaypointMode::Deployed(Some(ControllerConfig {
             template: template(),
             signer: signer.clone(),

@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 
 /// The layers, lowest first.
 const LAYERS: &[&[&str]] = &[
+    // Sockets and host names: what every other module may use.
+    &["net"],
     // Building blocks that know nothing of the rest.
-    &["authz", "route", "kernel", "logging", "net"],
+    &["authz", "route", "kernel", "logging"],
     // The compiled config; the metrics page.
     &["config", "metrics"],
     // Identities and certificates; the DNS proxy.
@@ -209,4 +211,68 @@ fn no_process_wide_state() {
             .collect();
         assert!(holders.is_empty(), "a static {kind} in {holders:?}");
     }
+}
+
+#[test]
+fn the_config_snapshot_does_not_know_the_kernel_map_abi() {
+    // config/ describes services in addresses and networks; the kernel
+    // (kernel/keys.rs) turns them into egret-common's map keys at the sync.
+    let in_config = |files: BTreeSet<String>| -> Vec<String> {
+        files
+            .into_iter()
+            .filter(|f| f.starts_with("config/"))
+            .collect()
+    };
+    assert_eq!(
+        in_config(files_naming("egret_common")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        in_config(files_naming("crate::kernel")),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn one_name_per_concept() {
+    // A type name means one thing across the agent. The exception mirrors
+    // Istio's API: DestinationRule and VirtualService each read Istio's
+    // `PortSelector` message, with their own defaults.
+    const API_MIRRORS: &[&str] = &["PortSelector"];
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut seen: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for line in text.lines() {
+            let line = line.trim_start();
+            let Some(rest) = line
+                .strip_prefix("pub ")
+                .or_else(|| line.strip_prefix("pub(crate) "))
+            else {
+                continue;
+            };
+            for item in ["struct ", "enum ", "trait ", "type "] {
+                if let Some(rest) = rest.strip_prefix(item) {
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    let at = file.strip_prefix(&src).unwrap().display().to_string();
+                    seen.entry(name).or_default().push(at);
+                }
+            }
+        }
+    }
+    let twice: Vec<String> = seen
+        .into_iter()
+        .filter(|(name, at)| at.len() > 1 && !API_MIRRORS.contains(&name.as_str()))
+        .map(|(name, at)| format!("{name}: {}", at.join(", ")))
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "type names used for two things:\n{}",
+        twice.join("\n")
+    );
 }

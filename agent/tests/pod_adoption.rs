@@ -18,7 +18,7 @@ use std::time::Duration;
 use egret::config::snapshot::Snapshot;
 use egret::dns::{DnsProxy, Resolver};
 use egret::kernel::cgroup2_root;
-use egret::kube::pods::{sync, SyncReport};
+use egret::kube::pods::{sync, AdoptionReport};
 use egret::proxy::ProxyContext;
 use egret::workload::{Services, WorkloadManager};
 use egret_common::{DNS_PORT, OUTBOUND_PORT};
@@ -63,7 +63,7 @@ async fn sync_now(
     manager: &Arc<WorkloadManager>,
     pods: Vec<Arc<Pod>>,
     snapshot: Snapshot,
-) -> SyncReport {
+) -> AdoptionReport {
     let m = manager.clone();
     tokio::task::spawn_blocking(move || {
         sync(
@@ -139,7 +139,7 @@ async fn pod_is_adopted_enrolled_and_released() {
     assert_eq!(list[0].netns_cookie, cookie);
     // A second pass changes nothing.
     let again = sync_now(&manager, vec![pod(&uid)], snapshot(true)).await;
-    assert_eq!(again, SyncReport::default());
+    assert_eq!(again, AdoptionReport::default());
 
     // The pod goes: listeners closed, cookie unenrolled; the namespace is
     // the runtime's and stays.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use egret::authz::{
-    compile, AuthorizationPolicySpec, GatewayKey, HttpAttrs, ObjectKey, PolicySet, RequestAttrs,
+    compile, AuthorizationPolicySpec, GatewayKey, HttpAttrs, NamespacedName, PolicySet, RequestAttrs,
     TargetKey,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
             name: "egress-waypoint",
             class: "istio-waypoint",
         },
-        service_entry: Some(ObjectKey {
+        service_entry: Some(NamespacedName {
             namespace: "istio-egress",
             name: "httpbin.org",
         }),

@@ -27,7 +27,7 @@ fn proxy() -> &'static (Runtime, Arc<DnsProxy>) {
             waypoint: WaypointBinding::None,
         });
         let mut snapshot = Snapshot::default();
-        snapshot.by_host = HashMap::from([("httpbin.org".to_string(), vec![service])]);
+        snapshot.by_host = HashMap::from([("httpbin.org".into(), vec![service])]);
         let (tx, rx) = watch::channel(Arc::new(snapshot));
         std::mem::forget(tx);
         let runtime = tokio::runtime::Builder::new_current_thread()

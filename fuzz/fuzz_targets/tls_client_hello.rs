@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(Some(hello)) = parse(data) {
         if let Some(name) = hello.server_name {
             assert!(!name.is_empty() && name.len() <= 253, "{name:?}");
-            assert_eq!(name, name.to_ascii_lowercase());
+            assert_eq!(name.as_str(), name.to_ascii_lowercase());
         }
     }
     // Any prefix of a whole hello is either incomplete or the same verdict.

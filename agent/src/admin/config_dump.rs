@@ -94,7 +94,7 @@ fn service(s: &Service) -> ServiceDump {
     ServiceDump {
         namespace: s.namespace.clone(),
         name: s.name.clone(),
-        host: s.host.clone(),
+        host: s.host.to_string(),
         vips: s.vips.clone(),
         ports: s
             .ports

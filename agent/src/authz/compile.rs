@@ -13,7 +13,7 @@ use super::path::PathMatch;
 use super::policy::{Action, CompiledPolicy, PolicyRef, PolicyTarget};
 use super::rule::{Check, CompiledRule, HeaderMatch, Values};
 use super::spec::{AuthorizationPolicySpec, Condition, Operation, PolicyTargetReference, Source};
-use super::strmatch::StrMatch;
+use super::value_pattern::ValuePattern;
 
 /// Annotation that turns a policy into a dry run.
 pub const DRY_RUN_ANNOTATION: &str = "istio.io/dry-run";
@@ -269,7 +269,7 @@ impl Cx<'_> {
         }
         let mut checks = Vec::new();
         let strs = |field: &str, not: &str, a: &[String], n: &[String]| {
-            self.values(at, field, not, a, n, |v| Ok(StrMatch::parse(v)))
+            self.values(at, field, not, a, n, |v| Ok(ValuePattern::parse(v)))
         };
         push(
             &mut checks,
@@ -370,7 +370,7 @@ impl Cx<'_> {
     fn operation(&self, at: &str, o: &Operation) -> Result<Vec<Check>, AuthzError> {
         let mut checks = Vec::new();
         let hosts = self.values(at, "hosts", "notHosts", &o.hosts, &o.not_hosts, |v| {
-            Ok(StrMatch::parse_ignore_case(v))
+            Ok(ValuePattern::parse_ignore_case(v))
         })?;
         push(&mut checks, Check::Host, hosts);
         let methods = self.values(
@@ -379,7 +379,7 @@ impl Cx<'_> {
             "notMethods",
             &o.methods,
             &o.not_methods,
-            |v| Ok(StrMatch::parse(v)),
+            |v| Ok(ValuePattern::parse(v)),
         )?;
         push(&mut checks, Check::Method, methods);
         push(
@@ -418,10 +418,10 @@ impl Cx<'_> {
         if c.values.is_empty() && c.not_values.is_empty() {
             return Err(self.field(&at, "at least one of `values` or `notValues` must be set"));
         }
-        let vals = |parse: &dyn Fn(&str) -> Result<StrMatch, String>| {
+        let vals = |parse: &dyn Fn(&str) -> Result<ValuePattern, String>| {
             self.values(&at, "values", "notValues", &c.values, &c.not_values, parse)
         };
-        let strs = || vals(&|v| Ok(StrMatch::parse(v)));
+        let strs = || vals(&|v| Ok(ValuePattern::parse(v)));
         let check = match key {
             "source.ip" => Check::SourceIp(self.values(
                 &at,
@@ -497,7 +497,7 @@ impl Cx<'_> {
                         Ok(if v == "*" {
                             HeaderMatch::Present
                         } else {
-                            HeaderMatch::Value(StrMatch::parse(v))
+                            HeaderMatch::Value(ValuePattern::parse(v))
                         })
                     })?;
                 Check::Header(name, values)
@@ -601,7 +601,7 @@ fn service_account(policy_ns: &str, v: &str) -> Result<(Box<str>, Box<str>), Str
 }
 
 /// Trust domains: one wildcard at most, only at an end, no `/`.
-fn trust_domain(v: &str) -> Result<StrMatch, String> {
+fn trust_domain(v: &str) -> Result<ValuePattern, String> {
     let stars = v.matches('*').count();
     if stars > 1 || (stars == 1 && v != "*" && !v.starts_with('*') && !v.ends_with('*')) {
         return Err(format!(
@@ -611,7 +611,7 @@ fn trust_domain(v: &str) -> Result<StrMatch, String> {
     if v.contains('/') {
         return Err(format!("trust domain must not contain '/', found {v:?}"));
     }
-    Ok(StrMatch::parse(v))
+    Ok(ValuePattern::parse(v))
 }
 
 /// `prefix[name]` -> `name`.

@@ -64,7 +64,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::authz::{GatewayKey, ObjectKey, PolicySet, RequestAttrs, TargetKey};
+    use crate::authz::{GatewayKey, NamespacedName, PolicySet, RequestAttrs, TargetKey};
 
     fn target<'a>(gateway_ns: &'a str, gateway: &'a str, se: &'a str) -> TargetKey<'a> {
         TargetKey {
@@ -73,7 +73,7 @@ mod tests {
                 name: gateway,
                 class: "istio-waypoint",
             },
-            service_entry: Some(ObjectKey {
+            service_entry: Some(NamespacedName {
                 namespace: gateway_ns,
                 name: se,
             }),

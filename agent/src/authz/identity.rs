@@ -15,13 +15,13 @@
 
 use regex::Regex;
 
-use super::strmatch::StrMatch;
+use super::value_pattern::ValuePattern;
 
 /// One compiled principal value.
 #[derive(Clone, Debug)]
 pub(crate) enum PrincipalMatch {
     /// `*`, `abc*` or exact.
-    Str(StrMatch),
+    Str(ValuePattern),
     /// `*rest`: `spiffe://.*rest`, full match.
     Regex(Regex),
 }
@@ -33,7 +33,7 @@ impl PrincipalMatch {
             Some(rest) if !rest.is_empty() => {
                 anchored(&format!(".*{rest}"), value).map(PrincipalMatch::Regex)
             }
-            _ => Ok(PrincipalMatch::Str(StrMatch::parse(value))),
+            _ => Ok(PrincipalMatch::Str(ValuePattern::parse(value))),
         }
     }
 

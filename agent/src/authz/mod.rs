@@ -17,7 +17,7 @@ mod rule;
 mod set;
 mod spec;
 mod stats;
-mod strmatch;
+mod value_pattern;
 
 #[cfg(test)]
 mod tests;
@@ -27,7 +27,7 @@ pub use error::AuthzError;
 pub use fail_closed::fail_closed;
 pub use policy::{Action, CompiledPolicy, PolicyRef, PolicyTarget};
 pub use request::{HttpAttrs, RequestAttrs};
-pub use set::{Decision, DecisionReason, GatewayKey, ObjectKey, PolicySet, TargetKey};
+pub use set::{DecisionReason, GatewayKey, NamespacedName, PolicyDecision, PolicySet, TargetKey};
 pub use spec::{
     AuthorizationPolicySpec, Condition, ExtensionProvider, Operation, PolicyTargetReference, Rule,
     RuleFrom, RuleTo, Source, WorkloadSelector,

@@ -3,7 +3,7 @@
 
 use regex::Regex;
 
-use super::strmatch::StrMatch;
+use super::value_pattern::ValuePattern;
 
 /// `{*}`: exactly one non-empty path segment.
 const MATCH_ONE: &str = "{*}";
@@ -16,7 +16,7 @@ const PCHAR: &str = r"a-zA-Z0-9\-._~%!$&'()+,;:@=";
 #[derive(Clone, Debug)]
 pub enum PathMatch {
     /// Plain Istio string value.
-    Str(StrMatch),
+    Str(ValuePattern),
     /// A URI template, compiled once to an anchored regex.
     Template(Regex),
 }
@@ -49,7 +49,7 @@ impl PathMatch {
             }
         }
         if !template {
-            return Ok(PathMatch::Str(StrMatch::parse(value)));
+            return Ok(PathMatch::Str(ValuePattern::parse(value)));
         }
         let mut re = String::from("^");
         let mut rest = value;

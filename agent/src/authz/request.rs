@@ -37,7 +37,7 @@ pub struct HttpAttrs<'a> {
 
 /// The pieces of a SPIFFE principal `td/ns/<ns>/sa/<sa>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Identity<'a> {
+pub(crate) struct PrincipalParts<'a> {
     /// Trust domain.
     pub trust_domain: &'a str,
     /// Namespace.
@@ -46,7 +46,7 @@ pub(crate) struct Identity<'a> {
     pub service_account: &'a str,
 }
 
-impl<'a> Identity<'a> {
+impl<'a> PrincipalParts<'a> {
     /// Splits a principal; `None` when it is not in Istio's SPIFFE form.
     pub fn parse(principal: &'a str) -> Option<Self> {
         let (trust_domain, rest) = principal.split_once("/ns/")?;
@@ -55,7 +55,7 @@ impl<'a> Identity<'a> {
         if trust_domain.is_empty() || namespace.is_empty() || service_account.is_empty() {
             return None;
         }
-        Some(Identity {
+        Some(PrincipalParts {
             trust_domain,
             namespace,
             service_account,
@@ -65,15 +65,16 @@ impl<'a> Identity<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::Identity;
+    use super::PrincipalParts;
 
     #[test]
     fn identity_parts() {
-        let id = Identity::parse("cluster.local/ns/bookinfo/sa/bookinfo-productpage").unwrap();
+        let id =
+            PrincipalParts::parse("cluster.local/ns/bookinfo/sa/bookinfo-productpage").unwrap();
         assert_eq!(id.trust_domain, "cluster.local");
         assert_eq!(id.namespace, "bookinfo");
         assert_eq!(id.service_account, "bookinfo-productpage");
-        assert_eq!(Identity::parse("cluster.local/sa/x"), None);
-        assert_eq!(Identity::parse("/ns/a/sa/b"), None);
+        assert_eq!(PrincipalParts::parse("cluster.local/sa/x"), None);
+        assert_eq!(PrincipalParts::parse("/ns/a/sa/b"), None);
     }
 }

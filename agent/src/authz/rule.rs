@@ -9,8 +9,8 @@ use ipnet::IpNet;
 
 use super::identity::{NamespaceMatch, PrincipalMatch};
 use super::path::PathMatch;
-use super::request::{HttpAttrs, Identity, RequestAttrs};
-use super::strmatch::StrMatch;
+use super::request::{HttpAttrs, PrincipalParts, RequestAttrs};
+use super::value_pattern::ValuePattern;
 
 /// Positive and negative values of one attribute: any of `any_of` (when given)
 /// and none of `none_of`.
@@ -35,7 +35,7 @@ pub(crate) enum HeaderMatch {
     /// Present, whatever the value (even empty).
     Present,
     /// Exact, prefix or suffix on the value.
-    Value(StrMatch),
+    Value(ValuePattern),
 }
 
 /// One attribute constraint.
@@ -44,7 +44,7 @@ pub(crate) enum Check {
     /// `principals`, `source.principal`.
     Principal(Values<PrincipalMatch>),
     /// `trustDomains`, `source.trustDomain`.
-    TrustDomain(Values<StrMatch>),
+    TrustDomain(Values<ValuePattern>),
     /// `serviceAccounts`, `source.serviceAccount`: (namespace, name).
     ServiceAccount(Values<(Box<str>, Box<str>)>),
     /// `namespaces`, `source.namespace` (matched on the principal, as Istio does).
@@ -58,18 +58,18 @@ pub(crate) enum Check {
     /// `ports`, `destination.port`.
     DestinationPort(Values<u16>),
     /// `connection.sni`.
-    Sni(Values<StrMatch>),
+    Sni(Values<ValuePattern>),
     /// `hosts` (HTTP only), case-insensitive on `:authority`.
-    Host(Values<StrMatch>),
+    Host(Values<ValuePattern>),
     /// `methods` (HTTP only).
-    Method(Values<StrMatch>),
+    Method(Values<ValuePattern>),
     /// `paths` (HTTP only).
     Path(Values<PathMatch>),
     /// `request.headers[name]` (HTTP only).
     Header(HeaderName, Values<HeaderMatch>),
     /// `requestPrincipals`, `request.auth.*` (HTTP only). egret does not validate
     /// JWTs yet, so the attribute is always absent: values never match.
-    RequestAuth(Values<StrMatch>),
+    RequestAuth(Values<ValuePattern>),
 }
 
 impl Check {
@@ -88,7 +88,7 @@ impl Check {
     /// Evaluates the check. On TCP an HTTP-only check is dropped (holds), which
     /// is Istio's DENY/AUDIT behaviour; ALLOW rules holding one never get here.
     fn eval(&self, req: &RequestAttrs<'_>) -> bool {
-        let identity = || req.source_principal.and_then(Identity::parse);
+        let identity = || req.source_principal.and_then(PrincipalParts::parse);
         match self {
             Check::Principal(v) => v.eval(|m| req.source_principal.is_some_and(|p| m.matches(p))),
             Check::TrustDomain(v) => {

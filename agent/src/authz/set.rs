@@ -23,9 +23,9 @@ pub struct TargetKey<'a> {
     /// The waypoint Gateway handling the request.
     pub gateway: GatewayKey<'a>,
     /// The ServiceEntry the request is addressed to, if any.
-    pub service_entry: Option<ObjectKey<'a>>,
+    pub service_entry: Option<NamespacedName<'a>>,
     /// The Kubernetes Service the request is addressed to, if any.
-    pub service: Option<ObjectKey<'a>>,
+    pub service: Option<NamespacedName<'a>>,
 }
 
 /// A waypoint Gateway.
@@ -41,7 +41,7 @@ pub struct GatewayKey<'a> {
 
 /// A namespaced object.
 #[derive(Clone, Copy, Debug)]
-pub struct ObjectKey<'a> {
+pub struct NamespacedName<'a> {
     /// Namespace.
     pub namespace: &'a str,
     /// Name.
@@ -75,7 +75,7 @@ impl DecisionReason {
 
 /// The outcome of [`PolicySet::evaluate`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Decision {
+pub struct PolicyDecision {
     /// Whether the request may proceed.
     pub allowed: bool,
     /// The enforced policy that decided, for `DeniedBy` / `AllowedBy`.
@@ -206,7 +206,7 @@ impl PolicySet {
     /// Decides one request: any matching DENY denies; with no ALLOW policy on the
     /// target it is allowed; a matching ALLOW allows; otherwise it is denied.
     /// AUDIT and dry-run policies are evaluated and reported only.
-    pub fn evaluate(&self, target: &TargetKey<'_>, req: &RequestAttrs<'_>) -> Decision {
+    pub fn evaluate(&self, target: &TargetKey<'_>, req: &RequestAttrs<'_>) -> PolicyDecision {
         let buckets = [
             lookup(
                 &self.gateways,
@@ -253,7 +253,7 @@ impl PolicySet {
             }
         }
 
-        let decide = move |allowed, policy: Option<&Arc<CompiledPolicy>>, reason| Decision {
+        let decide = move |allowed, policy: Option<&Arc<CompiledPolicy>>, reason| PolicyDecision {
             allowed,
             policy: policy.map(|p| p.policy_ref().clone()),
             reason,

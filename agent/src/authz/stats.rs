@@ -1,9 +1,9 @@
-//! Decision counters for the metrics exporter: one per reason, plus audit and
+//! Authorization decision counters for the metrics exporter: one per reason, plus audit and
 //! dry-run outcomes. Lock-free; shared across config generations.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::set::{Decision, DecisionReason};
+use super::set::{DecisionReason, PolicyDecision};
 
 /// Running totals of authorization decisions.
 #[derive(Debug, Default)]
@@ -38,7 +38,7 @@ pub struct AuthzCounts {
 
 impl AuthzStats {
     /// Counts one decision.
-    pub fn record(&self, d: &Decision) {
+    pub fn record(&self, d: &PolicyDecision) {
         let counter = match d.reason {
             DecisionReason::DeniedBy => &self.denied_by_policy,
             DecisionReason::AllowedBy => &self.allowed_by_policy,

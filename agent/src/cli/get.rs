@@ -15,7 +15,7 @@ use crate::config::{last_good, status};
 
 /// Output formats of `egret get`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
+pub enum GetFormat {
     /// The objects as YAML, with status.
     Yaml,
     /// The objects as JSON, with status.
@@ -39,7 +39,7 @@ pub struct GetArgs {
     pub all_namespaces: bool,
     /// Output format (a table when unset).
     #[arg(short = 'o', long, value_enum)]
-    pub output: Option<Output>,
+    pub output: Option<GetFormat>,
 }
 
 /// What `egret get` prints.
@@ -105,13 +105,13 @@ fn get(config_dir: &Path, args: &GetArgs) -> anyhow::Result<Printed> {
     }
     let single = names.len() == 1;
     match args.output {
-        Some(Output::Name) => {
+        Some(GetFormat::Name) => {
             for s in &found {
                 out.stdout
                     .push_str(&format!("{}\n", s.object.kubectl_ref()));
             }
         }
-        Some(format @ (Output::Yaml | Output::Json)) if !found.is_empty() => {
+        Some(format @ (GetFormat::Yaml | GetFormat::Json)) if !found.is_empty() => {
             let values: Vec<Value> = found
                 .iter()
                 .map(|s| with_status(&state_dir, &refused, s))
@@ -121,7 +121,7 @@ fn get(config_dir: &Path, args: &GetArgs) -> anyhow::Result<Printed> {
             } else {
                 list(values)
             };
-            out.stdout = if format == Output::Yaml {
+            out.stdout = if format == GetFormat::Yaml {
                 kubectl_quotes(&serde_yaml::to_string(&value)?)
             } else {
                 serde_json::to_string_pretty(&value)? + "\n"
@@ -328,7 +328,7 @@ mod tests {
     use crate::cli::{apply, create, label};
     use crate::config::watch::Reconciler;
 
-    fn args(kind: &str, names: &[&str], ns: Option<&str>, output: Option<Output>) -> GetArgs {
+    fn args(kind: &str, names: &[&str], ns: Option<&str>, output: Option<GetFormat>) -> GetArgs {
         GetArgs {
             kind: kind.into(),
             names: names.iter().map(|n| n.to_string()).collect(),
@@ -360,7 +360,7 @@ mod tests {
             )
             .unwrap()
         };
-        let v: Value = serde_yaml::from_str(&ap(Some(Output::Yaml)).stdout).unwrap();
+        let v: Value = serde_yaml::from_str(&ap(Some(GetFormat::Yaml)).stdout).unwrap();
         assert_eq!(v["spec"]["action"], "DENY", "the version in force");
         let c = &v["status"]["conditions"][0];
         assert_eq!(
@@ -458,7 +458,7 @@ mod tests {
                 "serviceentry",
                 &["httpbin.org"],
                 Some("istio-egress"),
-                Some(Output::Yaml),
+                Some(GetFormat::Yaml),
             ),
         )
         .unwrap();
@@ -498,7 +498,7 @@ mod tests {
         );
         let empty = get(&cfg, &args("se", &[], None, None)).unwrap();
         assert_eq!(empty.stderr, "No resources found in default namespace.\n");
-        let ns = get(&cfg, &args("namespaces", &[], None, Some(Output::Name))).unwrap();
+        let ns = get(&cfg, &args("namespaces", &[], None, Some(GetFormat::Name))).unwrap();
         assert_eq!(ns.stdout, "namespace/istio-egress\n");
     }
 

@@ -19,7 +19,7 @@ pub struct MonitorArgs {
     pub redirects: bool,
     /// Output: `text` (one line per verdict) or `json` (one object per line).
     #[arg(short = 'o', long, value_enum, default_value = "text")]
-    pub output: Output,
+    pub output: MonitorFormat,
     /// Stop after this many verdicts.
     #[arg(long)]
     pub count: Option<u64>,
@@ -27,7 +27,7 @@ pub struct MonitorArgs {
 
 /// `-o`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
+pub enum MonitorFormat {
     Text,
     Json,
 }
@@ -54,8 +54,8 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: MonitorArgs) -> anyhow::Re
         match serde_json::from_str::<Response>(&line)? {
             Response::Event(e) => {
                 let text = match args.output {
-                    Output::Text => crate::verdicts::text_line(&e),
-                    Output::Json => serde_json::to_string(&e)?,
+                    MonitorFormat::Text => crate::verdicts::text_line(&e),
+                    MonitorFormat::Json => serde_json::to_string(&e)?,
                 };
                 writeln!(out, "{text}")?;
                 out.flush()?;

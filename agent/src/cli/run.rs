@@ -10,7 +10,7 @@ use crate::kube::cluster::ClusterOptions;
 use crate::kube::cluster_ca::{CaSecrets, SecretRef};
 use crate::kube::lease::LeaseConfig;
 use crate::kube::waypoints::WaypointTemplate;
-use crate::kube::StatusWriter;
+use crate::kube::StatusWriterMode;
 use crate::logging::LogFormat;
 use crate::node::{run as run_node, ConfigSource, KubernetesSource, NodeConfig};
 
@@ -52,7 +52,7 @@ pub struct RunArgs {
     /// --config-dir, `egret exec` workloads) or `kubernetes` (the cluster's
     /// API, this node's pods).
     #[arg(long, value_enum, default_value = "folder", env = "EGRET_SOURCE")]
-    pub source: Source,
+    pub source: SourceArg,
     /// Same as `--source kubernetes`.
     #[arg(long, conflicts_with = "source")]
     pub kubernetes: bool,
@@ -150,7 +150,7 @@ pub struct RunArgs {
 
 /// `--source`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Source {
+pub enum SourceArg {
     Folder,
     Kubernetes,
 }
@@ -175,7 +175,7 @@ const LEASE_DURATION: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The config source the arguments name.
 fn config_source(args: &RunArgs) -> anyhow::Result<ConfigSource> {
-    if !args.kubernetes && args.source == Source::Folder {
+    if !args.kubernetes && args.source == SourceArg::Folder {
         return Ok(ConfigSource::Folder);
     }
     let node_name = args
@@ -184,9 +184,9 @@ fn config_source(args: &RunArgs) -> anyhow::Result<ConfigSource> {
         .filter(|n| !n.is_empty())
         .context("Kubernetes mode needs --node-name (or NODE_NAME)")?;
     let status_writer = match args.status_writer {
-        WriterArg::Always => StatusWriter::Always,
-        WriterArg::Never => StatusWriter::Never,
-        WriterArg::Lease => StatusWriter::Lease(LeaseConfig {
+        WriterArg::Always => StatusWriterMode::Always,
+        WriterArg::Never => StatusWriterMode::Never,
+        WriterArg::Lease => StatusWriterMode::Lease(LeaseConfig {
             namespace: args.lease_namespace.clone(),
             name: args.lease_name.clone(),
             identity: node_name.clone(),
@@ -347,7 +347,7 @@ mod tests {
             panic!("not Kubernetes mode")
         };
         assert_eq!(k.node_name, "node-a");
-        let StatusWriter::Lease(lease) = k.status_writer else {
+        let StatusWriterMode::Lease(lease) = k.status_writer else {
             panic!("the default writer is elected")
         };
         assert_eq!(
@@ -375,7 +375,7 @@ mod tests {
         .unwrap() else {
             panic!("not Kubernetes mode")
         };
-        assert!(matches!(k.status_writer, StatusWriter::Always));
+        assert!(matches!(k.status_writer, StatusWriterMode::Always));
         assert!(k.cluster.waypoints.is_none());
         assert_eq!(k.cluster.ca.plugin.to_string(), "istio-system/cacerts");
         assert_eq!(k.proc_root, std::path::Path::new("/host/proc"));

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::atomic;
 use super::error::ConfigError;
+use crate::net::HostName;
 
 const V4_BASE: u32 = u32::from_be_bytes([240, 240, 0, 0]);
 const V6_BASE: u128 = 0x2001_0002_0000_0000_0000_0000_0000_0000;
@@ -25,8 +26,8 @@ pub struct AllocKey {
     pub namespace: String,
     /// ServiceEntry name.
     pub name: String,
-    /// Host, lowercase.
-    pub host: String,
+    /// Host.
+    pub host: HostName,
 }
 
 /// The two addresses of one host.

@@ -17,6 +17,7 @@ use super::snapshot::{
     ROOT_NAMESPACE,
 };
 use super::unaccepted::Unaccepted;
+use crate::net::HostName;
 
 /// Label naming the waypoint a namespace or ServiceEntry uses.
 pub const USE_WAYPOINT: &str = "istio.io/use-waypoint";
@@ -66,7 +67,7 @@ pub fn wanted_by(o: &Object) -> Vec<AllocKey> {
         .map(|host| AllocKey {
             namespace: o.namespace().to_string(),
             name: o.name().to_string(),
-            host: host.to_ascii_lowercase(),
+            host: HostName::new(host),
         })
         .collect()
 }
@@ -195,7 +196,7 @@ pub fn compile_with<'a>(
             .map(|n| n.addr().to_canonical())
             .collect();
         for host in &se.hosts {
-            let host = host.to_ascii_lowercase();
+            let host = HostName::new(host);
             let vips = if !se.addresses.is_empty() {
                 static_vips.clone()
             } else {
@@ -522,10 +523,9 @@ mod tests {
         assert_eq!(host("10.9.200.7").as_deref(), Some("a.com"));
         assert_eq!(host("::ffff:10.9.0.1").as_deref(), Some("a.com"));
         assert_eq!(host("10.10.0.1"), None);
-        let ranges = s.kernel_service_ranges();
-        let range = ranges.iter().next().unwrap();
-        assert_eq!(range.prefix_len, 96 + 16);
-        assert_eq!(range.addr, egret_common::v4_mapped([10, 9, 0, 0]));
+        // (kernel::keys turns it into the trie's prefix.)
+        let nets: Vec<ipnet::IpNet> = s.address_nets().collect();
+        assert_eq!(nets, vec!["10.9.0.0/16".parse::<ipnet::IpNet>().unwrap()]);
     }
 
     #[test]
@@ -534,7 +534,7 @@ mod tests {
         let other = service_entry("m", "b", "", "  hosts: [b.com]\n  resolution: DNS\n");
         let s = build(&[&two, &other]);
         assert_eq!(s.services.len(), 3);
-        assert_eq!(s.by_host["b.com"].len(), 2);
+        assert_eq!(s.by_host[&HostName::new("b.com")].len(), 2);
         assert_eq!(s.by_vip.len(), 6);
     }
 }

@@ -4,7 +4,6 @@
 //! naming each object, so one edit costs one file, not the whole folder.
 
 use std::collections::{BTreeSet, HashMap};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -12,32 +11,11 @@ use std::time::SystemTime;
 use serde_yaml::Value;
 
 use super::error::ConfigError;
+use super::file_stamp::FileStamp;
 use super::object::{ObjectKey, DEFAULT_NAMESPACE};
 use super::parse::parse_text;
 use super::store::is_manifest;
 use super::version::{digest, Version};
-
-/// What `stat` says about a file's content version: any edit changes it
-/// (a rename-over gives a new inode; an in-place write moves ctime).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FileStamp {
-    inode: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl FileStamp {
-    /// The stamp of `meta`.
-    pub fn of(meta: &std::fs::Metadata) -> Self {
-        FileStamp {
-            inode: meta.ino(),
-            size: meta.size(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-        }
-    }
-}
 
 /// One object a file names: valid (`version`) or not.
 #[derive(Debug)]

@@ -14,6 +14,7 @@ pub mod allocate;
 mod atomic;
 pub mod compile;
 pub mod error;
+pub mod file_stamp;
 pub mod folder;
 pub mod kinds;
 pub mod last_good;

@@ -46,7 +46,7 @@ fn services(s: &Snapshot) -> Vec<(String, Vec<std::net::IpAddr>, u16)> {
     let mut v: Vec<_> = s
         .services
         .iter()
-        .map(|x: &Arc<Service>| (x.host.clone(), x.vips.clone(), x.ports[0].number))
+        .map(|x: &Arc<Service>| (x.host.to_string(), x.vips.clone(), x.ports[0].number))
         .collect();
     v.sort();
     v
@@ -76,7 +76,7 @@ fn a_changed_file_is_parsed_alone() {
     // Through the reconciler: a new snapshot with just that port moved.
     std::fs::write(&changed, se("h7.com", 9090)).unwrap();
     let snap = r.reload_paths([changed]).unwrap().unwrap();
-    let h7 = snap.by_host["h7.com"][0].clone();
+    let h7 = snap.by_host[&crate::net::HostName::new("h7.com")][0].clone();
     assert_eq!(h7.ports[0].number, 9090);
     assert_eq!(snap.services.len(), 20);
     // An event for an untouched file changes nothing.
@@ -191,7 +191,8 @@ fn a_full_rescan_equals_the_incremental_result() {
     assert_eq!(services(&full), services(&incremental));
     assert_eq!(services(&incremental).len(), 5);
     assert_eq!(
-        full.by_host["h0.com"][0].ports[0].number, 90,
+        full.by_host[&crate::net::HostName::new("h0.com")][0].ports[0].number,
+        90,
         "newer file wins"
     );
     let a: Vec<_> = r.objects().map(Object::key).collect();

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::atomic;
 use super::error::ConfigError;
 use super::object::ObjectKey;
-use super::status::Condition;
+use super::status::StatusCondition;
 
 /// File name under the state folder.
 pub const REFUSED_FILE: &str = "refused.yaml";
@@ -84,8 +84,8 @@ impl Refused {
     }
 
     /// The `Accepted: False` condition `egret get` shows on the object.
-    pub fn condition(&self) -> Condition {
-        Condition {
+    pub fn condition(&self) -> StatusCondition {
+        StatusCondition {
             last_transition_time: self.since.clone(),
             message: format!("{}; {}", self.errors.join("; "), self.in_force.describe()),
             reason: "Invalid".to_string(),

@@ -2,11 +2,11 @@
 //! manifest, swapped atomically. Kernel map sync, the waypoint and the DNS
 //! proxy read only this, never the raw manifests.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use egret_common::{ServiceKey, ServiceRange};
+use crate::net::HostName;
 
 /// `namespace/name` of a waypoint Gateway.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -112,8 +112,8 @@ pub struct Service {
     pub namespace: String,
     /// ServiceEntry name.
     pub name: String,
-    /// The host (`hosts[]` entry), lowercase.
-    pub host: String,
+    /// The host (`hosts[]` entry).
+    pub host: HostName,
     /// Addresses workloads connect to: `spec.addresses` or the allocated VIPs.
     pub vips: Vec<IpAddr>,
     pub ports: Vec<ServicePort>,
@@ -139,8 +139,8 @@ pub struct Snapshot {
     pub services: Vec<Arc<Service>>,
     /// VIP -> service (a VIP belongs to exactly one host).
     pub by_vip: HashMap<IpAddr, Arc<Service>>,
-    /// Lowercase host -> services (several ServiceEntries may name a host).
-    pub by_host: HashMap<String, Vec<Arc<Service>>>,
+    /// Host -> services (several ServiceEntries may name a host).
+    pub by_host: HashMap<HostName, Vec<Arc<Service>>>,
     /// CIDR entries of `spec.addresses` (kept for range matching; only single
     /// IPs become VIPs).
     pub address_ranges: Vec<(ipnet::IpNet, Arc<Service>)>,
@@ -193,7 +193,7 @@ impl Snapshot {
     /// Addresses the DNS proxy answers for `name` (any case, optional
     /// trailing dot). `None` when the name is not a mesh service.
     pub fn dns_lookup(&self, name: &str) -> Option<(Vec<Ipv4Addr>, Vec<Ipv6Addr>)> {
-        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let name = HostName::fully_qualified(name);
         let services = self
             .by_host
             .get(&name)
@@ -216,10 +216,10 @@ impl Snapshot {
     /// The services of the most specific wildcard host covering `name`
     /// (`*.example.test` covers `a.example.test` and `a.b.example.test`):
     /// a DYNAMIC_DNS wildcard has one VIP, which every name under it gets.
-    pub fn wildcard_services(&self, name: &str) -> Option<&Vec<Arc<Service>>> {
-        let mut rest = name;
+    pub fn wildcard_services(&self, name: &HostName) -> Option<&Vec<Arc<Service>>> {
+        let mut rest = name.as_str();
         while let Some((_, parent)) = rest.split_once('.') {
-            if let Some(services) = self.by_host.get(&format!("*.{parent}")) {
+            if let Some(services) = self.by_host.get(&HostName::new(&format!("*.{parent}"))) {
                 return Some(services);
             }
             rest = parent;
@@ -227,27 +227,14 @@ impl Snapshot {
         None
     }
 
-    /// The kernel `SERVICES` entries this snapshot wants: every VIP, all ports.
-    pub fn kernel_services(&self) -> BTreeSet<ServiceKey> {
-        self.by_vip
-            .keys()
-            .map(|ip| ServiceKey {
-                addr: crate::kernel::registry::addr16(*ip),
-                port: 0,
-                _pad: 0,
-            })
-            .collect()
+    /// Every VIP of every service: the addresses whose connects are captured.
+    pub fn vips(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.by_vip.keys().copied()
     }
-}
 
-impl Snapshot {
-    /// The kernel `SERVICE_RANGES` prefixes this snapshot wants: every
-    /// `spec.addresses` CIDR (IPv4 as a prefix of `::ffff:0:0/96`).
-    pub fn kernel_service_ranges(&self) -> BTreeSet<ServiceRange> {
-        self.address_ranges
-            .iter()
-            .map(|(net, _)| crate::kernel::registry::lpm_prefix(*net))
-            .collect()
+    /// Every `spec.addresses` CIDR: connects into them are captured too.
+    pub fn address_nets(&self) -> impl Iterator<Item = ipnet::IpNet> + '_ {
+        self.address_ranges.iter().map(|(net, _)| *net)
     }
 }
 
@@ -320,7 +307,7 @@ pub struct UpstreamTls {
     /// material (wins over the file fields).
     pub credential_name: Option<String>,
     /// `sni`: server name to send; the request's host when unset.
-    pub sni: Option<String>,
+    pub sni: Option<HostName>,
     /// `subjectAltNames`: names one of which the server's certificate must
     /// carry; the SNI when empty.
     pub subject_alt_names: Vec<String>,
@@ -335,8 +322,8 @@ pub struct DestinationPolicy {
     pub namespace: String,
     /// Rule name.
     pub name: String,
-    /// `spec.host`, lowercase (`*.example.com` and `*` allowed).
-    pub host: String,
+    /// `spec.host` (`*.example.com` and `*` allowed).
+    pub host: HostName,
     /// `trafficPolicy.tls`.
     pub tls: Option<UpstreamTls>,
     /// `trafficPolicy.portLevelSettings[]`: port number -> its `tls`
@@ -348,16 +335,13 @@ pub struct DestinationPolicy {
 impl DestinationPolicy {
     /// How well the rule's host matches `host`: `None` when it does not,
     /// else a larger number for a more specific match.
-    pub fn host_specificity(&self, host: &str) -> Option<usize> {
-        if self.host == host {
+    pub fn host_specificity(&self, host: &HostName) -> Option<usize> {
+        if self.host == *host {
             return Some(usize::MAX);
         }
-        if self.host == "*" {
-            return Some(0);
-        }
-        let suffix = self.host.strip_prefix('*')?;
-        // `*.a.com` covers `x.a.com` and the service wildcard `*.x.a.com`.
-        (host.ends_with(suffix) && host.len() > suffix.len()).then_some(suffix.len())
+        // `*.a.com` covers `x.a.com` and the service wildcard `*.x.a.com`;
+        // a longer wildcard is more specific, `*` the least.
+        (self.host.is_wildcard() && self.host.covers(host)).then(|| self.host.len() - 1)
     }
 
     /// The TLS settings for `port`: a port-level entry replaces the

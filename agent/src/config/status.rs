@@ -15,6 +15,7 @@ use super::kinds::Spec;
 use super::object::{Object, ObjectKey};
 use super::snapshot::{Snapshot, WaypointBinding};
 pub use super::status_writer::StatusWriter;
+use crate::net::HostName;
 
 /// One `status.addresses[]` entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,7 +29,7 @@ pub struct AddressStatus {
 /// One `status.conditions[]` entry (Kubernetes field order).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Condition {
+pub struct StatusCondition {
     /// When `status` last changed (RFC 3339).
     pub last_transition_time: String,
     /// Human-readable detail.
@@ -50,14 +51,14 @@ pub struct Status {
     pub addresses: Vec<AddressStatus>,
     /// Conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
+    pub conditions: Vec<StatusCondition>,
 }
 
 /// ServiceEntry condition type for waypoint binding.
 pub const WAYPOINT_BOUND: &str = "istio.io/WaypointBound";
 
-fn condition(type_: &str, ok: bool, reason: &str, message: String, now: &str) -> Condition {
-    Condition {
+fn condition(type_: &str, ok: bool, reason: &str, message: String, now: &str) -> StatusCondition {
+    StatusCondition {
         last_transition_time: now.to_string(),
         message,
         reason: reason.to_string(),
@@ -98,7 +99,7 @@ pub fn render_one(
                 let key = AllocKey {
                     namespace: o.namespace().to_string(),
                     name: o.name().to_string(),
-                    host: host.to_ascii_lowercase(),
+                    host: HostName::new(host),
                 };
                 if let Some(a) = addresses.get(&key) {
                     for value in [a.ipv4.to_string(), a.ipv6.to_string()] {
@@ -155,13 +156,13 @@ pub fn render_one(
 fn binding_of<'a>(o: &Object, se: &ServiceEntry, snapshot: &'a Snapshot) -> &'a WaypointBinding {
     se.hosts
         .iter()
-        .filter_map(|h| snapshot.by_host.get(&h.to_ascii_lowercase()))
+        .filter_map(|h| snapshot.by_host.get(&HostName::new(h)))
         .flatten()
         .find(|s| s.namespace == o.namespace() && s.name == o.name())
         .map_or(&WaypointBinding::None, |s| &s.waypoint)
 }
 
-fn waypoint_condition(binding: &WaypointBinding, now: &str) -> Condition {
+fn waypoint_condition(binding: &WaypointBinding, now: &str) -> StatusCondition {
     match binding {
         WaypointBinding::Bound(r) => condition(
             WAYPOINT_BOUND,

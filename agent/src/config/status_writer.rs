@@ -124,12 +124,12 @@ fn read_file(path: &Path) -> Option<Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::status::{Condition, WAYPOINT_BOUND};
+    use crate::config::status::{StatusCondition, WAYPOINT_BOUND};
 
     fn bound(ok: bool, now: &str) -> Status {
         Status {
             addresses: Vec::new(),
-            conditions: vec![Condition {
+            conditions: vec![StatusCondition {
                 last_transition_time: now.into(),
                 message: String::new(),
                 reason: "R".into(),

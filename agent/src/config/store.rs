@@ -82,7 +82,7 @@ impl Loaded {
 
 /// What `apply` did to one object (kubectl's words).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum ApplyOutcome {
     /// It was not there.
     Created,
     /// It was there with different content.
@@ -91,12 +91,12 @@ pub enum Outcome {
     Unchanged,
 }
 
-impl fmt::Display for Outcome {
+impl fmt::Display for ApplyOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Outcome::Created => "created",
-            Outcome::Configured => "configured",
-            Outcome::Unchanged => "unchanged",
+            ApplyOutcome::Created => "created",
+            ApplyOutcome::Configured => "configured",
+            ApplyOutcome::Unchanged => "unchanged",
         })
     }
 }
@@ -219,7 +219,7 @@ impl Store {
 
     /// Stores valid objects, each in `<kind>.<ns>.<name>.yaml`, replacing the
     /// same object wherever it was. Returns kubectl's line for each.
-    pub fn apply(&self, objects: Vec<Object>) -> Result<Vec<(Object, Outcome)>, ConfigError> {
+    pub fn apply(&self, objects: Vec<Object>) -> Result<Vec<(Object, ApplyOutcome)>, ConfigError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| ConfigError::io(&self.dir, e))?;
         let names: Vec<String> = objects.iter().map(|o| o.name().to_string()).collect();
         let named =
@@ -231,13 +231,13 @@ impl Store {
             let target = self.dir.join(key.file_name());
             let holders = loaded.files_holding(&key);
             let outcome = match loaded.objects.get(&key) {
-                None => Outcome::Created,
+                None => ApplyOutcome::Created,
                 Some(s) if s.object.raw == object.raw && holders == [s.file.clone()] => {
-                    Outcome::Unchanged
+                    ApplyOutcome::Unchanged
                 }
-                Some(_) => Outcome::Configured,
+                Some(_) => ApplyOutcome::Configured,
             };
-            if outcome != Outcome::Unchanged {
+            if outcome != ApplyOutcome::Unchanged {
                 let mut text = object.text.clone();
                 if !text.ends_with('\n') {
                     text.push('\n');
@@ -477,7 +477,7 @@ mod tests {
         let store = Store::new(tmp.path());
         let changed = SERVICE_ENTRY.replace("resolution: DNS", "resolution: DNS_ROUND_ROBIN");
         let out = store.apply(objects(&changed)).unwrap();
-        assert_eq!(out[0].1, Outcome::Configured);
+        assert_eq!(out[0].1, ApplyOutcome::Configured);
         let rest = std::fs::read_to_string(&hand).unwrap();
         assert_eq!(rest, format!("# my setup\n{GATEWAY}"));
         let loaded = store.load().unwrap();

@@ -10,7 +10,7 @@ use tracing::debug;
 
 use super::answer::{self, Decoded};
 use super::forward::Forwarder;
-use super::stats::{DnsStats, Outcome};
+use super::stats::{DnsStats, QueryOutcome};
 use super::DnsError;
 use crate::config::snapshot::Snapshot;
 
@@ -63,12 +63,12 @@ impl DnsProxy {
         let message = match answer::decode(query) {
             Ok(Decoded::Query(message)) => message,
             Ok(Decoded::Reject(reply)) => {
-                self.stats.count(Outcome::Malformed);
+                self.stats.count(QueryOutcome::Malformed);
                 debug!(workload, "DNS query rejected as malformed or unsupported");
                 return Ok(reply);
             }
             Err(e) => {
-                self.stats.count(Outcome::Malformed);
+                self.stats.count(QueryOutcome::Malformed);
                 debug!(workload, error = %e, "DNS message dropped");
                 return Err(e);
             }
@@ -86,12 +86,15 @@ impl DnsProxy {
             _ => None,
         };
         let (reply, outcome) = match mesh {
-            Some((v4, v6)) => (answer::mesh_answer(&message, &v4, &v6)?, Outcome::Local),
+            Some((v4, v6)) => (
+                answer::mesh_answer(&message, &v4, &v6)?,
+                QueryOutcome::Local,
+            ),
             None => match self.forwarder.forward(query, transport).await {
-                Ok(reply) => (reply, Outcome::Forwarded),
+                Ok(reply) => (reply, QueryOutcome::Forwarded),
                 Err(e) => {
                     debug!(workload, name, error = %e, "DNS upstreams failed");
-                    (answer::servfail(&message)?, Outcome::Failed)
+                    (answer::servfail(&message)?, QueryOutcome::Failed)
                 }
             },
         };

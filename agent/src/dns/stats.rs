@@ -33,12 +33,12 @@ impl DnsStats {
         self.malformed.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn count(&self, outcome: Outcome) {
+    pub(crate) fn count(&self, outcome: QueryOutcome) {
         let counter = match outcome {
-            Outcome::Local => &self.answered_local,
-            Outcome::Forwarded => &self.forwarded,
-            Outcome::Failed => &self.failed,
-            Outcome::Malformed => &self.malformed,
+            QueryOutcome::Local => &self.answered_local,
+            QueryOutcome::Forwarded => &self.forwarded,
+            QueryOutcome::Failed => &self.failed,
+            QueryOutcome::Malformed => &self.malformed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -46,20 +46,20 @@ impl DnsStats {
 
 /// What happened to one query; the word used in logs and counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub(crate) enum QueryOutcome {
     Local,
     Forwarded,
     Failed,
     Malformed,
 }
 
-impl Outcome {
+impl QueryOutcome {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
-            Outcome::Local => "local",
-            Outcome::Forwarded => "forwarded",
-            Outcome::Failed => "failed",
-            Outcome::Malformed => "malformed",
+            QueryOutcome::Local => "local",
+            QueryOutcome::Forwarded => "forwarded",
+            QueryOutcome::Failed => "failed",
+            QueryOutcome::Malformed => "malformed",
         }
     }
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use rustls::pki_types::ServerName;
 
-use super::pool::{Pool, PoolKey, PooledConn};
+use super::pool::{HbonePool, HbonePoolKey, PooledConn};
 use super::stream::H2Stream;
 use super::{HboneError, CONNECTION_WINDOW, MAX_FRAME, MAX_STREAMS_PER_CONNECTION, STREAM_WINDOW};
 use crate::identity::{client_config, IdentityStore};
@@ -19,7 +19,7 @@ use crate::net::socket;
 #[derive(Debug)]
 pub struct HboneClient {
     store: Arc<IdentityStore>,
-    pool: Pool,
+    pool: HbonePool,
 }
 
 impl HboneClient {
@@ -27,7 +27,7 @@ impl HboneClient {
     pub fn new(store: Arc<IdentityStore>) -> Self {
         HboneClient {
             store,
-            pool: Pool::default(),
+            pool: HbonePool::default(),
         }
     }
 
@@ -37,14 +37,18 @@ impl HboneClient {
     }
 
     /// The pool (for tests and status).
-    pub fn pool(&self) -> &Pool {
+    pub fn pool(&self) -> &HbonePool {
         &self.pool
     }
 
     /// Sends `request` (a CONNECT built by [`super::request::build`]) over a
     /// connection for `key`, and returns the stream once the waypoint
     /// answered 200.
-    pub async fn open(&self, key: &PoolKey, request: Request<()>) -> Result<H2Stream, HboneError> {
+    pub async fn open(
+        &self,
+        key: &HbonePoolKey,
+        request: Request<()>,
+    ) -> Result<H2Stream, HboneError> {
         let target = request
             .uri()
             .authority()
@@ -76,7 +80,7 @@ impl HboneClient {
     }
 
     /// A new mTLS HTTP/2 connection to the waypoint, its driver spawned.
-    async fn dial(&self, key: &PoolKey) -> Result<Arc<PooledConn>, HboneError> {
+    async fn dial(&self, key: &HbonePoolKey) -> Result<Arc<PooledConn>, HboneError> {
         let server = key.addr;
         // Marked like every agent socket, so the kernel never captures it.
         let tcp = socket::connect(server)

@@ -15,7 +15,7 @@ use crate::identity::Identity;
 
 /// What a pooled connection is for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct PoolKey {
+pub struct HbonePoolKey {
     /// The workload identity presented.
     pub src: Identity,
     /// The identity the server must present.
@@ -59,14 +59,14 @@ impl PooledConn {
 
 /// Open connections by key.
 #[derive(Debug, Default)]
-pub struct Pool {
-    conns: Mutex<HashMap<PoolKey, Vec<Arc<PooledConn>>>>,
+pub struct HbonePool {
+    conns: Mutex<HashMap<HbonePoolKey, Vec<Arc<PooledConn>>>>,
 }
 
-impl Pool {
+impl HbonePool {
     /// A connection for `key` with room for another stream, if any; closed
     /// ones are forgotten on the way.
-    pub fn checkout(&self, key: &PoolKey) -> Option<Arc<PooledConn>> {
+    pub fn checkout(&self, key: &HbonePoolKey) -> Option<Arc<PooledConn>> {
         let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         let list = conns.get_mut(key)?;
         list.retain(|c| c.alive.load(Ordering::Relaxed));
@@ -78,13 +78,13 @@ impl Pool {
     }
 
     /// Adds a new connection for `key`.
-    pub fn insert(&self, key: PoolKey, conn: Arc<PooledConn>) {
+    pub fn insert(&self, key: HbonePoolKey, conn: Arc<PooledConn>) {
         let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         conns.entry(key).or_default().push(conn);
     }
 
     /// How many connections are open for `key`.
-    pub fn connections(&self, key: &PoolKey) -> usize {
+    pub fn connections(&self, key: &HbonePoolKey) -> usize {
         let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         conns.get(key).map_or(0, |l| {
             l.iter().filter(|c| c.alive.load(Ordering::Relaxed)).count()

@@ -13,6 +13,7 @@ mod bpf_sys;
 mod cgroup;
 mod error;
 pub mod events;
+pub mod keys;
 mod loader;
 mod maps;
 mod netns;
@@ -21,6 +22,7 @@ pub mod registry;
 mod sync;
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
@@ -29,6 +31,7 @@ use aya::maps::{MapData, RingBuf};
 use aya::Ebpf;
 use aya_log::EbpfLogger;
 use egret_common::{FlowKey, OrigDst, Reason, RegistryNet, ServiceKey, ServiceRange, Stat};
+use ipnet::IpNet;
 
 pub use cgroup::cgroup2_root;
 pub use error::KernelError;
@@ -121,17 +124,21 @@ impl Kernel {
         &self.pins
     }
 
-    /// Makes SERVICES equal `wanted` by a diff: inserts only missing keys, deletes only stale ones.
-    pub fn sync_services(&self, wanted: &BTreeSet<ServiceKey>) -> Result<SyncReport, KernelError> {
-        self.maps.sync_services(wanted)
+    /// Makes SERVICES capture exactly `vips` (every port) by a diff:
+    /// inserts only missing keys, deletes only stale ones.
+    pub fn sync_services(
+        &self,
+        vips: impl IntoIterator<Item = IpAddr>,
+    ) -> Result<SyncReport, KernelError> {
+        self.maps.sync_services(&keys::service_keys(vips))
     }
 
-    /// Makes SERVICE_RANGES (ServiceEntry address CIDRs) equal `wanted` by a diff.
+    /// Makes SERVICE_RANGES hold exactly the ServiceEntry address CIDRs `nets` by a diff.
     pub fn sync_service_ranges(
         &self,
-        wanted: &BTreeSet<ServiceRange>,
+        nets: impl IntoIterator<Item = IpNet>,
     ) -> Result<SyncReport, KernelError> {
-        self.maps.sync_service_ranges(wanted)
+        self.maps.sync_service_ranges(&keys::service_ranges(nets))
     }
 
     /// Makes REGISTRY_NETS (what REGISTRY_ONLY workloads reach directly) equal `wanted`.

@@ -6,8 +6,10 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use egret_common::{v4_mapped, RegistryNet};
+use egret_common::RegistryNet;
 use ipnet::IpNet;
+
+use super::keys::{addr16, lpm_prefix};
 
 /// Networks always reachable: `127.0.0.0/8`, `::1`, `0.0.0.0`, `::`.
 pub const ALWAYS: [&str; 4] = ["127.0.0.0/8", "::1/128", "0.0.0.0/32", "::/128"];
@@ -20,25 +22,6 @@ pub fn registry_nets(mesh_networks: &[IpNet]) -> BTreeSet<RegistryNet> {
         .chain(mesh_networks.iter().copied())
         .map(lpm_prefix)
         .collect()
-}
-
-/// A network as the kernel's LPM tries key it: 16-byte address, IPv4
-/// mapped (`::ffff:0:0/96` + its length), bits past the prefix zero.
-pub fn lpm_prefix(net: IpNet) -> RegistryNet {
-    let net = net.trunc();
-    let mapped = if net.addr().is_ipv4() { 96 } else { 0 };
-    RegistryNet {
-        prefix_len: u32::from(net.prefix_len()) + mapped,
-        addr: addr16(net.addr()),
-    }
-}
-
-/// The 16-byte form the kernel maps use (IPv4 mapped into IPv6).
-pub fn addr16(ip: IpAddr) -> [u8; 16] {
-    match ip {
-        IpAddr::V4(a) => v4_mapped(a.octets()),
-        IpAddr::V6(a) => a.octets(),
-    }
 }
 
 /// Whether `ip` is in `nets` (what the kernel's longest-prefix lookup

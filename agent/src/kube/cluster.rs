@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::cluster_ca::{self, CaSecrets};
 use super::error::KubeError;
-use super::source::{SourceOptions, StatusWriter, WaypointMode};
+use super::source::{SourceOptions, StatusWriterMode, WaypointMode};
 use super::waypoints::{ControllerConfig, WaypointTemplate};
 use crate::config::snapshot::Snapshot;
 use crate::identity::{CertSource, IdentityStore};
@@ -39,7 +39,7 @@ pub struct Cluster {
 /// source (with the waypoint controller when waypoints are deployed).
 pub async fn join(
     kubeconfig: Option<&Path>,
-    writer: StatusWriter,
+    writer: StatusWriterMode,
     options: &ClusterOptions,
     trust_domain: &str,
     state_dir: &Path,

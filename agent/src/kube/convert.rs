@@ -13,6 +13,7 @@ use crate::config::object::{Object, ObjectKey, DEFAULT_NAMESPACE};
 use crate::config::parse::{parse_object, Rejected};
 use crate::config::snapshot::WaypointRef;
 use crate::config::status::{AddressStatus, Status};
+use crate::net::HostName;
 
 /// Metadata the API server maintains; dropped so that an object counts as
 /// changed only when its content does.
@@ -114,11 +115,11 @@ pub fn gateway_address(obj: &DynamicObject) -> Option<(WaypointRef, IpAddr)> {
 pub fn published_addresses(obj: &DynamicObject) -> HashMap<AllocKey, Addresses> {
     let namespace = obj.metadata.namespace.clone().unwrap_or_default();
     let name = obj.metadata.name.clone().unwrap_or_default();
-    let mut v4: HashMap<String, Ipv4Addr> = HashMap::new();
-    let mut v6: HashMap<String, Ipv6Addr> = HashMap::new();
+    let mut v4: HashMap<HostName, Ipv4Addr> = HashMap::new();
+    let mut v6: HashMap<HostName, Ipv6Addr> = HashMap::new();
     let addresses: &[AddressStatus] = &status_of(obj).addresses;
     for a in addresses {
-        let host = a.host.to_ascii_lowercase();
+        let host = HostName::new(&a.host);
         match a.value.parse::<IpAddr>() {
             Ok(IpAddr::V4(ip)) => {
                 v4.entry(host).or_insert(ip);

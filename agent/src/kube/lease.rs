@@ -31,7 +31,7 @@ pub struct LeaseConfig {
 
 /// What to do with the Lease as it stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Decision {
+pub enum LeaseAction {
     /// Nobody holds it (or the holder let it expire): take it.
     Acquire,
     /// This agent holds it: renew.
@@ -41,13 +41,13 @@ pub enum Decision {
 }
 
 /// Decides from the Lease's spec (`None`: no Lease yet).
-pub fn decide(spec: Option<&LeaseSpec>, me: &str, now: Timestamp) -> Decision {
+pub fn decide(spec: Option<&LeaseSpec>, me: &str, now: Timestamp) -> LeaseAction {
     let Some(spec) = spec else {
-        return Decision::Acquire;
+        return LeaseAction::Acquire;
     };
     let holder = spec.holder_identity.as_deref().unwrap_or("");
     if holder == me {
-        return Decision::Renew;
+        return LeaseAction::Renew;
     }
     let expires = spec.renew_time.as_ref().map(|t| {
         let secs = i64::from(spec.lease_duration_seconds.unwrap_or(0));
@@ -55,8 +55,8 @@ pub fn decide(spec: Option<&LeaseSpec>, me: &str, now: Timestamp) -> Decision {
             .unwrap_or(t.0)
     });
     match expires {
-        Some(at) if at > now && !holder.is_empty() => Decision::Follow,
-        _ => Decision::Acquire,
+        Some(at) if at > now && !holder.is_empty() => LeaseAction::Follow,
+        _ => LeaseAction::Acquire,
     }
 }
 
@@ -103,7 +103,7 @@ async fn round(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool, KubeError> {
         &cfg.identity,
         now,
     );
-    if decision == Decision::Follow {
+    if decision == LeaseAction::Follow {
         return Ok(false);
     }
     let mut lease = current.clone().unwrap_or_else(|| Lease {
@@ -115,7 +115,7 @@ async fn round(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool, KubeError> {
         spec: None,
     });
     let mut spec = lease.spec.take().unwrap_or_default();
-    if decision == Decision::Acquire {
+    if decision == LeaseAction::Acquire {
         let taken_over = spec
             .holder_identity
             .as_deref()
@@ -160,23 +160,23 @@ mod tests {
     #[test]
     fn election_decisions() {
         let now = Timestamp::now();
-        assert_eq!(decide(None, "node-a", now), Decision::Acquire);
+        assert_eq!(decide(None, "node-a", now), LeaseAction::Acquire);
         assert_eq!(
             decide(Some(&spec("node-a", 3, 15, now)), "node-a", now),
-            Decision::Renew
+            LeaseAction::Renew
         );
         assert_eq!(
             decide(Some(&spec("node-b", 3, 15, now)), "node-a", now),
-            Decision::Follow
+            LeaseAction::Follow
         );
         assert_eq!(
             decide(Some(&spec("node-b", 20, 15, now)), "node-a", now),
-            Decision::Acquire,
+            LeaseAction::Acquire,
             "an expired lease is taken over"
         );
         assert_eq!(
             decide(Some(&spec("", 1, 15, now)), "node-a", now),
-            Decision::Acquire,
+            LeaseAction::Acquire,
             "a released lease is free"
         );
     }

@@ -26,7 +26,7 @@ pub mod unlisted;
 pub mod waypoints;
 
 pub use error::KubeError;
-pub use source::{start, SourceOptions, StatusWriter, WaypointMode};
+pub use source::{start, SourceOptions, StatusWriterMode, WaypointMode};
 
 #[cfg(test)]
 mod deploy_tests;

@@ -106,7 +106,7 @@ fn pod_ips(status: &k8s_openapi::api::core::v1::PodStatus) -> Vec<IpAddr> {
 
 /// What one pass did.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct SyncReport {
+pub struct AdoptionReport {
     /// Pods adopted in this pass.
     pub adopted: Vec<String>,
     /// Pods released in this pass.
@@ -123,14 +123,14 @@ pub fn sync(
     proc_root: &Path,
     manager: &WorkloadManager,
     failures: &mut HashMap<String, String>,
-) -> SyncReport {
+) -> AdoptionReport {
     let wanted: HashMap<String, WantedPod> = pods
         .iter()
         .filter_map(|p| wanted(p, snapshot))
         .map(|w| (w.uid.clone(), w))
         .collect();
     let adopted: HashSet<String> = manager.pod_uids().into_iter().collect();
-    let mut report = SyncReport::default();
+    let mut report = AdoptionReport::default();
     for uid in adopted.iter().filter(|u| !wanted.contains_key(*u)) {
         if manager.release_pod(uid) {
             report.released.push(uid.clone());

@@ -49,7 +49,7 @@ pub struct KindObjects {
 
 /// What one pass produced.
 #[derive(Debug, Default)]
-pub struct Outcome {
+pub struct PassOutcome {
     /// A new snapshot, when the objects or addresses in force changed.
     pub snapshot: Option<Snapshot>,
     /// Status updates to send (only when this agent writes status).
@@ -119,7 +119,7 @@ impl ApiReconciler {
 
     /// One pass over everything the API holds. `writer`: this agent hands
     /// out addresses and writes status.
-    pub fn reconcile(&mut self, kinds: &[KindObjects], writer: bool) -> Outcome {
+    pub fn reconcile(&mut self, kinds: &[KindObjects], writer: bool) -> PassOutcome {
         let mut next = BTreeMap::new();
         let mut unaccepted = BTreeMap::new();
         let mut refused = BTreeMap::new();
@@ -219,7 +219,7 @@ impl ApiReconciler {
         self.unaccepted = unaccepted;
         self.assigned = assigned;
         self.waypoint_addresses = waypoint_addresses;
-        let mut outcome = Outcome::default();
+        let mut outcome = PassOutcome::default();
         if !unchanged {
             let pending = self.pending_waypoints();
             for r in &pending {

@@ -41,7 +41,7 @@ const SECRET_FIELDS: &str = "type!=kubernetes.io/service-account-token,type!=hel
 
 /// Who writes ServiceEntry and Gateway status (and so hands out addresses).
 #[derive(Clone, Debug)]
-pub enum StatusWriter {
+pub enum StatusWriterMode {
     /// This agent, always (one agent per cluster, or tests).
     Always,
     /// Never: this agent only reads addresses other agents published.
@@ -68,7 +68,7 @@ pub enum WaypointMode {
 #[derive(Clone, Debug)]
 pub struct SourceOptions {
     /// Who writes status.
-    pub writer: StatusWriter,
+    pub writer: StatusWriterMode,
     /// Where waypoints run.
     pub waypoints: WaypointMode,
     /// Where every accepted version is kept (last good across restarts);
@@ -94,9 +94,9 @@ pub async fn start(client: Client, options: SourceOptions) -> watch::Receiver<Ar
         state_dir,
     } = options;
     let changed = Arc::new(Notify::new());
-    let leader = Arc::new(AtomicBool::new(matches!(writer, StatusWriter::Always)));
+    let leader = Arc::new(AtomicBool::new(matches!(writer, StatusWriterMode::Always)));
     let mut tasks = Vec::new();
-    if let StatusWriter::Lease(cfg) = writer {
+    if let StatusWriterMode::Lease(cfg) = writer {
         tasks.push(lease::spawn(
             client.clone(),
             cfg,

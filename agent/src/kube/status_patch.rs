@@ -57,10 +57,10 @@ pub async fn send(client: &Client, patch: &StatusPatch) -> Result<(), KubeError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::status::{AddressStatus, Condition, WAYPOINT_BOUND};
+    use crate::config::status::{AddressStatus, StatusCondition, WAYPOINT_BOUND};
 
-    fn bound(time: &str, status: &str) -> Condition {
-        Condition {
+    fn bound(time: &str, status: &str) -> StatusCondition {
+        StatusCondition {
             last_transition_time: time.into(),
             message: "Successfully attached to waypoint istio-egress/egress-waypoint".into(),
             reason: "WaypointAccepted".into(),

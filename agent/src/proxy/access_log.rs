@@ -72,7 +72,7 @@ pub fn request_complete(
     request: &RequestRecord,
     status: http::StatusCode,
     flags: ResponseFlags,
-    authz: Option<&crate::authz::Decision>,
+    authz: Option<&crate::authz::PolicyDecision>,
 ) {
     let elapsed = request.started.elapsed();
     metrics.request(conn, status, flags, elapsed);
@@ -178,7 +178,7 @@ struct AuthzFields {
 }
 
 impl AuthzFields {
-    fn of(d: &crate::authz::Decision) -> Self {
+    fn of(d: &crate::authz::PolicyDecision) -> Self {
         let join = |refs: Vec<String>| (!refs.is_empty()).then(|| refs.join(","));
         AuthzFields {
             decision: Some(if d.allowed { "allow" } else { "deny" }),

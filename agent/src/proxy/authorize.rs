@@ -4,17 +4,18 @@
 //! Every decision is counted in the [`Authorizer`]'s counters.
 
 use crate::authz::{
-    AuthzCounts, AuthzStats, Decision, GatewayKey, HttpAttrs, ObjectKey, RequestAttrs, TargetKey,
+    AuthzCounts, AuthzStats, GatewayKey, HttpAttrs, NamespacedName, PolicyDecision, RequestAttrs,
+    TargetKey,
 };
 use crate::config::kinds::gateway::WAYPOINT_CLASS;
-use crate::proxy::context::{ConnectionContext, Destination};
+use crate::proxy::context::{ConnectionContext, ResolvedDestination};
 use crate::proxy::flags::ResponseFlag;
 use crate::proxy::outcome::Flagged;
 
 /// An AuthorizationPolicy denied a whole connection.
 #[derive(Debug, thiserror::Error)]
 #[error("RBAC: access denied: {}", describe(.0))]
-pub struct Denied(pub Decision);
+pub struct Denied(pub PolicyDecision);
 
 impl Flagged for Denied {
     fn flag(&self) -> Option<ResponseFlag> {
@@ -41,10 +42,10 @@ impl Authorizer {
     pub fn evaluate(
         &self,
         conn: &ConnectionContext,
-        dest: &Destination,
+        dest: &ResolvedDestination,
         principal: &str,
         http: Option<HttpAttrs<'_>>,
-    ) -> Option<Decision> {
+    ) -> Option<PolicyDecision> {
         let waypoint = dest.waypoint.as_ref()?;
         let service = dest.service.as_ref()?;
         let policies = &dest.snapshot.authz;
@@ -65,7 +66,7 @@ impl Authorizer {
                 name: &waypoint.reference.name,
                 class: WAYPOINT_CLASS,
             },
-            service_entry: Some(ObjectKey {
+            service_entry: Some(NamespacedName {
                 namespace: &service.namespace,
                 name: &service.name,
             }),
@@ -82,7 +83,11 @@ impl Authorizer {
     /// every HTTP-only ALLOW rule and deny them all), and TLS passthrough
     /// ports once the ClientHello is read (`connection.sni` rules need it):
     /// [`Authorizer::tls`].
-    pub fn connection(&self, conn: &ConnectionContext, dest: &Destination) -> Result<(), Denied> {
+    pub fn connection(
+        &self,
+        conn: &ConnectionContext,
+        dest: &ResolvedDestination,
+    ) -> Result<(), Denied> {
         let decided_later = dest.port(conn.orig_dst.port()).is_some_and(|p| {
             p.protocol.is_http()
                 || (dest.waypoint.is_some() && crate::proxy::passthrough::handles(p.protocol))
@@ -96,11 +101,11 @@ impl Authorizer {
     /// L4 authorization of a TLS passthrough connection whose SNI is known
     /// ([`ConnectionContext::sni`]). `hosts` is HTTP-only in Istio, so it
     /// does not see the SNI; `when: connection.sni` does.
-    pub fn tls(&self, conn: &ConnectionContext, dest: &Destination) -> Result<(), Denied> {
+    pub fn tls(&self, conn: &ConnectionContext, dest: &ResolvedDestination) -> Result<(), Denied> {
         self.check(conn, dest)
     }
 
-    fn check(&self, conn: &ConnectionContext, dest: &Destination) -> Result<(), Denied> {
+    fn check(&self, conn: &ConnectionContext, dest: &ResolvedDestination) -> Result<(), Denied> {
         match self.evaluate(conn, dest, &principal_of(conn), None) {
             Some(decision) if !decision.allowed => Err(Denied(decision)),
             _ => Ok(()),
@@ -118,7 +123,7 @@ pub fn principal_of(conn: &ConnectionContext) -> String {
 }
 
 /// `policy ns/name (reason)` for logs.
-pub fn describe(decision: &Decision) -> String {
+pub fn describe(decision: &PolicyDecision) -> String {
     match &decision.policy {
         Some(p) => format!("{} by {p}", decision.reason.as_str()),
         None => decision.reason.as_str().to_string(),

@@ -1,5 +1,5 @@
 //! Per-connection facts: who connected and where to, fixed at accept time;
-//! and what that destination means in a config snapshot ([`Destination`]),
+//! and what that destination means in a config snapshot ([`ResolvedDestination`]),
 //! worked out at accept and again for every request and config change, so
 //! decisions follow the config in force now. [`ConnectionContext::route`]
 //! is the connection's path in such a destination.
@@ -12,6 +12,7 @@ use super::route::{self, DispatchError, Route};
 use crate::config::snapshot::{Service, ServicePort, Snapshot, WaypointBinding, WaypointRef};
 use crate::hbone::client::hbone_addr;
 use crate::identity::{Identity, WorkloadInfo};
+use crate::net::HostName;
 
 /// The waypoint serving a connection, as the access log's `dst.*` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,7 +49,7 @@ impl UpstreamTarget {
 /// What a connection's original destination is in one config snapshot:
 /// the service owning the address, and the waypoint that service is bound to.
 #[derive(Debug)]
-pub struct Destination {
+pub struct ResolvedDestination {
     /// The config this was worked out from.
     pub snapshot: Arc<Snapshot>,
     /// The service owning the original destination's address, if any.
@@ -57,7 +58,7 @@ pub struct Destination {
     pub waypoint: Option<WaypointPeer>,
 }
 
-impl Destination {
+impl ResolvedDestination {
     /// Looks `orig_dst` up in `snapshot`.
     pub fn resolve(snapshot: Arc<Snapshot>, trust_domain: &str, orig_dst: SocketAddr) -> Self {
         let service = snapshot.service_for_vip(orig_dst.ip()).cloned();
@@ -81,7 +82,7 @@ impl Destination {
             }
             _ => None,
         };
-        Destination {
+        ResolvedDestination {
             snapshot,
             service,
             waypoint,
@@ -121,12 +122,12 @@ pub struct ConnectionContext {
     /// The destination in the config in force when the connection was
     /// accepted; the connection is closed when a later config gives it
     /// another path ([`crate::proxy::recheck`]).
-    pub accepted: Arc<Destination>,
+    pub accepted: Arc<ResolvedDestination>,
     /// When the connection was accepted.
     pub started: Instant,
     /// The TLS server name of a passthrough connection, set once its
     /// ClientHello has been read (policy and the access log use it).
-    pub sni: OnceLock<String>,
+    pub sni: OnceLock<HostName>,
 }
 
 impl ConnectionContext {
@@ -145,7 +146,11 @@ impl ConnectionContext {
             src_identity: workload.identity(trust_domain),
             workload,
             orig_dst,
-            accepted: Arc::new(Destination::resolve(snapshot, trust_domain, orig_dst)),
+            accepted: Arc::new(ResolvedDestination::resolve(
+                snapshot,
+                trust_domain,
+                orig_dst,
+            )),
             started: Instant::now(),
             sni: OnceLock::new(),
         }
@@ -160,7 +165,7 @@ impl ConnectionContext {
     }
 
     /// The connection's path in `dest` (its destination in some config).
-    pub fn route(&self, dest: &Destination) -> Result<Route, DispatchError> {
+    pub fn route(&self, dest: &ResolvedDestination) -> Result<Route, DispatchError> {
         match self.arrival {
             Arrival::Captured => route::route(dest, self.orig_dst),
             Arrival::Tunnelled => route::route_here(dest, self.orig_dst),
@@ -180,17 +185,21 @@ impl ConnectionContext {
     /// The connection's destination in `snapshot` (the accepted one when
     /// it is the snapshot the connection was accepted on). The waypoint's
     /// identity is in the source's trust domain, as at accept.
-    pub fn destination_in(&self, snapshot: Arc<Snapshot>) -> Arc<Destination> {
+    pub fn destination_in(&self, snapshot: Arc<Snapshot>) -> Arc<ResolvedDestination> {
         if Arc::ptr_eq(&snapshot, &self.accepted.snapshot) {
             return self.accepted.clone();
         }
         let trust_domain = &self.src_identity.trust_domain;
-        Arc::new(Destination::resolve(snapshot, trust_domain, self.orig_dst))
+        Arc::new(ResolvedDestination::resolve(
+            snapshot,
+            trust_domain,
+            self.orig_dst,
+        ))
     }
 
     /// The TLS server name the workload sent, once known.
     pub fn sni(&self) -> Option<&str> {
-        self.sni.get().map(String::as_str)
+        self.sni.get().map(HostName::as_str)
     }
 
     /// The declared service port the workload connected to (as accepted).

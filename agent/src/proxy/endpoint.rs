@@ -5,6 +5,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::config::snapshot::{Endpoint, Resolution, ServicePort};
+use crate::net::HostName;
 
 use super::context::UpstreamTarget;
 use super::flags::ResponseFlag;
@@ -94,7 +95,7 @@ pub async fn select_for_host(
     };
     if addrs.is_empty() {
         return Err(EndpointError::NoAddress {
-            host: service.host.clone(),
+            host: service.host.to_string(),
             port: port.number,
         });
     }
@@ -103,21 +104,21 @@ pub async fn select_for_host(
 
 /// The name to resolve for a service host: itself, or for a wildcard the
 /// requested name it covers.
-pub fn upstream_name(service_host: &str, requested: Option<&str>) -> Result<String, EndpointError> {
-    let Some(suffix) = service_host.strip_prefix('*') else {
-        return Ok(service_host.to_string());
-    };
-    let requested = requested
-        .unwrap_or_default()
-        .trim_end_matches('.')
-        .to_ascii_lowercase();
+pub fn upstream_name(
+    service_host: &HostName,
+    requested: Option<&str>,
+) -> Result<HostName, EndpointError> {
+    if !service_host.is_wildcard() {
+        return Ok(service_host.clone());
+    }
+    let requested = HostName::fully_qualified(requested.unwrap_or_default());
     // `*.a.com` covers `x.a.com` and `x.y.a.com`, not `a.com`.
-    if requested.len() > suffix.len() && requested.ends_with(suffix) {
+    if service_host.covers(&requested) {
         Ok(requested)
     } else {
         Err(EndpointError::NotCovered {
             host: service_host.to_string(),
-            requested,
+            requested: requested.to_string(),
         })
     }
 }
@@ -330,13 +331,16 @@ mod tests {
 
     #[test]
     fn upstream_names() {
-        assert_eq!(upstream_name("a.com", Some("b.com")).unwrap(), "a.com");
         assert_eq!(
-            upstream_name("*.a.com", Some("X.y.A.com.")).unwrap(),
+            upstream_name(&HostName::new("a.com"), Some("b.com")).unwrap(),
+            "a.com"
+        );
+        assert_eq!(
+            upstream_name(&HostName::new("*.a.com"), Some("X.y.A.com.")).unwrap(),
             "x.y.a.com"
         );
-        assert!(upstream_name("*.a.com", Some("a.com")).is_err());
-        assert!(upstream_name("*.a.com", Some("xa.com")).is_err());
+        assert!(upstream_name(&HostName::new("*.a.com"), Some("a.com")).is_err());
+        assert!(upstream_name(&HostName::new("*.a.com"), Some("xa.com")).is_err());
     }
 
     #[tokio::test]

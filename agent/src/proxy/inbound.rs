@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use http::StatusCode;
 
-use super::context::{ConnectionContext, Destination, UpstreamTarget};
+use super::context::{ConnectionContext, ResolvedDestination, UpstreamTarget};
 use super::counted::{ByteCounters, Counted};
 use super::flags::ResponseFlag;
 use super::metrics::Reporter;
@@ -254,7 +254,7 @@ impl Inbound {
 /// service bound to `waypoint`.
 pub fn served(
     conn: &ConnectionContext,
-    dest: &Destination,
+    dest: &ResolvedDestination,
     waypoint: &WaypointRef,
 ) -> Result<Route, TargetError> {
     let not_served = || TargetError::NotServed {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::authorize::{describe, Denied};
-use super::context::{ConnectionContext, Destination};
+use super::context::{ConnectionContext, ResolvedDestination};
 use super::flags::ResponseFlag;
 use super::outcome::{ConnectionOutcome, Failure, Flagged};
 use super::route::{DispatchError, Route};
@@ -55,7 +55,7 @@ pub enum Revoked {
 
 impl Revoked {
     /// A denial by policy in `dest`'s config.
-    pub fn denied(dest: &Destination, denied: &Denied) -> Self {
+    pub fn denied(dest: &ResolvedDestination, denied: &Denied) -> Self {
         Revoked::Denied {
             generation: dest.snapshot.generation,
             reason: describe(&denied.0),
@@ -102,7 +102,7 @@ impl std::fmt::Display for PathKey<'_> {
     }
 }
 
-fn path_key<'a>(dest: &'a Destination, route: &'a Route) -> PathKey<'a> {
+fn path_key<'a>(dest: &'a ResolvedDestination, route: &'a Route) -> PathKey<'a> {
     let kind = match route {
         Route::Http(_) => "http",
         Route::Passthrough(_) => "passthrough",
@@ -122,7 +122,7 @@ fn path_key<'a>(dest: &'a Destination, route: &'a Route) -> PathKey<'a> {
 }
 
 /// `Ok` when `now` gives the connection the path it was accepted on.
-pub fn path_unchanged(conn: &ConnectionContext, now: &Destination) -> Result<(), Revoked> {
+pub fn path_unchanged(conn: &ConnectionContext, now: &ResolvedDestination) -> Result<(), Revoked> {
     let generation = now.snapshot.generation;
     let current = conn
         .route(now)
@@ -149,7 +149,7 @@ pub fn path_unchanged(conn: &ConnectionContext, now: &Destination) -> Result<(),
 pub async fn revoked(
     mut snapshots: watch::Receiver<Arc<Snapshot>>,
     conn: &ConnectionContext,
-    check: impl Fn(&Destination) -> Result<(), Revoked>,
+    check: impl Fn(&ResolvedDestination) -> Result<(), Revoked>,
 ) -> Revoked {
     loop {
         let snapshot = snapshots.borrow_and_update().clone();
@@ -172,9 +172,9 @@ pub async fn hold(
     ctx: &ProxyContext,
     conn: &ConnectionContext,
     serving: impl std::future::Future<Output = ConnectionOutcome>,
-    policy: impl Fn(&Destination) -> Result<(), Revoked>,
+    policy: impl Fn(&ResolvedDestination) -> Result<(), Revoked>,
 ) -> ConnectionOutcome {
-    let check = |dest: &Destination| {
+    let check = |dest: &ResolvedDestination| {
         path_unchanged(conn, dest)?;
         policy(dest)
     };

@@ -1,10 +1,10 @@
-//! Where a connection goes, decided once from its [`Destination`]: refused,
+//! Where a connection goes, decided once from its [`ResolvedDestination`]: refused,
 //! served here (HTTP, TLS passthrough or TCP), or tunnelled to its waypoint
 //! when that waypoint runs elsewhere.
 
 use std::net::SocketAddr;
 
-use super::context::{Destination, UpstreamTarget, WaypointPeer};
+use super::context::{ResolvedDestination, UpstreamTarget, WaypointPeer};
 use super::flags::ResponseFlag;
 use super::outcome::Flagged;
 use super::passthrough;
@@ -79,7 +79,7 @@ impl Route {
 
 /// The path, in `dest`'s config, of a connection captured on this node to
 /// `orig_dst`: a service bound to a remote waypoint is tunnelled there.
-pub fn route(dest: &Destination, orig_dst: SocketAddr) -> Result<Route, DispatchError> {
+pub fn route(dest: &ResolvedDestination, orig_dst: SocketAddr) -> Result<Route, DispatchError> {
     let here = route_here(dest, orig_dst)?;
     let remote = dest.waypoint.as_ref().and_then(|w| Some((w, w.remote?)));
     Ok(match remote {
@@ -96,7 +96,10 @@ pub fn route(dest: &Destination, orig_dst: SocketAddr) -> Result<Route, Dispatch
 
 /// The path, in `dest`'s config, of a connection to `orig_dst` served by
 /// this process (never a tunnel: at the waypoint itself).
-pub fn route_here(dest: &Destination, orig_dst: SocketAddr) -> Result<Route, DispatchError> {
+pub fn route_here(
+    dest: &ResolvedDestination,
+    orig_dst: SocketAddr,
+) -> Result<Route, DispatchError> {
     let service = dest
         .service
         .as_ref()
@@ -104,7 +107,7 @@ pub fn route_here(dest: &Destination, orig_dst: SocketAddr) -> Result<Route, Dis
     let port = dest
         .port(orig_dst.port())
         .ok_or_else(|| DispatchError::UndeclaredPort {
-            host: service.host.clone(),
+            host: service.host.to_string(),
             port: orig_dst.port(),
         })?;
     let target = UpstreamTarget {
@@ -113,7 +116,7 @@ pub fn route_here(dest: &Destination, orig_dst: SocketAddr) -> Result<Route, Dis
     };
     match &service.waypoint {
         WaypointBinding::Missing(waypoint) => Err(DispatchError::WaypointMissing {
-            host: service.host.clone(),
+            host: service.host.to_string(),
             waypoint: waypoint.clone(),
         }),
         WaypointBinding::Bound(_) if port.protocol.is_http() => Ok(Route::Http(target)),

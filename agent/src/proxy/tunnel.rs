@@ -12,7 +12,7 @@ use super::l4;
 use super::outcome::{ConnectionOutcome, Failure};
 use super::route::RemoteWaypoint;
 use super::ProxyContext;
-use crate::hbone::pool::PoolKey;
+use crate::hbone::pool::HbonePoolKey;
 use crate::hbone::request;
 
 /// Tunnels `downstream` to `waypoint` until both sides close.
@@ -35,7 +35,7 @@ where
             ),
         ));
     };
-    let key = PoolKey {
+    let key = HbonePoolKey {
         src: conn.src_identity.clone(),
         dst: waypoint.peer.identity.clone(),
         addr,

@@ -6,17 +6,20 @@ use http::StatusCode;
 use ipnet::IpNet;
 use regex::Regex;
 
+use crate::net::HostName;
+
 use super::compiled::{
-    CompiledDestination, CompiledHttpRoute, CompiledL4Route, CompiledVirtualService, Fault,
-    HeaderOpList, HeaderOps, L4Match, Redirect, RetryPolicy, Rewrite, RouteAction,
+    CompiledDestination, CompiledHttpRoute, CompiledL4Match, CompiledL4Route,
+    CompiledVirtualService, Fault, HeaderOpList, HeaderOps, Redirect, RetryPolicy, Rewrite,
+    RouteAction,
 };
 use super::duration;
 use super::error::RouteError;
-use super::matching::{CompiledMatch, HeaderKey, StrMatch, UriMatch};
+use super::matching::{CompiledMatch, HeaderKey, StringMatcher, UriMatch};
 use super::redirect::{RedirectPath, RedirectPort};
 use super::spec::{
     Destination, HeaderOperations, Headers, HttpFaultInjection, HttpMatchRequest, HttpRetry,
-    HttpRoute, L4Match as L4MatchSpec, StringMatch, VirtualServiceSpec,
+    HttpRoute, L4Match, StringMatch, VirtualServiceSpec,
 };
 
 /// Envoy retry conditions Istio accepts in `retryOn` (besides status codes).
@@ -62,7 +65,7 @@ pub fn compile(
         .map(|(i, r)| cx.http_route(&format!("spec.http[{i}]"), r))
         .collect::<Result<Vec<_>, _>>()?;
     let l4 =
-        |kind: &str, matches: &[L4MatchSpec], route: &[super::spec::RouteDestination], i: usize| {
+        |kind: &str, matches: &[L4Match], route: &[super::spec::RouteDestination], i: usize| {
             let at = format!("spec.{kind}[{i}]");
             if kind == "tls" && matches.is_empty() {
                 return Err(cx.err(&format!("{at}.match"), "TLS routes need at least one match"));
@@ -108,9 +111,9 @@ impl Cx<'_> {
         }
     }
 
-    /// Lowercases; expands short names as Istio does.
-    fn host(&self, at: &str, host: &str) -> Result<String, RouteError> {
-        let h = host.trim_end_matches('.').to_ascii_lowercase();
+    /// Case-folds, drops the trailing dot; expands short names as Istio does.
+    fn host(&self, at: &str, host: &str) -> Result<HostName, RouteError> {
+        let h = HostName::fully_qualified(host);
         if h.is_empty() {
             return Err(self.err(at, "host must not be empty"));
         }
@@ -118,7 +121,10 @@ impl Cx<'_> {
             return Err(self.err(at, format!("invalid host {host:?}")));
         }
         if h != "*" && !h.contains('.') {
-            return Ok(format!("{h}.{}.svc.cluster.local", self.namespace));
+            return Ok(HostName::new(&format!(
+                "{h}.{}.svc.cluster.local",
+                self.namespace
+            )));
         }
         Ok(h)
     }
@@ -254,7 +260,7 @@ impl Cx<'_> {
                         HeaderKey::parse(&k.to_ascii_lowercase()).map_err(|e| self.err(&at, e))?;
                     let m = match v {
                         Some(s) => self.str_match(&at, s)?,
-                        None => StrMatch::Present,
+                        None => StringMatcher::Present,
                     };
                     Ok((name, m))
                 })
@@ -267,7 +273,7 @@ impl Cx<'_> {
                 let at = format!("{at}.queryParams[{k}]");
                 let m = match v {
                     Some(s) => self.str_match(&at, s)?,
-                    None => StrMatch::Present,
+                    None => StringMatcher::Present,
                 };
                 Ok((k.clone(), m))
             })
@@ -290,17 +296,19 @@ impl Cx<'_> {
     }
 
     /// `{}` and empty exact/prefix mean "present"; regex `*` too (Istio's special case).
-    fn str_match(&self, at: &str, s: &StringMatch) -> Result<StrMatch, RouteError> {
+    fn str_match(&self, at: &str, s: &StringMatch) -> Result<StringMatcher, RouteError> {
         match (&s.exact, &s.prefix, &s.regex) {
-            (None, None, None) => Ok(StrMatch::Present),
-            (Some(e), None, None) if e.is_empty() => Ok(StrMatch::Present),
-            (Some(e), None, None) => Ok(StrMatch::Exact(e.clone())),
-            (None, Some(p), None) if p.is_empty() => Ok(StrMatch::Present),
-            (None, Some(p), None) => Ok(StrMatch::Prefix(p.clone())),
-            (None, None, Some(r)) if r == "*" => Ok(StrMatch::Present),
-            (None, None, Some(r)) => {
-                Ok(StrMatch::Regex(anchored(&format!("{at}.regex"), r, self)?))
-            }
+            (None, None, None) => Ok(StringMatcher::Present),
+            (Some(e), None, None) if e.is_empty() => Ok(StringMatcher::Present),
+            (Some(e), None, None) => Ok(StringMatcher::Exact(e.clone())),
+            (None, Some(p), None) if p.is_empty() => Ok(StringMatcher::Present),
+            (None, Some(p), None) => Ok(StringMatcher::Prefix(p.clone())),
+            (None, None, Some(r)) if r == "*" => Ok(StringMatcher::Present),
+            (None, None, Some(r)) => Ok(StringMatcher::Regex(anchored(
+                &format!("{at}.regex"),
+                r,
+                self,
+            )?)),
             _ => Err(self.err(at, "only one of exact, prefix or regex may be set")),
         }
     }
@@ -632,7 +640,7 @@ impl Cx<'_> {
         &self,
         at: &str,
         tls: bool,
-        matches: &[L4MatchSpec],
+        matches: &[L4Match],
         route: &[super::spec::RouteDestination],
     ) -> Result<CompiledL4Route, RouteError> {
         let matches = matches
@@ -660,8 +668,8 @@ impl Cx<'_> {
                         cidr(s).map_err(|e| self.err(&format!("{at}.destinationSubnets[{j}]"), e))
                     })
                     .collect::<Result<_, _>>()?;
-                Ok(L4Match {
-                    sni_hosts: m.sni_hosts.iter().map(|s| s.to_ascii_lowercase()).collect(),
+                Ok(CompiledL4Match {
+                    sni_hosts: m.sni_hosts.iter().map(|s| HostName::new(s)).collect(),
                     destination_subnets,
                     port: m
                         .port

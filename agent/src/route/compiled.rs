@@ -7,6 +7,8 @@ use http::StatusCode;
 use ipnet::IpNet;
 use regex::Regex;
 
+use crate::net::HostName;
+
 use super::matching::CompiledMatch;
 
 /// A VirtualService ready for the [`super::RouteTable`].
@@ -15,7 +17,7 @@ pub struct CompiledVirtualService {
     pub(crate) namespace: String,
     pub(crate) name: String,
     /// Lowercase hosts; short names expanded to `<name>.<ns>.svc.cluster.local`.
-    pub(crate) hosts: Vec<String>,
+    pub(crate) hosts: Vec<HostName>,
     /// Whether `gateways` is empty or names `mesh` (only then it binds to waypoints).
     pub(crate) applies_to_mesh: bool,
     pub(crate) http: Vec<CompiledHttpRoute>,
@@ -30,7 +32,7 @@ impl CompiledVirtualService {
     }
 
     /// The hosts the VirtualService serves.
-    pub fn hosts(&self) -> &[String] {
+    pub fn hosts(&self) -> &[HostName] {
         &self.hosts
     }
 
@@ -81,7 +83,7 @@ pub enum RouteAction {
 #[derive(Clone, Debug)]
 pub struct CompiledDestination {
     /// Service host.
-    pub host: String,
+    pub host: HostName,
     /// DestinationRule subset.
     pub subset: Option<String>,
     /// Service port; the request's port when unset.
@@ -182,16 +184,16 @@ pub struct Fault {
 /// One `tls[]` or `tcp[]` route.
 #[derive(Clone, Debug)]
 pub struct CompiledL4Route {
-    pub(crate) matches: Vec<L4Match>,
+    pub(crate) matches: Vec<CompiledL4Match>,
     /// Weighted destinations (no header operations at L4).
     pub destinations: Vec<CompiledDestination>,
 }
 
 /// One L4 `match[]` entry.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct L4Match {
+pub(crate) struct CompiledL4Match {
     /// Lowercase SNI values, exact or `*.suffix`.
-    pub sni_hosts: Vec<String>,
+    pub sni_hosts: Vec<HostName>,
     pub destination_subnets: Vec<IpNet>,
     pub port: Option<u16>,
     pub source_namespace: Option<String>,

@@ -41,7 +41,7 @@ impl<'a> HttpRequestView<'a> {
 
 /// An Istio `StringMatch`, compiled. Regexes are anchored (Envoy full-matches).
 #[derive(Clone, Debug)]
-pub enum StrMatch {
+pub enum StringMatcher {
     /// Equal.
     Exact(String),
     /// Starts with.
@@ -52,14 +52,14 @@ pub enum StrMatch {
     Present,
 }
 
-impl StrMatch {
+impl StringMatcher {
     /// Whether `value` matches.
     pub fn matches(&self, value: &str) -> bool {
         match self {
-            StrMatch::Exact(e) => value == e,
-            StrMatch::Prefix(p) => value.starts_with(p.as_str()),
-            StrMatch::Regex(r) => r.is_match(value),
-            StrMatch::Present => true,
+            StringMatcher::Exact(e) => value == e,
+            StringMatcher::Prefix(p) => value.starts_with(p.as_str()),
+            StringMatcher::Regex(r) => r.is_match(value),
+            StringMatcher::Present => true,
         }
     }
 }
@@ -116,12 +116,12 @@ impl HeaderKey {
 pub struct CompiledMatch {
     pub(crate) uri: Option<UriMatch>,
     pub(crate) ignore_uri_case: bool,
-    pub(crate) scheme: Option<StrMatch>,
-    pub(crate) method: Option<StrMatch>,
-    pub(crate) authority: Option<StrMatch>,
-    pub(crate) headers: Vec<(HeaderKey, StrMatch)>,
-    pub(crate) without_headers: Vec<(HeaderKey, StrMatch)>,
-    pub(crate) query_params: Vec<(String, StrMatch)>,
+    pub(crate) scheme: Option<StringMatcher>,
+    pub(crate) method: Option<StringMatcher>,
+    pub(crate) authority: Option<StringMatcher>,
+    pub(crate) headers: Vec<(HeaderKey, StringMatcher)>,
+    pub(crate) without_headers: Vec<(HeaderKey, StringMatcher)>,
+    pub(crate) query_params: Vec<(String, StringMatcher)>,
     pub(crate) port: Option<u16>,
     pub(crate) source_namespace: Option<String>,
 }
@@ -164,7 +164,7 @@ impl CompiledMatch {
                 path.len()
             }
         };
-        let field = |m: &Option<StrMatch>, v: &str| m.as_ref().is_none_or(|m| m.matches(v));
+        let field = |m: &Option<StringMatcher>, v: &str| m.as_ref().is_none_or(|m| m.matches(v));
         let ok = field(&self.scheme, req.scheme)
             && field(&self.method, req.method)
             && field(&self.authority, req.authority)
@@ -219,9 +219,9 @@ fn header<'h>(req: &HttpRequestView<'h>, key: &HeaderKey) -> Option<Cow<'h, str>
 
 /// `withoutHeaders` inverts the match; a missing header counts as an empty value,
 /// except for "present" conditions (Envoy's treat_missing_header_as_empty).
-fn without_header_hit(req: &HttpRequestView<'_>, key: &HeaderKey, m: &StrMatch) -> bool {
+fn without_header_hit(req: &HttpRequestView<'_>, key: &HeaderKey, m: &StringMatcher) -> bool {
     match (header(req, key), m) {
-        (None, StrMatch::Present) => false,
+        (None, StringMatcher::Present) => false,
         (None, m) => m.matches(""),
         (Some(v), m) => m.matches(&v),
     }

@@ -10,8 +10,11 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::compiled::{CompiledHttpRoute, CompiledL4Route, CompiledVirtualService, L4Match};
+use super::compiled::{
+    CompiledHttpRoute, CompiledL4Match, CompiledL4Route, CompiledVirtualService,
+};
 use super::matching::HttpRequestView;
+use crate::net::HostName;
 
 /// Outcome of [`RouteTable::route_http`].
 #[derive(Clone, Copy, Debug)]
@@ -56,9 +59,9 @@ impl HostRoutes {
 /// Immutable routing table; rebuild and swap on each config change.
 #[derive(Debug, Default)]
 pub struct RouteTable {
-    exact: HashMap<String, HostRoutes>,
-    /// `(suffix including the dot, routes)`, longest suffix first; `*` has suffix "".
-    wildcard: Vec<(String, HostRoutes)>,
+    exact: HashMap<HostName, HostRoutes>,
+    /// `(wildcard host, routes)`, longest (most specific) first; `*` last.
+    wildcard: Vec<(HostName, HostRoutes)>,
     warnings: Vec<String>,
 }
 
@@ -66,7 +69,7 @@ impl RouteTable {
     /// Indexes `services` by host, keeping their order.
     pub fn new(services: Vec<Arc<CompiledVirtualService>>) -> Self {
         let mut table = RouteTable::default();
-        let mut wildcard: HashMap<String, HostRoutes> = HashMap::new();
+        let mut wildcard: HashMap<HostName, HostRoutes> = HashMap::new();
         for vs in services {
             if !vs.applies_to_mesh {
                 table.warnings.push(format!(
@@ -76,9 +79,10 @@ impl RouteTable {
                 continue;
             }
             for host in &vs.hosts {
-                let routes = match host.strip_prefix('*') {
-                    Some(suffix) => wildcard.entry(suffix.to_string()).or_default(),
-                    None => table.exact.entry(host.clone()).or_default(),
+                let routes = if host.is_wildcard() {
+                    wildcard.entry(host.clone()).or_default()
+                } else {
+                    table.exact.entry(host.clone()).or_default()
                 };
                 routes.services.push(vs.clone());
             }
@@ -114,27 +118,17 @@ impl RouteTable {
     }
 
     fn lookup(&self, host: &str) -> Option<&HostRoutes> {
-        // Hosts in the table are lowercase; only pay for lowercasing odd input.
         let host = host
             .rsplit_once(':')
             .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
             .map_or(host, |(h, _)| h);
-        let host = host.trim_end_matches('.');
-        let lower;
-        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
-            lower = host.to_ascii_lowercase();
-            lower.as_str()
-        } else {
-            host
-        };
-        if let Some(r) = self.exact.get(host) {
+        let host = HostName::fully_qualified(host);
+        if let Some(r) = self.exact.get(&host) {
             return Some(r);
         }
         self.wildcard
             .iter()
-            .find(|(suffix, _)| {
-                suffix.is_empty() || (host.len() > suffix.len() && host.ends_with(suffix.as_str()))
-            })
+            .find(|(wildcard, _)| wildcard.covers(&host))
             .map(|(_, r)| r)
     }
 
@@ -168,11 +162,11 @@ impl RouteTable {
 
     /// First `tls` route for `host` whose match holds for the connection (needs its SNI).
     pub fn route_tls(&self, host: &str, conn: &L4View<'_>) -> Option<&CompiledL4Route> {
-        let sni = conn.sni?.to_ascii_lowercase();
+        let sni = HostName::new(conn.sni?);
         self.lookup(host)?.tls().find(|r| {
             r.matches
                 .iter()
-                .any(|m| m.sni_hosts.iter().any(|h| sni_matches(h, &sni)) && l4_common(m, conn))
+                .any(|m| m.sni_hosts.iter().any(|h| h.covers(&sni)) && l4_common(m, conn))
         })
     }
 
@@ -203,15 +197,7 @@ pub struct L4View<'a> {
     pub source_namespace: Option<&'a str>,
 }
 
-fn sni_matches(pattern: &str, sni: &str) -> bool {
-    match pattern.strip_prefix('*') {
-        Some("") => true,
-        Some(suffix) => sni.len() > suffix.len() && sni.ends_with(suffix),
-        None => pattern == sni,
-    }
-}
-
-fn l4_common(m: &L4Match, conn: &L4View<'_>) -> bool {
+fn l4_common(m: &CompiledL4Match, conn: &L4View<'_>) -> bool {
     let ip = conn.destination.to_canonical();
     (m.destination_subnets.is_empty() || m.destination_subnets.iter().any(|n| n.contains(&ip)))
         && m.port.is_none_or(|p| p == conn.port)

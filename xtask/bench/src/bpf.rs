@@ -3,6 +3,7 @@
 //! per-program run-time statistics.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
@@ -56,14 +57,14 @@ impl BenchKernel {
         keep: &[u64],
         enrolled: usize,
     ) -> anyhow::Result<()> {
-        // As the agent stores them: the whole address (port 0).
-        let mut wanted: BTreeSet<ServiceKey> = vips.iter().map(|v| key(*v, 0)).collect();
+        // The agent stores each VIP whole (port 0).
+        let mut wanted: BTreeSet<IpAddr> = vips.iter().map(|v| IpAddr::from(*v)).collect();
         // Filler VIPs from 241.0.0.0/8 never collide with the bench's own.
         for i in 0..extra as u32 {
             let [_, b, c, d] = i.to_be_bytes();
-            wanted.insert(key([241, b, c, d], 0));
+            wanted.insert(IpAddr::from([241, b, c, d]));
         }
-        self.kernel.sync_services(&wanted)?;
+        self.kernel.sync_services(wanted)?;
         let current: BTreeSet<u64> = self
             .kernel
             .enrolled()?

@@ -4,14 +4,14 @@ use std::sync::Arc;
 
 use super::{policy, target, try_policy, Req};
 use crate::authz::{
-    Action, AuthzCounts, AuthzStats, Decision, DecisionReason, GatewayKey, ObjectKey, PolicySet,
-    TargetKey,
+    Action, AuthzCounts, AuthzStats, DecisionReason, GatewayKey, NamespacedName, PolicyDecision,
+    PolicySet, TargetKey,
 };
 
 const GW: &str =
     "targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: egress-waypoint}]\n";
 
-fn decide(policies: Vec<Arc<crate::authz::CompiledPolicy>>, req: &Req) -> Decision {
+fn decide(policies: Vec<Arc<crate::authz::CompiledPolicy>>, req: &Req) -> PolicyDecision {
     PolicySet::new(policies, "istio-system").evaluate(&target(), &req.attrs())
 }
 
@@ -20,7 +20,7 @@ fn dry(name: &str, yaml: &str) -> Arc<crate::authz::CompiledPolicy> {
 }
 
 /// (allowed, deciding policy name, reason)
-fn summary(d: &Decision) -> (bool, Option<String>, DecisionReason) {
+fn summary(d: &PolicyDecision) -> (bool, Option<String>, DecisionReason) {
     (
         d.allowed,
         d.policy.as_ref().map(|p| p.name().to_string()),
@@ -273,7 +273,7 @@ fn which_policies_apply_at_the_waypoint() {
     let svc = allow_nothing("default", "{kind: Service, name: reviews}");
     let key = TargetKey {
         service_entry: None,
-        service: Some(ObjectKey {
+        service: Some(NamespacedName {
             namespace: "default",
             name: "reviews",
         }),

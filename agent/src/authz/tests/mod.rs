@@ -14,8 +14,8 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{
-    compile, AuthorizationPolicySpec, AuthzError, CompiledPolicy, GatewayKey, HttpAttrs, ObjectKey,
-    RequestAttrs, TargetKey,
+    compile, AuthorizationPolicySpec, AuthzError, CompiledPolicy, GatewayKey, HttpAttrs,
+    NamespacedName, RequestAttrs, TargetKey,
 };
 
 /// Compiles `yaml` (a `spec`) as policy `ns/name`.
@@ -46,7 +46,7 @@ fn target() -> TargetKey<'static> {
             name: "egress-waypoint",
             class: "istio-waypoint",
         },
-        service_entry: Some(ObjectKey {
+        service_entry: Some(NamespacedName {
             namespace: "istio-egress",
             name: "httpbin.org",
         }),

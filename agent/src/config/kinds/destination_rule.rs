@@ -10,6 +10,7 @@ use serde_yaml::Value;
 use super::{typed_spec, Kind, KindInfo};
 use crate::config::object::{FieldError, ObjectMeta};
 use crate::config::snapshot::{DestinationPolicy, TlsMode, UpstreamTls};
+use crate::net::HostName;
 
 /// DestinationRule `spec`, as written.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -150,7 +151,7 @@ impl ClientTls {
             private_key: set(&self.private_key).map(PathBuf::from),
             ca_certificates: set(&self.ca_certificates).map(PathBuf::from),
             credential_name: set(&self.credential_name).map(String::from),
-            sni: set(&self.sni).map(|s| s.to_ascii_lowercase()),
+            sni: set(&self.sni).map(HostName::new),
             subject_alt_names: self.subject_alt_names.clone().unwrap_or_default(),
             insecure_skip_verify: self.insecure_skip_verify.unwrap_or(false),
         }
@@ -302,7 +303,7 @@ impl DestinationRule {
         DestinationPolicy {
             namespace: namespace.to_string(),
             name: name.to_string(),
-            host: self.host.to_ascii_lowercase(),
+            host: HostName::new(&self.host),
             tls: policy.and_then(|p| p.tls.as_ref()).map(ClientTls::compile),
             port_tls: policy
                 .map(|p| {
@@ -526,20 +527,21 @@ mod tests {
             Arc::new(DestinationPolicy {
                 namespace: "n".into(),
                 name: host.into(),
-                host: host.into(),
+                host: HostName::new(host),
                 tls: None,
                 port_tls: vec![],
             })
         };
-        assert_eq!(rule("a.com").host_specificity("a.com"), Some(usize::MAX));
-        assert!(rule("*.a.com").host_specificity("x.a.com").is_some());
-        assert!(rule("*.a.com").host_specificity("*.x.a.com").is_some());
-        assert_eq!(rule("*.a.com").host_specificity("a.com"), None);
-        assert_eq!(rule("*.a.com").host_specificity("xa.com"), None);
-        assert_eq!(rule("*").host_specificity("b.org"), Some(0));
+        let h = HostName::new;
+        assert_eq!(rule("a.com").host_specificity(&h("a.com")), Some(usize::MAX));
+        assert!(rule("*.a.com").host_specificity(&h("x.a.com")).is_some());
+        assert!(rule("*.a.com").host_specificity(&h("*.x.a.com")).is_some());
+        assert_eq!(rule("*.a.com").host_specificity(&h("a.com")), None);
+        assert_eq!(rule("*.a.com").host_specificity(&h("xa.com")), None);
+        assert_eq!(rule("*").host_specificity(&h("b.org")), Some(0));
         assert!(
-            rule("*.x.a.com").host_specificity("y.x.a.com")
-                > rule("*.a.com").host_specificity("y.x.a.com")
+            rule("*.x.a.com").host_specificity(&h("y.x.a.com"))
+                > rule("*.a.com").host_specificity(&h("y.x.a.com"))
         );
     }
 

@@ -9,6 +9,7 @@ use serde_yaml::Value;
 
 use super::{typed_spec, Kind, KindInfo};
 use crate::config::object::{FieldError, ObjectMeta};
+use crate::net::HostName;
 use crate::config::snapshot::{Endpoint, Protocol, Resolution, ServicePort};
 
 /// ServiceEntry `spec`, as written.
@@ -239,7 +240,7 @@ impl ServiceEntry {
                 ));
                 continue;
             }
-            if !seen.insert(host.to_ascii_lowercase()) {
+            if !seen.insert(HostName::new(host)) {
                 errors.push(FieldError::new(field, format!("duplicate host \"{host}\"")));
             }
         }

@@ -1,7 +1,7 @@
 //! Shared test helpers: objects from YAML text, and what a snapshot's
 //! policies decide for the walkthrough's request.
 
-use crate::authz::{GatewayKey, HttpAttrs, ObjectKey, RequestAttrs, TargetKey};
+use crate::authz::{GatewayKey, HttpAttrs, NamespacedName, RequestAttrs, TargetKey};
 use crate::config::object::{Object, DEFAULT_NAMESPACE};
 use crate::config::parse::parse_text;
 use crate::config::snapshot::Snapshot;
@@ -53,7 +53,7 @@ pub fn http_allowed(snapshot: &Snapshot, method: &str, path: &str) -> bool {
             name: "egress-waypoint",
             class: "istio-waypoint",
         },
-        service_entry: Some(ObjectKey {
+        service_entry: Some(NamespacedName {
             namespace: "istio-egress",
             name: "httpbin.org",
         }),

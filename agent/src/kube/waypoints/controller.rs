@@ -22,7 +22,7 @@ use kube::Client;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::plan::{plan, Action, View};
+use super::plan::{plan, PlannedAction, View};
 use super::render::{
     identity_secret, Desired, GatewayRef, WaypointTemplate, MANAGED_BY, MANAGED_BY_LABEL,
     MESH_CONFIG_NAMESPACE,
@@ -221,11 +221,11 @@ impl Controller {
         self.last_errors = errors;
     }
 
-    async fn carry_out(&mut self, action: Action, view: &View) -> Result<(), KubeError> {
+    async fn carry_out(&mut self, action: PlannedAction, view: &View) -> Result<(), KubeError> {
         match action {
-            Action::Apply(d) => self.apply(d, view).await,
-            Action::Issue { gateway, reason } => self.issue(gateway, reason).await,
-            Action::Status { gateway, body } => {
+            PlannedAction::Apply(d) => self.apply(d, view).await,
+            PlannedAction::Issue { gateway, reason } => self.issue(gateway, reason).await,
+            PlannedAction::Status { gateway, body } => {
                 let (ar, _) = gateway_resource();
                 let api: Api<DynamicObject> =
                     Api::namespaced_with(self.client.clone(), &gateway.namespace, &ar);
@@ -239,7 +239,7 @@ impl Controller {
                 tracing::info!(gateway = %format!("{}/{}", gateway.namespace, gateway.name), programmed = %programmed["status"], reason = %programmed["reason"], addresses = %body["status"]["addresses"], "waypoint status");
                 Ok(())
             }
-            Action::Delete {
+            PlannedAction::Delete {
                 resource,
                 namespace,
                 name,
@@ -366,17 +366,17 @@ fn hash_of(body: &serde_json::Value) -> u64 {
     h.finish()
 }
 
-fn describe(action: &Action) -> String {
+fn describe(action: &PlannedAction) -> String {
     match action {
-        Action::Apply(d) => format!("apply {} {}/{}", d.resource, d.namespace, d.name),
-        Action::Issue { gateway, .. } => format!(
+        PlannedAction::Apply(d) => format!("apply {} {}/{}", d.resource, d.namespace, d.name),
+        PlannedAction::Issue { gateway, .. } => format!(
             "issue the certificate of {}/{}",
             gateway.namespace, gateway.name
         ),
-        Action::Status { gateway, .. } => {
+        PlannedAction::Status { gateway, .. } => {
             format!("status of Gateway {}/{}", gateway.namespace, gateway.name)
         }
-        Action::Delete {
+        PlannedAction::Delete {
             resource,
             namespace,
             name,

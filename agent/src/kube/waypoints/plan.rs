@@ -45,7 +45,7 @@ pub struct View {
 
 /// One thing to do.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Action {
+pub enum PlannedAction {
     /// Create or update (server-side apply).
     Apply(Desired),
     /// Issue the waypoint's certificate into its identity Secret.
@@ -80,13 +80,13 @@ pub fn plan(
     roots_pem: &str,
     now: SystemTime,
     now_text: &str,
-) -> Vec<Action> {
+) -> Vec<PlannedAction> {
     let mut actions = Vec::new();
     let mut waypoints = HashSet::new();
     for gw in &view.gateways {
         let Some(r) = waypoint_of(gw) else { continue };
         waypoints.insert((r.namespace.clone(), r.name.clone()));
-        actions.extend(objects(&r, template).into_iter().map(Action::Apply));
+        actions.extend(objects(&r, template).into_iter().map(PlannedAction::Apply));
         let identity = Identity {
             trust_domain: template.trust_domain.clone(),
             namespace: r.namespace.clone(),
@@ -96,7 +96,7 @@ pub fn plan(
             s.namespace().as_deref() == Some(&r.namespace) && s.name_any() == r.identity_secret()
         });
         if let Some(reason) = reissue_reason(secret.map(|s| &**s), &identity, roots_pem, now) {
-            actions.push(Action::Issue {
+            actions.push(PlannedAction::Issue {
                 gateway: r.clone(),
                 reason,
             });
@@ -122,7 +122,7 @@ pub fn plan(
         );
         let current = gw.data.get("status").cloned().unwrap_or_default();
         if let Some(body) = status::patch(&current, wanted) {
-            actions.push(Action::Status { gateway: r, body });
+            actions.push(PlannedAction::Status { gateway: r, body });
         }
     }
     if view.complete {
@@ -148,7 +148,7 @@ fn waypoint_of(gw: &DynamicObject) -> Option<GatewayRef> {
 /// Deletes for what egret made for Gateways that are no waypoints now.
 /// The API's garbage collector removes the objects in a deleted Gateway's
 /// namespace too; the bindings live elsewhere and only egret removes them.
-fn leftovers(view: &View, waypoints: &HashSet<(String, String)>) -> Vec<Action> {
+fn leftovers(view: &View, waypoints: &HashSet<(String, String)>) -> Vec<PlannedAction> {
     let mut gone: Vec<(String, String)> = Vec::new();
     let deployments = view
         .deployments
@@ -180,7 +180,7 @@ fn leftovers(view: &View, waypoints: &HashSet<(String, String)>) -> Vec<Action> 
             ("serviceaccounts", name.clone()),
             ("secrets", r.identity_secret()),
         ] {
-            actions.push(Action::Delete {
+            actions.push(PlannedAction::Delete {
                 resource,
                 namespace: namespace.clone(),
                 name: object,
@@ -208,7 +208,7 @@ fn leftovers(view: &View, waypoints: &HashSet<(String, String)>) -> Vec<Action> 
             labels.get(GATEWAY_NAME_LABEL).cloned().unwrap_or_default(),
         );
         if !waypoints.contains(&key) {
-            actions.push(Action::Delete {
+            actions.push(PlannedAction::Delete {
                 resource,
                 namespace: namespace.to_string(),
                 name,

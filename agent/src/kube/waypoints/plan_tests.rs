@@ -23,7 +23,7 @@ fn managed(kind: &str) -> serde_json::Value {
            "annotations": {"kind": kind}})
 }
 
-fn run(view: &View) -> Vec<Action> {
+fn run(view: &View) -> Vec<PlannedAction> {
     plan(view, &template(), "ROOTS", SystemTime::now(), "T0")
 }
 
@@ -38,7 +38,7 @@ fn a_new_waypoint_gateway_gets_its_objects_identity_and_pending_status() {
     let applied: Vec<&str> = actions
         .iter()
         .filter_map(|a| match a {
-            Action::Apply(d) => Some(d.resource),
+            PlannedAction::Apply(d) => Some(d.resource),
             _ => None,
         })
         .collect();
@@ -55,7 +55,7 @@ fn a_new_waypoint_gateway_gets_its_objects_identity_and_pending_status() {
     );
     assert!(actions.iter().any(|a| matches!(
         a,
-        Action::Issue {
+        PlannedAction::Issue {
             reason: "no identity Secret yet",
             ..
         }
@@ -63,12 +63,14 @@ fn a_new_waypoint_gateway_gets_its_objects_identity_and_pending_status() {
     let status = actions
         .iter()
         .find_map(|a| match a {
-            Action::Status { body, .. } => Some(body),
+            PlannedAction::Status { body, .. } => Some(body),
             _ => None,
         })
         .unwrap();
     assert_eq!(status["status"]["conditions"][1]["reason"], "Pending");
-    assert!(!actions.iter().any(|a| matches!(a, Action::Delete { .. })));
+    assert!(!actions
+        .iter()
+        .any(|a| matches!(a, PlannedAction::Delete { .. })));
 }
 
 #[test]
@@ -94,7 +96,7 @@ fn a_ready_deployment_and_service_program_the_gateway() {
     let status = run(&view)
         .into_iter()
         .find_map(|a| match a {
-            Action::Status { body, .. } => Some(body),
+            PlannedAction::Status { body, .. } => Some(body),
             _ => None,
         })
         .unwrap();
@@ -134,7 +136,7 @@ fn objects_of_a_gateway_that_is_no_waypoint_are_deleted_once_lists_are_complete(
     let deleted: Vec<(&str, String)> = run(&view)
         .into_iter()
         .filter_map(|a| match a {
-            Action::Delete { resource, name, .. } => Some((resource, name)),
+            PlannedAction::Delete { resource, name, .. } => Some((resource, name)),
             _ => None,
         })
         .collect();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use http::{header, request};
 
-use super::pipeline::{Decision, Exchange, RequestStage};
+use super::pipeline::{Exchange, RequestStage, StageFlow};
 use super::reply::LocalReply;
 use crate::authz::HttpAttrs;
 use crate::proxy::authorize::{principal_of, Authorizer};
@@ -31,7 +31,7 @@ impl Authorize {
 }
 
 impl RequestStage for Authorize {
-    fn on_request(&self, exchange: &mut Exchange, head: &mut request::Parts) -> Decision {
+    fn on_request(&self, exchange: &mut Exchange, head: &mut request::Parts) -> StageFlow {
         let authority = head
             .headers
             .get(header::HOST)
@@ -50,14 +50,14 @@ impl RequestStage for Authorize {
             &self.principal,
             Some(http),
         ) else {
-            return Decision::Continue;
+            return StageFlow::Continue;
         };
         let allowed = decision.allowed;
         exchange.authz = Some(decision);
         if allowed {
-            Decision::Continue
+            StageFlow::Continue
         } else {
-            Decision::Respond(LocalReply::rbac_denied())
+            StageFlow::Respond(LocalReply::rbac_denied())
         }
     }
 }

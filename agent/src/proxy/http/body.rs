@@ -51,7 +51,7 @@ pub struct PendingLog {
     /// Flags gathered so far.
     pub flags: ResponseFlags,
     /// The authorization decision, when policies applied.
-    pub authz: Option<crate::authz::Decision>,
+    pub authz: Option<crate::authz::PolicyDecision>,
 }
 
 /// A response that stopped moving for the stream idle timeout (Envoy

@@ -34,7 +34,7 @@ pub fn upstream_request(head: &mut request::Parts, target: &UpstreamTarget) {
     if !head.headers.contains_key(header::HOST) {
         let host = match head.uri.authority() {
             Some(authority) => authority.as_str().to_string(),
-            None if target.port.number == 80 => target.service.host.clone(),
+            None if target.port.number == 80 => target.service.host.to_string(),
             None => format!("{}:{}", target.service.host, target.port.number),
         };
         if let Ok(value) = HeaderValue::from_str(&host) {

@@ -15,23 +15,23 @@ use std::net::{IpAddr, SocketAddr};
 use http::uri::Authority;
 use http::{header, request};
 
-use super::pipeline::{Decision, Exchange, RequestStage};
+use super::pipeline::{Exchange, RequestStage, StageFlow};
 use super::reply::LocalReply;
 use crate::config::snapshot::Service;
-use crate::proxy::passthrough::target::covers;
+use crate::net::HostName;
 
 /// The first request stage of the waypoint: the Host check.
 #[derive(Debug, Clone, Copy)]
 pub struct ServiceHost;
 
 impl RequestStage for ServiceHost {
-    fn on_request(&self, exchange: &mut Exchange, head: &mut request::Parts) -> Decision {
+    fn on_request(&self, exchange: &mut Exchange, head: &mut request::Parts) -> StageFlow {
         let service = &exchange.target.service;
         match check(head, service, exchange.conn.orig_dst) {
-            Ok(()) => Decision::Continue,
+            Ok(()) => StageFlow::Continue,
             Err(refusal) => {
                 tracing::debug!(src = %exchange.conn.src, service = %service.host, reason = %refusal, "request refused");
-                Decision::Respond(refusal.reply())
+                StageFlow::Respond(refusal.reply())
             }
         }
     }
@@ -93,7 +93,7 @@ pub fn check(
     let port = connected.port();
     let other = || HostRefusal::OtherService {
         name: named.to_string(),
-        service: service.host.clone(),
+        service: service.host.to_string(),
         port,
     };
     if authority.port_u16().is_some_and(|p| p != port) || authority.as_str().ends_with(':') {
@@ -106,7 +106,7 @@ pub fn check(
             let ip = ip.to_canonical();
             ip == connected.ip().to_canonical() || service.vips.contains(&ip)
         }
-        Err(_) => covers(&service.host, host),
+        Err(_) => service.host.covers(&HostName::new(host)),
     };
     if !names_service {
         return Err(other());

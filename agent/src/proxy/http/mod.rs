@@ -31,12 +31,12 @@ use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use self::body::{LoggedBody, PendingLog};
-use self::pipeline::{Decision, Exchange, Pipeline};
+use self::pipeline::{Exchange, Pipeline, StageFlow};
 use self::reply::LocalReply;
 use self::retry::Tried;
 use self::upstream::UpstreamSession;
 use super::access_log::RequestRecord;
-use super::context::{ConnectionContext, Destination, UpstreamTarget};
+use super::context::{ConnectionContext, ResolvedDestination, UpstreamTarget};
 use super::flags::ResponseFlag;
 use super::outcome::ConnectionOutcome;
 use super::recheck::{self, Revoked};
@@ -60,7 +60,7 @@ struct Connection {
 /// The connection's path in one config.
 #[derive(Clone)]
 struct Current {
-    destination: Arc<Destination>,
+    destination: Arc<ResolvedDestination>,
     /// The service port requests go to, or why the connection is done.
     target: Result<UpstreamTarget, Revoked>,
 }
@@ -146,24 +146,24 @@ async fn handle(
         // The service or port is gone: never sent on to it.
         Some(revoked) => {
             tracing::debug!(src = %state.conn.src, reason = %revoked, "request refused");
-            Decision::Respond(LocalReply::no_virtual_host())
+            StageFlow::Respond(LocalReply::no_virtual_host())
         }
         None => match sanitize::check(&mut head, &state.ctx.limits, normalization) {
             Err(refused) => {
                 tracing::debug!(error = %refused, "request refused before policy");
-                Decision::Respond(refused.reply())
+                StageFlow::Respond(refused.reply())
             }
             Ok(()) => state.pipeline.decide(&mut exchange, &mut head),
         },
     };
     let response = match decision {
-        Decision::Respond(reply) => {
+        StageFlow::Respond(reply) => {
             if let Some(flag) = reply.flag {
                 exchange.flags.insert(flag);
             }
             reply.into_response()
         }
-        Decision::Continue => {
+        StageFlow::Continue => {
             if let Some(delay) = exchange.delay {
                 tokio::time::sleep(delay).await;
             }

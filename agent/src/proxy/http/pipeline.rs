@@ -17,7 +17,7 @@ use http::{request, response, HeaderValue};
 use super::reply::LocalReply;
 use crate::config::snapshot::Snapshot;
 use crate::proxy::authorize::Authorizer;
-use crate::proxy::context::{ConnectionContext, Destination, UpstreamTarget};
+use crate::proxy::context::{ConnectionContext, ResolvedDestination, UpstreamTarget};
 use crate::proxy::flags::ResponseFlags;
 
 /// Everything one request's stages share.
@@ -27,7 +27,7 @@ pub struct Exchange {
     pub conn: Arc<ConnectionContext>,
     /// The connection's destination in the config in force when the
     /// request arrived (service, waypoint: what policy is looked up by).
-    pub destination: Arc<Destination>,
+    pub destination: Arc<ResolvedDestination>,
     /// That config.
     pub snapshot: Arc<Snapshot>,
     /// Where the request goes; a route stage may change it.
@@ -39,7 +39,7 @@ pub struct Exchange {
     /// From sending the request upstream to its response headers.
     pub upstream_service_time: Option<Duration>,
     /// The authorization decision, when policies applied (for the access log).
-    pub authz: Option<crate::authz::Decision>,
+    pub authz: Option<crate::authz::PolicyDecision>,
     /// The VirtualService route's response edits, when it has any.
     pub response_edits: Option<ResponseEdits>,
     /// Fault-injected delay before going upstream.
@@ -64,7 +64,7 @@ impl Exchange {
     /// config, going to `target`.
     pub fn new(
         conn: Arc<ConnectionContext>,
-        destination: Arc<Destination>,
+        destination: Arc<ResolvedDestination>,
         target: UpstreamTarget,
     ) -> Self {
         Exchange {
@@ -87,7 +87,7 @@ impl Exchange {
 
 /// What a request stage decided.
 #[derive(Debug)]
-pub enum Decision {
+pub enum StageFlow {
     /// Go on to the next stage, then upstream.
     Continue,
     /// Answer the workload now; nothing goes upstream.
@@ -97,7 +97,7 @@ pub enum Decision {
 /// A step that sees (and may edit) each request head before it goes upstream.
 pub trait RequestStage: Send + Sync + 'static {
     /// Inspects or edits the request; may answer instead of forwarding.
-    fn on_request(&self, exchange: &mut Exchange, head: &mut request::Parts) -> Decision;
+    fn on_request(&self, exchange: &mut Exchange, head: &mut request::Parts) -> StageFlow;
 }
 
 /// A step that edits each response head before it goes to the workload
@@ -148,13 +148,13 @@ impl Pipeline {
     }
 
     /// Runs the request stages until one answers.
-    pub fn decide(&self, exchange: &mut Exchange, head: &mut request::Parts) -> Decision {
+    pub fn decide(&self, exchange: &mut Exchange, head: &mut request::Parts) -> StageFlow {
         for stage in &self.request {
-            if let Decision::Respond(reply) = stage.on_request(exchange, head) {
-                return Decision::Respond(reply);
+            if let StageFlow::Respond(reply) = stage.on_request(exchange, head) {
+                return StageFlow::Respond(reply);
             }
         }
-        Decision::Continue
+        StageFlow::Continue
     }
 
     /// Runs every response stage.

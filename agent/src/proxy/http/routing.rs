@@ -5,8 +5,9 @@
 
 use http::{request, response, HeaderValue, StatusCode};
 
-use super::pipeline::{Decision, Exchange, RequestStage, ResponseEdits, ResponseStage};
+use super::pipeline::{Exchange, RequestStage, ResponseEdits, ResponseStage, StageFlow};
 use super::reply::LocalReply;
+use crate::net::HostName;
 use crate::proxy::context::UpstreamTarget;
 use crate::route::{
     apply_request, apply_response, fault_decision, pick_destination, HttpRequestView, MatchedRoute,
@@ -17,7 +18,7 @@ use crate::route::{
 pub struct Routing;
 
 impl RequestStage for Routing {
-    fn on_request(&self, exchange: &mut Exchange, head: &mut request::Parts) -> Decision {
+    fn on_request(&self, exchange: &mut Exchange, head: &mut request::Parts) -> StageFlow {
         // Cheap clone of the Arc: the table must outlive the borrow of `head`.
         let snapshot = exchange.snapshot.clone();
         let service = exchange.target.service.clone();
@@ -37,8 +38,8 @@ impl RequestStage for Routing {
             snapshot.routes.route_http(&service.host, &view)
         };
         match result {
-            RouteResult::NoVirtualService => Decision::Continue,
-            RouteResult::NoRouteMatched => Decision::Respond(LocalReply::no_route()),
+            RouteResult::NoVirtualService => StageFlow::Continue,
+            RouteResult::NoRouteMatched => StageFlow::Respond(LocalReply::no_route()),
             RouteResult::Matched(matched) => apply_route(exchange, head, &matched),
         }
     }
@@ -48,18 +49,18 @@ fn apply_route(
     exchange: &mut Exchange,
     head: &mut request::Parts,
     matched: &MatchedRoute<'_>,
-) -> Decision {
+) -> StageFlow {
     let route = matched.route;
     let fault = fault_decision(route, rand::random(), rand::random());
     exchange.delay = fault.delay;
     if let Some(status) = fault.abort {
-        return Decision::Respond(LocalReply::fault_abort(status));
+        return StageFlow::Respond(LocalReply::fault_abort(status));
     }
     exchange.timeout = route.timeout;
     exchange.retries = route.retries.clone();
     let destination = match &route.action {
         RouteAction::DirectResponse { status, body } => {
-            return Decision::Respond(LocalReply::direct(
+            return StageFlow::Respond(LocalReply::direct(
                 *status,
                 body.clone().unwrap_or_default(),
             ));
@@ -73,13 +74,13 @@ fn apply_route(
                 port: exchange.conn.orig_dst.port(),
             });
             exchange.redirect_location = HeaderValue::from_str(&location).ok();
-            return Decision::Respond(LocalReply::direct(redirect.status, String::new()));
+            return StageFlow::Respond(LocalReply::direct(redirect.status, String::new()));
         }
         RouteAction::Forward(_) => pick_destination(route, rand::random()),
     };
     if let Err(e) = apply_request(matched, destination, head) {
         tracing::warn!(route = %route.virtual_service, error = %e, "route rewrite produced an invalid request");
-        return Decision::Respond(LocalReply::direct(
+        return StageFlow::Respond(LocalReply::direct(
             StatusCode::INTERNAL_SERVER_ERROR,
             "invalid rewrite".into(),
         ));
@@ -87,7 +88,7 @@ fn apply_route(
     if let Some(dest) = destination {
         match retarget(exchange, &dest.host, dest.port) {
             Some(target) => exchange.target = target,
-            None => return Decision::Respond(LocalReply::no_healthy_upstream()),
+            None => return StageFlow::Respond(LocalReply::no_healthy_upstream()),
         }
     }
     if route.has_response_edits(destination) {
@@ -96,23 +97,18 @@ fn apply_route(
             destination: destination.cloned(),
         });
     }
-    Decision::Continue
+    StageFlow::Continue
 }
 
 /// The service port a route destination names; the current target when it
 /// names the same host and port.
-fn retarget(exchange: &Exchange, host: &str, port: Option<u16>) -> Option<UpstreamTarget> {
+fn retarget(exchange: &Exchange, host: &HostName, port: Option<u16>) -> Option<UpstreamTarget> {
     let current = &exchange.target;
     let port = port.unwrap_or(current.port.number);
-    if host.eq_ignore_ascii_case(&current.service.host) && port == current.port.number {
+    if *host == current.service.host && port == current.port.number {
         return Some(current.clone());
     }
-    let service = exchange
-        .snapshot
-        .by_host
-        .get(&host.to_ascii_lowercase())?
-        .first()?
-        .clone();
+    let service = exchange.snapshot.by_host.get(host)?.first()?.clone();
     let port = service.port(port)?.clone();
     Some(UpstreamTarget { service, port })
 }

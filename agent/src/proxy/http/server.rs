@@ -20,7 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
-use super::h1::guard::{Guard, Protocol, Stop};
+use super::h1::guard::{Guard, SniffedProtocol, Stop};
 use super::h1::head::{HeadError, Summary};
 use super::reply::LocalReply;
 use super::{handle, Connection};
@@ -59,8 +59,12 @@ where
                 outcome.fail(Failure::unflagged(e));
             }
         }
-        Ok(Protocol::Http1) => serve_h1(&state, guard, &limits, &mut gone, &mut outcome).await,
-        Ok(Protocol::Http2) => serve_h2(&state, guard, &limits, &mut gone, &mut outcome).await,
+        Ok(SniffedProtocol::Http1) => {
+            serve_h1(&state, guard, &limits, &mut gone, &mut outcome).await
+        }
+        Ok(SniffedProtocol::Http2) => {
+            serve_h2(&state, guard, &limits, &mut gone, &mut outcome).await
+        }
     }
     if let Some(revoked) = gone.revoked.take() {
         outcome.fail(Failure::of(&revoked));

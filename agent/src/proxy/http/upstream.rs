@@ -22,10 +22,11 @@ use super::pipeline::Exchange;
 use super::reply::LocalReply;
 use super::sender::{Sender, ALPN_H2};
 use crate::net::socket::{self, ConnectError};
+use crate::net::HostName;
 use crate::proxy::context::UpstreamTarget;
 use crate::proxy::endpoint::{self, EndpointError};
 use crate::proxy::flags::ResponseFlag;
-use crate::proxy::pool::{self, Pool};
+use crate::proxy::pool::{self, IdlePool};
 use crate::proxy::tls::settings::strip_port;
 use crate::proxy::tls::{OriginTls, TlsError, TlsOrigin};
 use crate::proxy::{ProxyContext, ResolveHost};
@@ -93,7 +94,7 @@ struct Held {
     /// [`TlsOrigin::connection_key`] of the TLS it speaks; `None` for plain text.
     tls: Option<u64>,
     /// The name a wildcard service resolved for it (`None`: the service host).
-    upstream_name: Option<String>,
+    upstream_name: Option<HostName>,
     addr: SocketAddr,
     sender: Sender,
     /// How long it is kept for reuse once no workload holds it.
@@ -107,11 +108,11 @@ type UpstreamKey = (SocketAddr, Option<u64>);
 
 /// The upstream connections workloads are done with, shared by every
 /// workload connection of one proxy.
-pub struct UpstreamPool(Pool<UpstreamKey, Held>);
+pub struct UpstreamPool(IdlePool<UpstreamKey, Held>);
 
 impl Default for UpstreamPool {
     fn default() -> Self {
-        UpstreamPool(Pool::new(pool::MAX_PER_KEY, pool::MAX_TOTAL))
+        UpstreamPool(IdlePool::new(pool::MAX_PER_KEY, pool::MAX_TOTAL))
     }
 }
 
@@ -337,7 +338,7 @@ impl UpstreamSession {
         target: &UpstreamTarget,
         tls: Option<&OriginTls>,
         addrs: &[SocketAddr],
-        upstream_name: Option<String>,
+        upstream_name: Option<HostName>,
     ) -> Result<Held, UpstreamError> {
         let (stream, addr) = socket::connect_first(addrs).await?;
         let sender = match tls {
@@ -379,23 +380,23 @@ impl Drop for UpstreamSession {
     }
 }
 
-/// The request's host without port, lowercase (Host header, else authority).
-fn request_host(request: &Request<ProxyBody>) -> Option<String> {
+/// The request's host without port (Host header, else authority).
+fn request_host(request: &Request<ProxyBody>) -> Option<HostName> {
     let authority = request
         .headers()
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .or_else(|| request.uri().authority().map(|a| a.as_str()))?;
-    Some(strip_port(authority).to_ascii_lowercase()).filter(|h| !h.is_empty())
+    Some(HostName::new(strip_port(authority))).filter(|h| !h.is_empty())
 }
 
 /// The name a wildcard target resolves for `host`; `None` for plain hosts
 /// (or names the wildcard does not cover, which fail in endpoint selection).
-fn wildcard_name(target: &UpstreamTarget, host: Option<&str>) -> Option<String> {
+fn wildcard_name(target: &UpstreamTarget, host: Option<&str>) -> Option<HostName> {
     target
         .service
         .host
-        .starts_with('*')
+        .is_wildcard()
         .then(|| endpoint::upstream_name(&target.service.host, host).ok())
         .flatten()
 }

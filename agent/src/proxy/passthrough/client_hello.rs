@@ -5,6 +5,8 @@
 //! actually there, nothing is allocated beyond the bytes given, and any
 //! input either parses, asks for more bytes, or is rejected — never a panic.
 
+use crate::net::HostName;
+
 /// The most bytes the waypoint buffers while waiting for a whole ClientHello
 /// (records included). Real ClientHellos, post-quantum key shares too, stay
 /// well under it.
@@ -31,7 +33,7 @@ const MAX_NAME_LEN: usize = 253;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientHello {
     /// The `server_name` host name, lowercase; `None` when the client sent none.
-    pub server_name: Option<String>,
+    pub server_name: Option<HostName>,
 }
 
 /// Why the bytes are not a ClientHello the waypoint can route.
@@ -187,7 +189,7 @@ fn client_hello_body(body: &[u8]) -> Result<ClientHello, HelloError> {
 }
 
 /// The `host_name` entry of a `server_name` extension (RFC 6066 §3).
-fn host_name(data: &[u8]) -> Result<Option<String>, HelloError> {
+fn host_name(data: &[u8]) -> Result<Option<HostName>, HelloError> {
     let mut r = Reader(data);
     let list_len = r.u16("server_name_list length")?;
     let mut list = Reader(r.take(usize::from(list_len), "server_name_list")?);
@@ -213,7 +215,7 @@ fn host_name(data: &[u8]) -> Result<Option<String>, HelloError> {
 
 /// A DNS host name in ASCII, lowercased: labels of letters, digits, `-`
 /// and `_`, no empty labels, no trailing dot (RFC 6066 forbids it).
-fn valid_host(name: &[u8]) -> Result<String, HelloError> {
+fn valid_host(name: &[u8]) -> Result<HostName, HelloError> {
     let bad =
         || HelloError::BadServerName(String::from_utf8_lossy(name).escape_debug().to_string());
     if name.is_empty() || name.len() > MAX_NAME_LEN {
@@ -231,7 +233,7 @@ fn valid_host(name: &[u8]) -> Result<String, HelloError> {
     }
     // Only ASCII got here, so this cannot fail.
     let name = std::str::from_utf8(name).map_err(|_| bad())?;
-    Ok(name.to_ascii_lowercase())
+    Ok(HostName::new(name))
 }
 
 /// A cursor over a byte slice whose every read is bounds-checked.

@@ -75,7 +75,11 @@ fn sni_extension(names: &[&[u8]]) -> Vec<u8> {
 }
 
 fn sni(buf: &[u8]) -> Option<String> {
-    parse(buf).unwrap().unwrap().server_name
+    parse(buf)
+        .unwrap()
+        .unwrap()
+        .server_name
+        .map(|h| h.to_string())
 }
 
 #[test]

@@ -15,13 +15,14 @@ pub mod target;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::authorize::Denied;
-use super::context::{ConnectionContext, Destination, UpstreamTarget};
+use super::context::{ConnectionContext, ResolvedDestination, UpstreamTarget};
 use super::flags::ResponseFlag;
 use super::l4::{self, Preface};
 use super::outcome::{ConnectionOutcome, Failure, Flagged};
 use super::recheck::{self, Revoked};
 use super::ProxyContext;
 use crate::config::snapshot::Protocol;
+use crate::net::HostName;
 
 use self::read::{read_client_hello, ReadHelloError, HELLO_TIMEOUT};
 
@@ -123,7 +124,7 @@ where
 pub fn recheck(
     ctx: &ProxyContext,
     conn: &ConnectionContext,
-    dest: &Destination,
+    dest: &ResolvedDestination,
 ) -> Result<(), Revoked> {
     if conn.sni().is_none() {
         return Ok(());
@@ -138,18 +139,18 @@ pub fn recheck(
 fn admit(
     ctx: &ProxyContext,
     conn: &ConnectionContext,
-    dest: &Destination,
+    dest: &ResolvedDestination,
     connected: &UpstreamTarget,
-    server_name: Option<String>,
+    server_name: Option<HostName>,
 ) -> Result<UpstreamTarget, PassthroughError> {
     let sni = server_name.ok_or_else(|| PassthroughError::NoServerName {
-        service: connected.service.host.clone(),
+        service: connected.service.host.to_string(),
     })?;
     let sni = conn.sni.get_or_init(|| sni);
-    if !target::covers(&connected.service.host, sni) {
+    if !connected.service.host.covers(sni) {
         return Err(PassthroughError::NotCovered {
-            service: connected.service.host.clone(),
-            sni: sni.clone(),
+            service: connected.service.host.to_string(),
+            sni: sni.to_string(),
         });
     }
     recheck::path_unchanged(conn, dest).map_err(PassthroughError::Revoked)?;

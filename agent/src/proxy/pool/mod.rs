@@ -2,7 +2,7 @@
 //! connection a workload is done with waits here, keyed by endpoint and TLS
 //! settings, for the next request to the same place. Bounded per key and in
 //! total; an entry past its idle deadline is dropped (which closes it) when
-//! met, or by [`Pool::sweep`].
+//! met, or by [`IdlePool::sweep`].
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -16,7 +16,7 @@ pub const MAX_TOTAL: usize = 1024;
 
 /// A bounded set of idle connections `C` under keys `K`.
 #[derive(Debug)]
-pub struct Pool<K, C> {
+pub struct IdlePool<K, C> {
     idle: Mutex<Idle<K, C>>,
     max_per_key: usize,
     max_total: usize,
@@ -43,10 +43,10 @@ impl<K: Hash + Eq, C> Idle<K, C> {
     }
 }
 
-impl<K: Hash + Eq + Clone, C> Pool<K, C> {
+impl<K: Hash + Eq + Clone, C> IdlePool<K, C> {
     /// A pool with the given bounds.
     pub fn new(max_per_key: usize, max_total: usize) -> Self {
-        Pool {
+        IdlePool {
             idle: Mutex::new(Idle {
                 by_key: HashMap::new(),
                 total: 0,
@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn takes_the_newest_usable_connection_of_the_key() {
-        let pool = Pool::new(4, 16);
+        let pool = IdlePool::new(4, 16);
         pool.put("a", 1, KEEP);
         pool.put("a", 2, KEEP);
         pool.put("b", 3, KEEP);
@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn bounded_per_key_and_in_total() {
-        let pool = Pool::new(2, 3);
+        let pool = IdlePool::new(2, 3);
         for c in 0..5 {
             pool.put("a", c, KEEP);
         }
@@ -161,7 +161,7 @@ mod tests {
     #[test]
     fn idle_connections_expire() {
         let short = Duration::from_millis(10);
-        let pool = Pool::new(2, 2);
+        let pool = IdlePool::new(2, 2);
         pool.put("a", 1, short);
         pool.put("b", 2, short);
         std::thread::sleep(Duration::from_millis(20));
@@ -175,7 +175,7 @@ mod tests {
 
     #[test]
     fn a_sweep_closes_what_expired_and_keeps_the_rest() {
-        let pool = Pool::new(4, 16);
+        let pool = IdlePool::new(4, 16);
         pool.put("a", 1, Duration::from_millis(10));
         pool.put("a", 2, KEEP);
         pool.put("b", 3, Duration::from_millis(10));

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::error::TlsError;
+use crate::config::file_stamp::FileStamp;
 
 /// PEM certificates, or why there are none.
 pub fn parse_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
@@ -30,29 +30,6 @@ pub fn parse_private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
     rustls_pemfile::private_key(&mut reader)
         .map_err(|e| format!("not a PEM private key: {e}"))?
         .ok_or_else(|| "no PEM private key (BEGIN PRIVATE KEY) found".to_string())
-}
-
-/// What a file looked like when it was read: a change in any part means
-/// the file changed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct FileStamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    inode: u64,
-}
-
-impl FileStamp {
-    /// The stamp of `path` now.
-    pub fn of(path: &Path) -> std::io::Result<FileStamp> {
-        use std::os::unix::fs::MetadataExt;
-        // Follows symlinks, so a Kubernetes-style `..data` swap counts.
-        let meta = std::fs::metadata(path)?;
-        Ok(FileStamp {
-            modified: meta.modified().ok(),
-            len: meta.len(),
-            inode: meta.ino(),
-        })
-    }
 }
 
 /// The parsed content of one file, by kind.
@@ -105,7 +82,7 @@ impl PemFiles {
             path: path.to_path_buf(),
             source,
         };
-        let stamp = FileStamp::of(path);
+        let stamp = FileStamp::of_path(path);
         let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
         let stamp = match stamp {
             Ok(s) => s,
@@ -183,7 +160,7 @@ impl PemFiles {
 
     /// The current stamp of every file `paths` names, for cache keys.
     pub fn stamps(paths: &[&Path]) -> Vec<Option<FileStamp>> {
-        paths.iter().map(|p| FileStamp::of(p).ok()).collect()
+        paths.iter().map(|p| FileStamp::of_path(p).ok()).collect()
     }
 }
 

@@ -12,6 +12,7 @@ use crate::config::snapshot::{
 
 use super::error::TlsError;
 use super::material::fingerprint;
+use crate::net::HostName;
 
 /// TLS toward one upstream, fully decided.
 #[derive(Clone, Debug)]
@@ -53,21 +54,21 @@ impl OriginTls {
         let host = host
             .map(strip_port)
             .filter(|h| !h.is_empty())
-            .map(str::to_ascii_lowercase)
-            .or_else(|| (!service.host.starts_with('*')).then(|| service.host.clone()));
+            .map(HostName::new)
+            .or_else(|| (!service.host.is_wildcard()).then(|| service.host.clone()));
         let server_name = match settings.sni.clone().or_else(|| host.clone()) {
             Some(name) => name,
             None => {
                 return Err(TlsError::NoServerName {
                     rule: reference,
-                    host: service.host.clone(),
+                    host: service.host.to_string(),
                 })
             }
         };
         let verify_names = if !settings.subject_alt_names.is_empty() {
             settings.subject_alt_names.clone()
         } else {
-            vec![host.unwrap_or_else(|| server_name.clone())]
+            vec![host.unwrap_or_else(|| server_name.clone()).to_string()]
         };
         let secret = match &settings.credential_name {
             None => None,
@@ -82,7 +83,7 @@ impl OriginTls {
         Ok(Some(OriginTls {
             rule,
             settings,
-            server_name,
+            server_name: server_name.to_string(),
             verify_names,
             secret,
             // The upstream picks: HTTP/2 multiplexes one connection.

@@ -31,7 +31,7 @@ const READ_CHUNK: usize = 8 * 1024;
 
 /// The protocol the first bytes announce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Protocol {
+pub enum SniffedProtocol {
     /// HTTP/1.x (or nothing yet decisive: the guard judges the head).
     Http1,
     /// The HTTP/2 preface.
@@ -184,16 +184,16 @@ impl<S: AsyncRead + Unpin> Guard<S> {
     /// Reads until the first bytes tell HTTP/2's preface from anything else.
     /// On `Err` the connection is over before any request (the reason is in
     /// [`Guard::stop`] when a timer ended it).
-    pub async fn sniff(&mut self) -> io::Result<Protocol> {
+    pub async fn sniff(&mut self) -> io::Result<SniffedProtocol> {
         loop {
             let n = self.buf.len().min(H2_PREFACE.len());
             if self.buf[..n] != H2_PREFACE[..n] {
-                return Ok(Protocol::Http1);
+                return Ok(SniffedProtocol::Http1);
             }
             if n == H2_PREFACE.len() {
                 self.state = State::Passthrough;
                 self.ready = self.buf.len();
-                return Ok(Protocol::Http2);
+                return Ok(SniffedProtocol::Http2);
             }
             let mut chunk = [0u8; 64];
             let read = std::future::poll_fn(|cx| {
@@ -213,7 +213,7 @@ impl<S: AsyncRead + Unpin> Guard<S> {
                 // A partial preface then EOF: let the head reader refuse it.
                 Some(0) => {
                     self.eof = true;
-                    return Ok(Protocol::Http1);
+                    return Ok(SniffedProtocol::Http1);
                 }
                 Some(n) => self.buf.extend_from_slice(&chunk[..n]),
             }

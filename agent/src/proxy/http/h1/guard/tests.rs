@@ -16,7 +16,7 @@ fn limits() -> Limits {
 
 async fn through(wire: &[u8]) -> (Vec<u8>, Option<Stop>) {
     let mut guard = Guard::new(wire, &limits());
-    assert_eq!(guard.sniff().await.unwrap(), Protocol::Http1);
+    assert_eq!(guard.sniff().await.unwrap(), SniffedProtocol::Http1);
     let out = read_all(&mut guard).await.unwrap();
     (out, guard.into_parts().1)
 }
@@ -104,7 +104,7 @@ async fn broken_chunked_coding_is_an_error_for_hyper() {
 async fn the_http2_preface_switches_to_passthrough() {
     let wire = [H2_PREFACE, b"\x00\x00\x00\x04\x00\x00\x00\x00\x00anything"].concat();
     let mut guard = Guard::new(wire.as_slice(), &limits());
-    assert_eq!(guard.sniff().await.unwrap(), Protocol::Http2);
+    assert_eq!(guard.sniff().await.unwrap(), SniffedProtocol::Http2);
     assert_eq!(read_all(&mut guard).await.unwrap(), wire);
 }
 

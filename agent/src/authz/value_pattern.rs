@@ -1,9 +1,9 @@
 //! Istio's policy string values: `abc` exact, `abc*` prefix, `*abc` suffix,
 //! `*` present and non-empty. Parsed once; matching never allocates.
 
-/// One compiled string value.
+/// An AuthorizationPolicy string value, compiled: exact, prefix, suffix or presence.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StrMatch {
+pub enum ValuePattern {
     /// The whole value.
     Exact(Box<str>),
     /// `abc*`.
@@ -14,22 +14,22 @@ pub enum StrMatch {
     Presence,
 }
 
-impl StrMatch {
+impl ValuePattern {
     /// Parses a value the way Istio does: `*` first, then a leading `*`
     /// (suffix), then a trailing `*` (prefix); any other `*` is literal.
     pub fn parse(value: &str) -> Self {
         if value == "*" {
-            StrMatch::Presence
+            ValuePattern::Presence
         } else if let Some(rest) = value.strip_prefix('*') {
-            StrMatch::Suffix(rest.into())
+            ValuePattern::Suffix(rest.into())
         } else if let Some(rest) = value.strip_suffix('*') {
-            StrMatch::Prefix(rest.into())
+            ValuePattern::Prefix(rest.into())
         } else {
-            StrMatch::Exact(value.into())
+            ValuePattern::Exact(value.into())
         }
     }
 
-    /// Like [`StrMatch::parse`], for values compared case-insensitively (hosts).
+    /// Like [`ValuePattern::parse`], for values compared case-insensitively (hosts).
     pub fn parse_ignore_case(value: &str) -> Self {
         Self::parse(&value.to_ascii_lowercase())
     }
@@ -37,32 +37,32 @@ impl StrMatch {
     /// Whether `value` matches, byte for byte.
     pub fn matches(&self, value: &[u8]) -> bool {
         match self {
-            StrMatch::Exact(e) => value == e.as_bytes(),
-            StrMatch::Prefix(p) => value.starts_with(p.as_bytes()),
-            StrMatch::Suffix(s) => value.ends_with(s.as_bytes()),
-            StrMatch::Presence => !value.is_empty(),
+            ValuePattern::Exact(e) => value == e.as_bytes(),
+            ValuePattern::Prefix(p) => value.starts_with(p.as_bytes()),
+            ValuePattern::Suffix(s) => value.ends_with(s.as_bytes()),
+            ValuePattern::Presence => !value.is_empty(),
         }
     }
 
     /// Whether `value` matches ignoring ASCII case; the pattern is already lowercase.
     pub fn matches_ignore_case(&self, value: &[u8]) -> bool {
         match self {
-            StrMatch::Exact(e) => value.eq_ignore_ascii_case(e.as_bytes()),
-            StrMatch::Prefix(p) => {
+            ValuePattern::Exact(e) => value.eq_ignore_ascii_case(e.as_bytes()),
+            ValuePattern::Prefix(p) => {
                 value.len() >= p.len() && value[..p.len()].eq_ignore_ascii_case(p.as_bytes())
             }
-            StrMatch::Suffix(s) => {
+            ValuePattern::Suffix(s) => {
                 value.len() >= s.len()
                     && value[value.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
             }
-            StrMatch::Presence => !value.is_empty(),
+            ValuePattern::Presence => !value.is_empty(),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::StrMatch;
+    use super::ValuePattern;
 
     #[test]
     fn string_forms() {
@@ -87,7 +87,7 @@ mod tests {
         ];
         for (pattern, value, want) in table {
             assert_eq!(
-                StrMatch::parse(pattern).matches(value.as_bytes()),
+                ValuePattern::parse(pattern).matches(value.as_bytes()),
                 want,
                 "{pattern:?} vs {value:?}"
             );
@@ -106,7 +106,7 @@ mod tests {
         ];
         for (pattern, value, want) in table {
             assert_eq!(
-                StrMatch::parse_ignore_case(pattern).matches_ignore_case(value.as_bytes()),
+                ValuePattern::parse_ignore_case(pattern).matches_ignore_case(value.as_bytes()),
                 want,
                 "{pattern:?} vs {value:?}"
             );
