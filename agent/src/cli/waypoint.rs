@@ -67,6 +67,8 @@ pub struct WaypointArgs {
     pub admin: SocketAddr,
     #[command(flatten)]
     pub limits: super::limits::LimitArgs,
+    #[command(flatten)]
+    pub drain: super::drain::DrainArgs,
 }
 
 /// `NAMESPACE/NAME`.
@@ -130,12 +132,13 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: WaypointArgs) -> anyhow::R
         admin: args.admin,
         limits: args.limits.into(),
         ca_roots: args.ca_roots,
+        drain_timeout: args.drain.drain_timeout,
     };
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("tokio runtime")?
-        .block_on(run_waypoint(cfg))
+        .context("tokio runtime")?;
+    super::drain::block_on(runtime, run_waypoint(cfg))
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use egret::config::parse::parse_text;
 use egret::config::snapshot::Snapshot;
 use egret::identity::WorkloadInfo;
+use egret::net::drain;
 use egret::proxy::{handle_outbound, ProxyContext, ResolveHost};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -95,9 +96,17 @@ pub struct Mesh {
 impl Mesh {
     /// A waypoint whose config is `manifests` (generation 1).
     pub fn new(manifests: &str) -> Self {
+        Self::drained_by(manifests, drain::Watch::default())
+    }
+
+    /// A waypoint whose config is `manifests`, drained by `drain`.
+    pub fn drained_by(manifests: &str, drain: drain::Watch) -> Self {
         let (tx, rx) = watch::channel(Arc::new(compile(manifests, 1)));
-        let ctx = Arc::new(ProxyContext::new(rx, Arc::new(NoDns), "cluster.local"));
-        Mesh { tx, ctx }
+        let ctx = ProxyContext::new(rx, Arc::new(NoDns), "cluster.local").with_drain(drain);
+        Mesh {
+            tx,
+            ctx: Arc::new(ctx),
+        }
     }
 
     /// Puts `manifests` in force as the next generation.
