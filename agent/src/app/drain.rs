@@ -1,17 +1,12 @@
 //! Draining on shutdown, as both roots do it: after SIGINT or SIGTERM no
 //! listener accepts, HTTP connections are wound down, and open connections
-//! get `--drain-timeout` to finish before the root closes them by exiting.
+//! get `--drain-timeout` (default
+//! [`DEFAULT_DRAIN_TIMEOUT`](crate::net::drain::DEFAULT_DRAIN_TIMEOUT)) to
+//! finish before the root closes them by exiting.
 
 use std::time::Duration;
 
 use crate::net::drain::{Drained, Trigger};
-
-/// `--drain-timeout` when not given: Istio's default
-/// `terminationDrainDuration` and ztunnel's connection termination deadline
-/// when no grace period is known (5 s), well below Kubernetes' default
-/// `terminationGracePeriodSeconds` (30 s, set explicitly in deploy/): the
-/// agent closes what is left itself, before the kubelet's SIGKILL would.
-pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Starts the drain and waits until every connection has ended, or
 /// `timeout` has passed.

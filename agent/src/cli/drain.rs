@@ -1,6 +1,6 @@
 //! The `egret run` / `egret waypoint` flag bounding the drain on shutdown
-//! (default and its reason: [`crate::app::drain`]), and how both roots end
-//! their runtime.
+//! (default and its reason: [`crate::net::drain::DEFAULT_DRAIN_TIMEOUT`]),
+//! and how both roots end their runtime.
 
 use std::future::Future;
 use std::time::Duration;
@@ -35,7 +35,7 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-    use crate::app::drain::DEFAULT_DRAIN_TIMEOUT;
+    use crate::net::drain::DEFAULT_DRAIN_TIMEOUT;
 
     #[derive(Parser)]
     struct Cmd {

@@ -10,6 +10,13 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+/// `--drain-timeout` when not given: Istio's default
+/// `terminationDrainDuration` and ztunnel's connection termination deadline
+/// when no grace period is known (5 s), well below Kubernetes' default
+/// `terminationGracePeriodSeconds` (30 s, set explicitly in deploy/): the
+/// agent closes what is left itself, before the kubelet's SIGKILL would.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// What a [`Trigger`] and its [`Watch`]es share.
 struct State {
     /// Set once, when the drain starts.
