@@ -5,12 +5,11 @@
 
 use std::time::Duration;
 
-use egret_e2e::manifests::BOOKINFO_NAMESPACE;
 use egret_e2e::two_nodes::{
     node_with_remote_waypoint, remote_waypoint_mesh, WaypointNode, WAYPOINT_ADDR,
 };
 use egret_e2e::walkthrough::{status_code, WORKLOAD_NS, WORKLOAD_SA};
-use egret_e2e::{Node, NodeOptions};
+use egret_e2e::Node;
 
 const WORKLOAD_ID: &str = "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-productpage";
 const WAYPOINT: &str = "istio-egress/egress-waypoint";
@@ -31,12 +30,7 @@ fn curl(node: &Node) -> anyhow::Result<(String, String, bool)> {
 #[test]
 fn workload_reaches_httpbin_through_a_remote_waypoint_over_hbone() -> anyhow::Result<()> {
     let node = node_with_remote_waypoint()?;
-    let waypoint = WaypointNode::start(
-        &node,
-        &remote_waypoint_remote_waypoint_mesh(),
-        WAYPOINT,
-        &[],
-    )?;
+    let waypoint = WaypointNode::start(&node, &remote_waypoint_mesh(), WAYPOINT, &[])?;
 
     let (body, headers, ok) = curl(&node)?;
     assert!(
@@ -96,12 +90,8 @@ fn workload_reaches_httpbin_through_a_remote_waypoint_over_hbone() -> anyhow::Re
 fn a_waypoint_with_an_unexpected_identity_is_refused_by_the_client() -> anyhow::Result<()> {
     let node = node_with_remote_waypoint()?;
     // Same root, wrong name: it presents .../sa/impostor.
-    let waypoint = WaypointNode::start(
-        &node,
-        &remote_waypoint_remote_waypoint_mesh(),
-        "istio-egress/impostor",
-        &[],
-    )?;
+    let waypoint =
+        WaypointNode::start(&node, &remote_waypoint_mesh(), "istio-egress/impostor", &[])?;
     let (_, headers, ok) = curl(&node)?;
     assert!(!ok, "curl reached httpbin through an impostor: {headers}");
     let refused = node.wait_until(Duration::from_secs(5), || {
@@ -131,7 +121,7 @@ fn a_waypoint_of_another_trust_domain_is_refused() -> anyhow::Result<()> {
     // another trust domain, refused by the server: agent/tests/hbone_mtls.rs.)
     let waypoint = WaypointNode::start(
         &node,
-        &remote_waypoint_remote_waypoint_mesh(),
+        &remote_waypoint_mesh(),
         WAYPOINT,
         &["--trust-domain", "other.local"],
     )?;
