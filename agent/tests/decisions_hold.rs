@@ -19,8 +19,9 @@ mod log_capture;
 #[path = "support/mesh.rs"]
 mod mesh;
 
+use egret::testing::upstream::{echo_tcp, recording_http};
 use log_capture::{lines_for, logs};
-use mesh::{captured, echo_upstream, recording_upstream, service_entry, Mesh, WAYPOINT};
+use mesh::{captured, service_entry, Mesh, WAYPOINT};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -160,7 +161,7 @@ async fn finished(task: tokio::task::JoinHandle<()>) {
 /// is 403, the allowed one still goes through.
 async fn policy_applied_after_open(http2: bool) {
     logs();
-    let (upstream, seen) = recording_upstream().await;
+    let (upstream, seen) = recording_http().await;
     let (base, mesh) = httpbin_mesh(upstream);
     let (stream, src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
     let (mut client, _conn) = Client::open(stream, http2).await;
@@ -178,13 +179,7 @@ async fn policy_applied_after_open(http2: bool) {
     );
     drop(client);
     finished(task).await;
-    assert_eq!(
-        *seen.lock().unwrap(),
-        [
-            ("POST".into(), "/post".into()),
-            ("GET".into(), "/get".into())
-        ]
-    );
+    assert_eq!(*seen.lock().unwrap(), ["POST /post", "GET /get"]);
     let lines = request_lines(src);
     assert!(
         lines[1].contains("response_code=403") && lines[1].contains("response_flags=RBAC"),
@@ -207,7 +202,7 @@ async fn an_http2_connection_opened_before_a_policy_gets_403_after_it() {
 /// on, and the connection's log line says why.
 async fn delete_ends_the_connection(http2: bool) {
     logs();
-    let (upstream, seen) = recording_upstream().await;
+    let (upstream, seen) = recording_http().await;
     let (_, mesh) = httpbin_mesh(upstream);
     let (stream, src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
     let (mut client, conn) = Client::open(stream, http2).await;
@@ -234,7 +229,7 @@ async fn delete_ends_the_connection(http2: bool) {
 /// comes (HTTP/1.1: with `connection: close`), then the connection ends.
 async fn in_flight_request_finishes_then_the_connection_ends(http2: bool) {
     logs();
-    let (upstream, seen) = recording_upstream().await;
+    let (upstream, seen) = recording_http().await;
     let (_, mesh) = httpbin_mesh(upstream);
     let (stream, _src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
     let (client, conn) = Client::open(stream, http2).await;
@@ -293,7 +288,7 @@ async fn deleting_the_service_sends_goaway_on_http2() {
 #[tokio::test]
 async fn a_request_racing_the_delete_never_reaches_the_upstream() {
     logs();
-    let (upstream, seen) = recording_upstream().await;
+    let (upstream, seen) = recording_http().await;
     let (_, mesh) = httpbin_mesh(upstream);
     let (mut client, _src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
     let get = b"GET /get HTTP/1.1\r\nhost: httpbin.org\r\n\r\n";
@@ -327,8 +322,8 @@ async fn a_request_racing_the_delete_never_reaches_the_upstream() {
 #[tokio::test]
 async fn routing_and_upstream_follow_the_config_on_an_open_connection() {
     logs();
-    let (first_upstream, first_seen) = recording_upstream().await;
-    let (second_upstream, second_seen) = recording_upstream().await;
+    let (first_upstream, first_seen) = recording_http().await;
+    let (second_upstream, second_seen) = recording_http().await;
     let mesh = Mesh::new(&format!(
         "{WAYPOINT}---\n{}",
         service_entry("httpbin.org", "240.240.0.2", "HTTP", first_upstream)
@@ -351,10 +346,7 @@ async fn routing_and_upstream_follow_the_config_on_an_open_connection() {
     drop(client);
     finished(task).await;
     assert_eq!(first_seen.lock().unwrap().len(), 1);
-    assert_eq!(
-        *second_seen.lock().unwrap(),
-        [("GET".into(), "/get".into())]
-    );
+    assert_eq!(*second_seen.lock().unwrap(), ["GET /get"]);
 }
 
 /// A VirtualService answering `/teapot` itself, the rest sent on.
@@ -379,7 +371,7 @@ spec:
 #[tokio::test]
 async fn a_tcp_connection_a_new_deny_covers_is_closed_within_a_second() {
     logs();
-    let echo = echo_upstream().await;
+    let echo = echo_tcp().await;
     let base = format!(
         "{WAYPOINT}---\n{}---\n{}",
         service_entry("db.test", "240.240.0.5", "TCP", echo),
@@ -423,8 +415,8 @@ async fn a_tcp_connection_a_new_deny_covers_is_closed_within_a_second() {
 #[tokio::test]
 async fn a_request_naming_another_service_is_404_nr_and_reaches_nobody() {
     logs();
-    let (httpbin, httpbin_seen) = recording_upstream().await;
-    let (other, other_seen) = recording_upstream().await;
+    let (httpbin, httpbin_seen) = recording_http().await;
+    let (other, other_seen) = recording_http().await;
     let manifests = format!(
         "{WAYPOINT}---\n{}---\n{}---\n{ONLY_GET}",
         service_entry("httpbin.org", "240.240.0.2", "HTTP", httpbin),

@@ -20,7 +20,8 @@ use tokio::net::TcpStream;
 
 #[path = "support/mesh.rs"]
 mod mesh;
-use mesh::{echo_upstream, recording_upstream, service_entry, Mesh, WAYPOINT};
+use egret::testing::upstream::{echo_tcp, recording_http};
+use mesh::{service_entry, Mesh, WAYPOINT};
 
 /// Longer than any drain here should take.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -30,8 +31,8 @@ const PROMPT: Duration = Duration::from_secs(1);
 /// httpbin.org (HTTP) on 240.240.0.2 and db.test (TCP) on 240.240.0.5,
 /// served by a proxy drained by the returned trigger.
 async fn drained_mesh() -> (Mesh, Trigger) {
-    let (http, _) = recording_upstream().await;
-    let tcp = echo_upstream().await;
+    let (http, _) = recording_http().await;
+    let tcp = echo_tcp().await;
     let manifests = format!(
         "{WAYPOINT}---\n{}---\n{}",
         service_entry("httpbin.org", "240.240.0.2", "HTTP", http),

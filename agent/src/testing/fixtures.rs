@@ -1,0 +1,141 @@
+//! The walkthrough's objects as compiled config, built in code: the egress
+//! waypoint, services bound to it, snapshots holding them, the workload
+//! that connects, and a proxy serving a fixed snapshot.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::config::snapshot::{
+    Endpoint, Protocol, Resolution, Service, ServicePort, Snapshot, Waypoint, WaypointBinding,
+    WaypointRef,
+};
+use crate::identity::WorkloadInfo;
+use crate::proxy::{ProxyContext, ResolveHost};
+
+/// The walkthrough's service address (httpbin.org in Step 3).
+pub const VIP: &str = "240.240.0.2";
+
+/// The walkthrough's waypoint: `istio-egress/egress-waypoint`.
+pub fn waypoint_ref() -> WaypointRef {
+    WaypointRef {
+        namespace: "istio-egress".into(),
+        name: "egress-waypoint".into(),
+    }
+}
+
+/// The walkthrough's workload (bookinfo's productpage) on 127.0.0.1.
+pub fn workload() -> Arc<WorkloadInfo> {
+    Arc::new(WorkloadInfo {
+        name: "productpage-v1-7654b4b6d5-7c4l5".into(),
+        namespace: "bookinfo".into(),
+        service_account: "bookinfo-productpage".into(),
+        ip: "127.0.0.1".parse().unwrap(),
+        netns_cookie: 1,
+    })
+}
+
+/// A ServiceEntry of `istio-egress` as the config compiles it, field by
+/// field: by default port 80 `http` (HTTP), `resolution: DNS`, no VIP, no
+/// endpoint, no waypoint.
+#[derive(Clone, Debug)]
+pub struct ServiceFixture(Service);
+
+impl ServiceFixture {
+    /// `host` (also its name).
+    pub fn new(host: &str) -> Self {
+        ServiceFixture(Service {
+            namespace: "istio-egress".into(),
+            name: host.into(),
+            host: host.into(),
+            vips: Vec::new(),
+            ports: vec![ServicePort {
+                number: 80,
+                name: "http".into(),
+                protocol: Protocol::Http,
+                target_port: None,
+            }],
+            resolution: Resolution::Dns,
+            endpoints: Vec::new(),
+            waypoint: WaypointBinding::None,
+        })
+    }
+
+    /// Named `name` (the object's name, when not the host).
+    pub fn named(mut self, name: &str) -> Self {
+        self.0.name = name.into();
+        self
+    }
+
+    /// Reached on `vip` too.
+    pub fn vip(mut self, vip: &str) -> Self {
+        self.0.vips.push(vip.parse().expect("an IP address"));
+        self
+    }
+
+    /// Its one port is `name` of `protocol` (number 80).
+    pub fn protocol(mut self, name: &str, protocol: Protocol) -> Self {
+        self.0.ports[0].name = name.into();
+        self.0.ports[0].protocol = protocol;
+        self
+    }
+
+    /// `resolution: STATIC` with one endpoint `address`, its port sent to
+    /// `target_port`.
+    pub fn endpoint(mut self, address: &str, target_port: u16) -> Self {
+        self.0.resolution = Resolution::Static;
+        self.0.endpoints.push(Endpoint {
+            address: address.into(),
+            ports: HashMap::new(),
+        });
+        self.0.ports[0].target_port = Some(target_port);
+        self
+    }
+
+    /// Bound to the walkthrough's waypoint.
+    pub fn bound(mut self) -> Self {
+        self.0.waypoint = WaypointBinding::Bound(waypoint_ref());
+        self
+    }
+
+    /// The service.
+    pub fn build(self) -> Arc<Service> {
+        Arc::new(self.0)
+    }
+}
+
+/// A snapshot of `services`, found by VIP and host, with the walkthrough's
+/// waypoint served by this process.
+pub fn snapshot(services: impl IntoIterator<Item = Arc<Service>>) -> Snapshot {
+    let mut snapshot = Snapshot::default();
+    snapshot.waypoints.insert(
+        waypoint_ref(),
+        Waypoint {
+            reference: waypoint_ref(),
+            service_account: "egress-waypoint".into(),
+            address: None,
+        },
+    );
+    for service in services {
+        for vip in &service.vips {
+            snapshot.by_vip.insert(*vip, service.clone());
+        }
+        snapshot
+            .by_host
+            .entry(service.host.clone())
+            .or_default()
+            .push(service.clone());
+        snapshot.services.push(service);
+    }
+    snapshot
+}
+
+/// A proxy whose config is `snapshot` for good, resolving names with
+/// `resolver`, in trust domain `cluster.local`.
+pub fn proxy(snapshot: Snapshot, resolver: Arc<dyn ResolveHost>) -> ProxyContext {
+    let (tx, rx) = watch::channel(Arc::new(snapshot));
+    // The sender may go: the receiver keeps the last value.
+    drop(tx);
+    ProxyContext::new(rx, resolver, "cluster.local")
+}
