@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 
 #[path = "support/mesh.rs"]
 mod mesh;
+use egret::testing::client::read_to_close;
 use egret::testing::upstream::{echo_tcp, recording_http};
 use mesh::{service_entry, Mesh, WAYPOINT};
 
@@ -56,16 +57,6 @@ async fn accepted(ctx: &Arc<ProxyContext>, orig_dst: SocketAddr) -> TcpStream {
         drop(held);
     });
     client
-}
-
-/// Reads until the proxy closes the connection.
-async fn read_to_close(client: &mut TcpStream) -> String {
-    let mut out = Vec::new();
-    tokio::time::timeout(DEADLINE, client.read_to_end(&mut out))
-        .await
-        .expect("the proxy closes the connection")
-        .unwrap();
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[tokio::test]

@@ -5,18 +5,14 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use egret::config::parse::parse_text;
 use egret::config::snapshot::Snapshot;
 use egret::net::drain;
-use egret::proxy::{handle_outbound, ProxyContext};
-use egret::testing::fixtures::workload;
+use egret::proxy::ProxyContext;
 use egret::testing::resolver::StaticDns;
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 /// The waypoint's namespace and Gateway (Steps 1–2 of the walkthrough).
 pub const WAYPOINT: &str = "apiVersion: v1
@@ -108,17 +104,4 @@ fn compile(manifests: &str, generation: u64) -> Snapshot {
     snapshot
 }
 
-/// A workload connection to `orig_dst`, its far end served by the waypoint
-/// of `ctx`: (the workload's socket, its address, the serving task).
-pub async fn captured(
-    ctx: Arc<ProxyContext>,
-    orig_dst: SocketAddr,
-) -> (TcpStream, SocketAddr, JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (accepted, src) = listener.accept().await.unwrap();
-    let task = tokio::spawn(handle_outbound(ctx, accepted, workload(), src, orig_dst));
-    (client, src, task)
-}
+pub use egret::testing::client::captured;
