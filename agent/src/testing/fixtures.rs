@@ -74,28 +74,39 @@ impl ServiceFixture {
         self
     }
 
-    /// Its one port is `name` of `protocol` (number 80).
-    pub fn protocol(mut self, name: &str, protocol: Protocol) -> Self {
-        self.0.ports[0].name = name.into();
-        self.0.ports[0].protocol = protocol;
+    /// Its one port is `number`, named `name`, of `protocol`.
+    pub fn port(mut self, number: u16, name: &str, protocol: Protocol) -> Self {
+        let port = &mut self.0.ports[0];
+        port.number = number;
+        port.name = name.into();
+        port.protocol = protocol;
         self
     }
 
-    /// `resolution: STATIC` with one endpoint `address`, its port sent to
-    /// `target_port`.
-    pub fn endpoint(mut self, address: &str, target_port: u16) -> Self {
+    /// Its port is sent to `target_port` on the endpoints.
+    pub fn target_port(mut self, target_port: u16) -> Self {
+        self.0.ports[0].target_port = Some(target_port);
+        self
+    }
+
+    /// `resolution: STATIC`, with one more endpoint `address`.
+    pub fn endpoint(mut self, address: &str) -> Self {
         self.0.resolution = Resolution::Static;
         self.0.endpoints.push(Endpoint {
             address: address.into(),
             ports: HashMap::new(),
         });
-        self.0.ports[0].target_port = Some(target_port);
         self
     }
 
     /// Bound to the walkthrough's waypoint.
-    pub fn bound(mut self) -> Self {
-        self.0.waypoint = WaypointBinding::Bound(waypoint_ref());
+    pub fn bound(self) -> Self {
+        self.waypoint(WaypointBinding::Bound(waypoint_ref()))
+    }
+
+    /// Its waypoint binding is `binding`.
+    pub fn waypoint(mut self, binding: WaypointBinding) -> Self {
+        self.0.waypoint = binding;
         self
     }
 

@@ -26,7 +26,8 @@ pub const HOST: &str = "httpbin.org";
 pub fn snapshot(target_port: u16) -> Snapshot {
     let service = ServiceFixture::new(HOST)
         .vip(VIP)
-        .endpoint("127.0.0.1", target_port)
+        .endpoint("127.0.0.1")
+        .target_port(target_port)
         .bound()
         .build();
     fixtures::snapshot([service])
