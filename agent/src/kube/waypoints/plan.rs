@@ -219,5 +219,4 @@ fn leftovers(view: &View, waypoints: &HashSet<(String, String)>) -> Vec<Action> 
 }
 
 #[cfg(test)]
-#[path = "plan_tests.rs"]
 mod tests;

@@ -1,6 +1,8 @@
 //! The incremental path: what one changed file costs, and that its result
 //! equals a full rescan's.
 
+mod restart;
+
 use super::*;
 use crate::config::fixtures::{service_entry, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY};
 use crate::config::snapshot::Service;

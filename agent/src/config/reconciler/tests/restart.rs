@@ -2,7 +2,7 @@
 //! source is now invalid, and what it runs when there is no last good
 //! version at all.
 
-use super::*;
+use super::super::*;
 use crate::config::fixtures::{http_allowed, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY};
 use crate::config::last_good::LAST_GOOD_DIR;
 use crate::config::refused::{self, InForce};
