@@ -1,11 +1,12 @@
 //! Test support shared by the agent's unit tests and its integration suites
 //! (`agent/tests/`, through the `testing` feature; ztunnel's `test_helpers`):
 //! compiled services and snapshots ([`fixtures`]), resolver stubs
-//! ([`resolver`]), loopback upstream servers ([`upstream`]) and the
-//! workload's end of a captured connection ([`client`]). Never part of a
-//! release build.
+//! ([`resolver`]), loopback upstream servers ([`upstream`]), the
+//! workload's end of a captured connection ([`client`]) and log output
+//! captured in memory ([`log`]). Never part of a release build.
 
 pub mod client;
 pub mod fixtures;
+pub mod log;
 pub mod resolver;
 pub mod upstream;
