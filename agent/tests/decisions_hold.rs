@@ -19,31 +19,12 @@ mod log_capture;
 #[path = "support/mesh.rs"]
 mod mesh;
 
+use egret::testing::fixtures::STEP_4A_POLICY;
 use egret::testing::upstream::{echo_tcp, recording_http};
 use log_capture::{lines_for, logs};
 use mesh::{captured, service_entry, Mesh, WAYPOINT};
 
 const LIMIT: Duration = Duration::from_secs(10);
-
-/// The walkthrough's Step 4a: only `GET /get` of httpbin.org.
-const ONLY_GET: &str = "apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata:
-  name: httpbin
-  namespace: istio-egress
-spec:
-  targetRefs:
-  - kind: Gateway
-    name: egress-waypoint
-    group: gateway.networking.k8s.io
-  action: ALLOW
-  rules:
-  - to:
-    - operation:
-        hosts: [\"httpbin.org\"]
-        methods: [\"GET\"]
-        paths: [\"/get\"]
-";
 
 /// An L4 DENY of every connection to ServiceEntry `name`.
 fn deny_service(name: &str) -> String {
@@ -167,7 +148,7 @@ async fn policy_applied_after_open(http2: bool) {
     let (mut client, _conn) = Client::open(stream, http2).await;
     assert_eq!(client.send("POST", "/post").await.unwrap().0, 200);
 
-    mesh.apply(&format!("{base}---\n{ONLY_GET}"));
+    mesh.apply(&format!("{base}---\n{STEP_4A_POLICY}"));
     assert_eq!(
         client.send("POST", "/post").await.unwrap(),
         (403, "RBAC: access denied".into())
@@ -418,7 +399,7 @@ async fn a_request_naming_another_service_is_404_nr_and_reaches_nobody() {
     let (httpbin, httpbin_seen) = recording_http().await;
     let (other, other_seen) = recording_http().await;
     let manifests = format!(
-        "{WAYPOINT}---\n{}---\n{}---\n{ONLY_GET}",
+        "{WAYPOINT}---\n{}---\n{}---\n{STEP_4A_POLICY}",
         service_entry("httpbin.org", "240.240.0.2", "HTTP", httpbin),
         service_entry("other.test", "240.240.0.3", "HTTP", other)
     );

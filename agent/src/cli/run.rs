@@ -299,7 +299,7 @@ fn mesh_networks(args: &RunArgs, source: &ConfigSource) -> Vec<ipnet::IpNet> {
 }
 
 /// `1.2.3.4`, `1.2.3.4:5353`, `::1` or `[::1]:53`.
-fn parse_dns_addr(text: &str) -> Result<SocketAddr, String> {
+pub(super) fn parse_dns_addr(text: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(addr);
     }

@@ -296,7 +296,9 @@ fn binding(snapshot: &Snapshot, o: &Object) -> WaypointBinding {
     }
 }
 
-fn index(snapshot: &mut Snapshot, service: &Arc<Service>) {
+/// Makes `service` found by its VIPs (the first service to claim an
+/// address keeps it) and by its host.
+pub(crate) fn index(snapshot: &mut Snapshot, service: &Arc<Service>) {
     for vip in &service.vips {
         match snapshot.by_vip.get(vip) {
             Some(owner) => tracing::warn!(
