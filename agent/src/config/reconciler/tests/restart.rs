@@ -31,28 +31,22 @@ fn broken(policy: &str) -> String {
     policy.replace("  action:", "  bogus: 1\n  action:")
 }
 
-struct Agent {
-    _tmp: tempfile::TempDir,
-    config: PathBuf,
-    state: PathBuf,
+/// The walkthrough's Steps 1-3 in a config folder, restarted at will.
+struct Agent(super::Setup);
+
+impl std::ops::Deref for Agent {
+    type Target = super::Setup;
+
+    fn deref(&self) -> &super::Setup {
+        &self.0
+    }
 }
 
 impl Agent {
     fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let config = tmp.path().join("config");
-        let state = tmp.path().join("state");
-        std::fs::create_dir_all(&config).unwrap();
-        std::fs::write(
-            config.join("base.yaml"),
-            format!("{EGRESS_NAMESPACE}---\n{GATEWAY}---\n{SERVICE_ENTRY}"),
-        )
-        .unwrap();
-        Agent {
-            _tmp: tmp,
-            config,
-            state,
-        }
+        Agent(super::setup_with(&format!(
+            "{EGRESS_NAMESPACE}---\n{GATEWAY}---\n{SERVICE_ENTRY}"
+        )))
     }
 
     fn write(&self, file: &str, text: &str) {
