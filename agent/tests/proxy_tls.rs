@@ -64,14 +64,22 @@ impl Pki {
     }
 }
 
-/// A TLS upstream answering every request with the SNI it saw; counts the
-/// TCP connections it accepted.
-async fn tls_upstream(config: rustls::ServerConfig) -> (SocketAddr, Arc<AtomicUsize>) {
+/// Accepts TLS connections under `config` and hands each, with the SNI it
+/// saw, to `serve`; counts the TCP connections it accepted.
+async fn tls_listener<F, Fut>(
+    config: rustls::ServerConfig,
+    serve: F,
+) -> (SocketAddr, Arc<AtomicUsize>)
+where
+    F: Fn(tokio_rustls::server::TlsStream<TcpStream>, String) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = accepted.clone();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let serve = Arc::new(serve);
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
@@ -79,26 +87,32 @@ async fn tls_upstream(config: rustls::ServerConfig) -> (SocketAddr, Arc<AtomicUs
             };
             count.fetch_add(1, Ordering::SeqCst);
             let acceptor = acceptor.clone();
+            let serve = serve.clone();
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
                 let sni = tls.get_ref().1.server_name().unwrap_or("-").to_string();
-                let service = service_fn(move |_req: Request<hyper::body::Incoming>| {
-                    let sni = sni.clone();
-                    async move {
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!(
-                            "sni={sni}"
-                        )))))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
+                serve(tls, sni).await;
             });
         }
     });
     (addr, accepted)
+}
+
+/// A TLS upstream answering every request with the SNI it saw; counts the
+/// TCP connections it accepted.
+async fn tls_upstream(config: rustls::ServerConfig) -> (SocketAddr, Arc<AtomicUsize>) {
+    tls_listener(config, |tls, sni| async move {
+        let service = service_fn(move |_req: Request<hyper::body::Incoming>| {
+            let body = Bytes::from(format!("sni={sni}"));
+            async move { Ok::<_, Infallible>(Response::new(Full::new(body))) }
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(tls), service)
+            .await;
+    })
+    .await
 }
 
 /// A TLS upstream that speaks only HTTP/2 (ALPN `h2`), answering every
@@ -109,42 +123,23 @@ async fn h2_upstream(
     delay: Duration,
 ) -> (SocketAddr, Arc<AtomicUsize>) {
     config.alpn_protocols = vec![b"h2".to_vec()];
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            count.fetch_add(1, Ordering::SeqCst);
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let sni = tls.get_ref().1.server_name().unwrap_or("-").to_string();
-                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let body = format!(
-                        "{:?} {} sni={sni}",
-                        req.version(),
-                        req.uri().authority().map_or("-", |a| a.as_str())
-                    );
-                    async move {
-                        tokio::time::sleep(delay).await;
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
-                    }
-                });
-                let _ =
-                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-            });
-        }
-    });
-    (addr, accepted)
+    tls_listener(config, move |tls, sni| async move {
+        let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+            let body = format!(
+                "{:?} {} sni={sni}",
+                req.version(),
+                req.uri().authority().map_or("-", |a| a.as_str())
+            );
+            async move {
+                tokio::time::sleep(delay).await;
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+            }
+        });
+        let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .serve_connection(TokioIo::new(tls), service)
+            .await;
+    })
+    .await
 }
 
 /// A snapshot with `host` on [`VIP`]:80, endpoint `upstream`, and a
