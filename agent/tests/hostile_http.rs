@@ -459,14 +459,7 @@ async fn exchange_keep_alive(client: &mut tokio::net::TcpStream) -> String {
 async fn a_request_waiting_on_a_silent_upstream_gets_408_si() {
     logs();
     // An upstream that accepts and reads, and never answers.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = silent.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = silent.accept().await {
-            held.push(stream);
-        }
-    });
+    let port = stalling_upstream(b"").await;
     let limits = Limits {
         stream_idle_timeout: Duration::from_millis(300),
         ..Limits::default()
@@ -481,6 +474,24 @@ async fn a_request_waiting_on_a_silent_upstream_gets_408_si() {
     assert_local_reply(&reply, "HTTP/1.1 408 Request Timeout\r\n", "stream timeout");
     assert_logged(&lines, 408, "SI");
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// An upstream that reads a request, sends `reply`, and then nothing more,
+/// holding every connection open.
+async fn stalling_upstream(reply: &'static [u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf).await;
+            let _ = stream.write_all(reply).await;
+            held.push(stream);
+        }
+    });
+    port
 }
 
 /// An upstream that answers 200 and counts its connections still open.
@@ -536,22 +547,9 @@ async fn pooled_upstream_connections_close_after_the_upstream_idle_timeout() {
 
 #[tokio::test]
 async fn a_response_that_stalls_is_cut_after_the_stream_idle_timeout() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     logs();
     // Headers and 3 of 100 body bytes, then nothing, the connection kept.
-    let stalled = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = stalled.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((mut stream, _)) = stalled.accept().await {
-            let mut buf = [0u8; 1024];
-            let _ = stream.read(&mut buf).await;
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc")
-                .await;
-            held.push(stream);
-        }
-    });
+    let port = stalling_upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc").await;
     let limits = Limits {
         stream_idle_timeout: Duration::from_millis(300),
         ..Limits::default()
