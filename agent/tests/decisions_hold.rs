@@ -19,6 +19,7 @@ mod log_capture;
 #[path = "support/mesh.rs"]
 mod mesh;
 
+use egret::testing::client::finish;
 use egret::testing::fixtures::STEP_4A_POLICY;
 use egret::testing::upstream::{echo_tcp, recording_http};
 use log_capture::{lines_for, logs};
@@ -131,13 +132,6 @@ fn request_lines(src: SocketAddr) -> Vec<String> {
         .collect()
 }
 
-async fn finished(task: tokio::task::JoinHandle<()>) {
-    tokio::time::timeout(LIMIT, task)
-        .await
-        .expect("the waypoint ends the connection")
-        .unwrap();
-}
-
 /// A connection opened before Step 4a: the next disallowed request on it
 /// is 403, the allowed one still goes through.
 async fn policy_applied_after_open(http2: bool) {
@@ -159,7 +153,7 @@ async fn policy_applied_after_open(http2: bool) {
         "still allowed"
     );
     drop(client);
-    finished(task).await;
+    finish(task).await;
     assert_eq!(*seen.lock().unwrap(), ["POST /post", "GET /get"]);
     let lines = request_lines(src);
     assert!(
@@ -190,7 +184,7 @@ async fn delete_ends_the_connection(http2: bool) {
     assert_eq!(client.send("GET", "/get").await.unwrap().0, 200);
 
     mesh.apply(WAYPOINT);
-    finished(task).await;
+    finish(task).await;
     tokio::time::timeout(LIMIT, conn)
         .await
         .expect("the workload's connection ends")
@@ -238,7 +232,7 @@ async fn in_flight_request_finishes_then_the_connection_ends(http2: bool) {
             Some(&b"close"[..])
         );
     }
-    finished(task).await;
+    finish(task).await;
     tokio::time::timeout(LIMIT, conn)
         .await
         .expect("the workload's connection ends")
@@ -296,7 +290,7 @@ async fn a_request_racing_the_delete_never_reaches_the_upstream() {
             || (reply.starts_with("http/1.1 404") && reply.contains("connection: close")),
         "{reply}"
     );
-    finished(task).await;
+    finish(task).await;
     assert_eq!(seen.lock().unwrap().len(), 1, "only the first request");
 }
 
@@ -325,7 +319,7 @@ async fn routing_and_upstream_follow_the_config_on_an_open_connection() {
     );
     assert_eq!(client.send("GET", "/teapot").await.unwrap().0, 418);
     drop(client);
-    finished(task).await;
+    finish(task).await;
     assert_eq!(first_seen.lock().unwrap().len(), 1);
     assert_eq!(*second_seen.lock().unwrap(), ["GET /get"]);
 }
@@ -377,7 +371,7 @@ async fn a_tcp_connection_a_new_deny_covers_is_closed_within_a_second() {
         .expect("closed within a second");
     assert!(read.is_err() || rest.is_empty(), "no more bytes: {rest:?}");
     assert!(started.elapsed() < Duration::from_secs(1));
-    finished(denied_task).await;
+    finish(denied_task).await;
     let line = connection_line(denied_src);
     assert!(
         line.contains("response_flags=RBAC")
@@ -433,7 +427,7 @@ async fn a_request_naming_another_service_is_404_nr_and_reaches_nobody() {
     let two = sender.send_request(two_hosts).await.unwrap();
     assert_eq!(status_and_body(two).await.0, 400);
     drop(sender);
-    finished(task).await;
+    finish(task).await;
     assert!(httpbin_seen.lock().unwrap().is_empty());
     assert!(other_seen.lock().unwrap().is_empty());
     let lines = request_lines(src);
