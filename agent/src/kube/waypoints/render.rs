@@ -312,7 +312,7 @@ pub fn identity_secret(gw: &GatewayRef, chain: &str, key: &str, roots: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::waypoints::fixtures::{gw, template};
+    use crate::testing::waypoints::{gw, template};
 
     #[test]
     fn deployment_runs_egret_waypoint_as_the_gateway() {
