@@ -20,7 +20,7 @@ mod log_capture;
 mod mesh;
 
 use egret::testing::client::finish;
-use egret::testing::fixtures::STEP_4A_POLICY;
+use egret::testing::manifests::STEP_4A_POLICY;
 use egret::testing::upstream::{echo_tcp, recording_http};
 use log_capture::{lines_for, logs};
 use mesh::{captured, service_entry, Mesh, WAYPOINT};

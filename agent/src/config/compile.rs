@@ -323,7 +323,7 @@ pub(crate) fn index(snapshot: &mut Snapshot, service: &Arc<Service>) {
 mod tests {
     use super::*;
     use crate::config::allocate::Allocator;
-    use crate::config::fixtures::{
+    use crate::testing::manifests::{
         objects, service_entry, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY,
     };
 

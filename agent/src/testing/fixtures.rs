@@ -17,30 +17,6 @@ use crate::proxy::{ProxyContext, ResolveHost};
 /// The walkthrough's service address (httpbin.org in Step 3).
 pub const VIP: &str = "240.240.0.2";
 
-/// The walkthrough's Step 4a AuthorizationPolicy: only `GET /get` of
-/// httpbin.org through the waypoint.
-pub const STEP_4A_POLICY: &str = include_str!("../config/testdata/step4a-authorizationpolicy.yaml");
-
-/// AuthorizationPolicy `name` of `istio-egress` on the walkthrough's
-/// waypoint: `action` with `rules` (YAML lines under `rules:`).
-pub fn waypoint_policy(name: &str, action: &str, rules: &str) -> String {
-    format!(
-        "apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata:
-  name: {name}
-  namespace: istio-egress
-spec:
-  targetRefs:
-  - kind: Gateway
-    name: egress-waypoint
-    group: gateway.networking.k8s.io
-  action: {action}
-  rules:
-{rules}"
-    )
-}
-
 /// The walkthrough's waypoint: `istio-egress/egress-waypoint`.
 pub fn waypoint_ref() -> WaypointRef {
     WaypointRef {

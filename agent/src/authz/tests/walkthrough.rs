@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{target, Req};
 use crate::authz::{compile, AuthorizationPolicySpec, DecisionReason, PolicySet, DENY_BODY};
-use crate::testing::fixtures::STEP_4A_POLICY;
+use crate::testing::manifests::STEP_4A_POLICY;
 
 fn step_4a() -> PolicySet {
     let doc: serde_yaml::Value = serde_yaml::from_str(STEP_4A_POLICY).unwrap();

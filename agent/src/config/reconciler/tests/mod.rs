@@ -4,8 +4,8 @@
 mod restart;
 
 use super::*;
-use crate::config::fixtures::{service_entry, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY};
 use crate::config::snapshot::Service;
+use crate::testing::manifests::{service_entry, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY};
 
 struct Setup {
     _tmp: tempfile::TempDir,

@@ -3,10 +3,10 @@
 //! version at all.
 
 use super::super::*;
-use crate::config::fixtures::{http_allowed, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY};
 use crate::config::last_good::LAST_GOOD_DIR;
 use crate::config::refused::{self, InForce};
-use crate::testing::fixtures::waypoint_policy;
+use crate::testing::manifests::waypoint_policy;
+use crate::testing::manifests::{http_allowed, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY};
 
 /// No POST through the waypoint.
 fn deny() -> String {
