@@ -21,7 +21,7 @@ mod mesh;
 
 use egret::testing::client::finish;
 use egret::testing::manifests::STEP_4A_POLICY;
-use egret::testing::upstream::{echo_tcp, recording_http};
+use egret::testing::upstream::{echo_tcp, recording_http, Seen};
 use log_capture::{lines_for, logs};
 use mesh::{captured, service_entry, Mesh, WAYPOINT};
 
@@ -59,6 +59,41 @@ fn httpbin_mesh(upstream: u16) -> (String, Mesh) {
 }
 
 type Driven = tokio::task::JoinHandle<Result<(), hyper::Error>>;
+
+/// A workload's HTTP connection to httpbin.org on 240.240.0.2, through
+/// the waypoint to a recording upstream.
+struct Opened {
+    /// Request lines that reached the upstream.
+    seen: Seen,
+    /// The manifests in force.
+    base: String,
+    mesh: Mesh,
+    /// The workload's address.
+    src: SocketAddr,
+    /// The waypoint's task serving the connection.
+    task: tokio::task::JoinHandle<()>,
+    client: Client,
+    /// The client's connection task.
+    conn: Driven,
+}
+
+/// Opens an [`Opened`] connection (HTTP/2 when `http2`).
+async fn open_to_httpbin(http2: bool) -> Opened {
+    logs();
+    let (upstream, seen) = recording_http().await;
+    let (base, mesh) = httpbin_mesh(upstream);
+    let (stream, src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
+    let (client, conn) = Client::open(stream, http2).await;
+    Opened {
+        seen,
+        base,
+        mesh,
+        src,
+        task,
+        client,
+        conn,
+    }
+}
 
 /// The workload's HTTP client on its captured connection.
 enum Client {
@@ -135,11 +170,15 @@ fn request_lines(src: SocketAddr) -> Vec<String> {
 /// A connection opened before Step 4a: the next disallowed request on it
 /// is 403, the allowed one still goes through.
 async fn policy_applied_after_open(http2: bool) {
-    logs();
-    let (upstream, seen) = recording_http().await;
-    let (base, mesh) = httpbin_mesh(upstream);
-    let (stream, src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
-    let (mut client, _conn) = Client::open(stream, http2).await;
+    let Opened {
+        seen,
+        base,
+        mesh,
+        src,
+        task,
+        mut client,
+        ..
+    } = open_to_httpbin(http2).await;
     assert_eq!(client.send("POST", "/post").await.unwrap().0, 200);
 
     mesh.apply(&format!("{base}---\n{STEP_4A_POLICY}"));
@@ -176,11 +215,15 @@ async fn an_http2_connection_opened_before_a_policy_gets_403_after_it() {
 /// (HTTP/1.1 closed while idle, HTTP/2 by GOAWAY), nothing more is sent
 /// on, and the connection's log line says why.
 async fn delete_ends_the_connection(http2: bool) {
-    logs();
-    let (upstream, seen) = recording_http().await;
-    let (_, mesh) = httpbin_mesh(upstream);
-    let (stream, src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
-    let (mut client, conn) = Client::open(stream, http2).await;
+    let Opened {
+        seen,
+        mesh,
+        src,
+        task,
+        mut client,
+        conn,
+        ..
+    } = open_to_httpbin(http2).await;
     assert_eq!(client.send("GET", "/get").await.unwrap().0, 200);
 
     mesh.apply(WAYPOINT);
@@ -203,11 +246,14 @@ async fn delete_ends_the_connection(http2: bool) {
 /// The service deleted while a request is in flight: that response still
 /// comes (HTTP/1.1: with `connection: close`), then the connection ends.
 async fn in_flight_request_finishes_then_the_connection_ends(http2: bool) {
-    logs();
-    let (upstream, seen) = recording_http().await;
-    let (_, mesh) = httpbin_mesh(upstream);
-    let (stream, _src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
-    let (client, conn) = Client::open(stream, http2).await;
+    let Opened {
+        seen,
+        mesh,
+        task,
+        client,
+        conn,
+        ..
+    } = open_to_httpbin(http2).await;
     let in_flight = tokio::spawn(async move {
         match client {
             Client::H1(mut s) => {
