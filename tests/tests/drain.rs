@@ -84,6 +84,36 @@ fn terminate(process: &mut Background) -> impl FnMut() -> (bool, Duration) + '_ 
     }
 }
 
+/// The process exited cleanly once the `/delay/3` request that was in
+/// flight at SIGTERM (about 2 s left) had its whole response, with
+/// `connection: close`, and no later (the drain timeout is 5 s).
+fn waited_for_the_request(
+    exited: (bool, Duration),
+    out: &std::path::Path,
+    log: impl Fn() -> String,
+) {
+    let (clean, took) = exited;
+    assert!(clean, "clean exit; log:\n{}", log());
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(5),
+        "exited {took:?} after SIGTERM; log:\n{}",
+        log()
+    );
+    let result = curl_result(out, Duration::from_secs(5));
+    assert!(result.starts_with("HTTP/1.1 200 OK\r\n"), "{result}");
+    assert!(
+        result
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "the response says the connection ends: {result}"
+    );
+    assert!(
+        result.contains("\"url\":\"http://httpbin.org/delay/3\""),
+        "whole body: {result}"
+    );
+    assert!(result.trim_end().ends_with("exit=0"), "{result}");
+}
+
 #[test]
 fn sigterm_lets_a_request_in_flight_finish_and_refuses_new_connections() {
     let mut node = node_with(&[]);
@@ -101,28 +131,7 @@ fn sigterm_lets_a_request_in_flight_finish_and_refuses_new_connections() {
         "000 exit=7",
         "a new connection while draining is refused"
     );
-    let (clean, took) = exited();
-    assert!(clean, "clean exit; log:\n{}", node.agent_log());
-    // The request had about 2 s left: the agent waited for it, and no
-    // longer (the drain timeout is 5 s).
-    assert!(
-        took >= Duration::from_millis(1500) && took < Duration::from_secs(5),
-        "exited {took:?} after SIGTERM; log:\n{}",
-        node.agent_log()
-    );
-    let result = curl_result(&out, Duration::from_secs(5));
-    assert!(result.starts_with("HTTP/1.1 200 OK\r\n"), "{result}");
-    assert!(
-        result
-            .to_ascii_lowercase()
-            .contains("\r\nconnection: close\r\n"),
-        "the response says the connection ends: {result}"
-    );
-    assert!(
-        result.contains("\"url\":\"http://httpbin.org/delay/3\""),
-        "whole body: {result}"
-    );
-    assert!(result.trim_end().ends_with("exit=0"), "{result}");
+    waited_for_the_request(exited(), &out, || node.agent_log());
     let log = node.agent_log();
     assert!(log.contains("drained: every connection finished"), "{log}");
 }
@@ -189,18 +198,5 @@ fn the_standalone_waypoint_drains_its_hbone_connections() {
         "a new HBONE connection while draining; waypoint log:\n{}",
         waypoint.log()
     );
-    let (clean, took) = exited();
-    assert!(clean, "clean exit; log:\n{}", waypoint.log());
-    assert!(
-        took >= Duration::from_millis(1500) && took < Duration::from_secs(5),
-        "exited {took:?} after SIGTERM; log:\n{}",
-        waypoint.log()
-    );
-    let result = curl_result(&out, Duration::from_secs(5));
-    assert!(result.starts_with("HTTP/1.1 200 OK\r\n"), "{result}");
-    assert!(
-        result.contains("\"url\":\"http://httpbin.org/delay/3\""),
-        "whole body: {result}"
-    );
-    assert!(result.trim_end().ends_with("exit=0"), "{result}");
+    waited_for_the_request(exited(), &out, || waypoint.log());
 }
