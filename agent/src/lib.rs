@@ -21,6 +21,8 @@ pub mod net;
 pub mod node;
 pub mod proxy;
 pub mod route;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod verdicts;
 pub mod waypoint;
 pub mod workload;

@@ -52,6 +52,8 @@ pub struct NodeConfig {
     /// The node's pod and service networks: what a REGISTRY_ONLY workload
     /// reaches directly (loopback always).
     pub mesh_networks: Vec<IpNet>,
+    /// How long open connections may take to finish after SIGTERM.
+    pub drain_timeout: std::time::Duration,
 }
 
 impl NodeConfig {
@@ -88,7 +90,9 @@ pub struct KubernetesSource {
     pub cluster: Box<crate::kube::cluster::ClusterOptions>,
 }
 
-/// Runs the agent until SIGINT or SIGTERM, then removes everything it made.
+/// Runs the agent until SIGINT or SIGTERM, drains its connections, then
+/// removes everything it made (or leaves the kernel enforcing for the next
+/// agent).
 pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("create state folder {}", cfg.state_dir.display()))?;
@@ -133,6 +137,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         }
     };
     let dns = DnsProxy::new(snapshots.clone(), cfg.dns_upstreams.clone());
+    let (drain, draining) = crate::net::drain::channel();
     let proxy = crate::app::proxy::build(ProxySettings {
         snapshots: snapshots.clone(),
         dns_upstreams: cfg.dns_upstreams.clone(),
@@ -140,6 +145,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         limits: cfg.limits,
         ca_roots: cfg.ca_roots.clone(),
         tunnels: Some(identities.clone()),
+        drain: draining,
     })?;
     // Waypoints whose Gateway address is this node's are served here.
     let hbone_server = crate::app::hbone::spawn(
@@ -227,7 +233,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         };
         crate::kube::pods::spawn(client, options, manager.clone(), snapshots.clone())
     });
-    let control = {
+    let mut control = {
         let agent: Arc<dyn ControlHandler> = agent.clone();
         let socket = socket.clone();
         tokio::spawn(async move { serve(&socket, agent).await })
@@ -251,21 +257,27 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     });
     tracing::info!(config_dir = %cfg.config_dir.display(), socket = %socket.display(), "egret agent ready");
     let result = tokio::select! {
-        r = control => match r {
+        r = &mut control => match r {
             Ok(Err(e)) => Err(anyhow::Error::new(e).context("control socket")),
             _ => Ok(()),
         },
         _ = crate::app::signal::shutdown() => Ok(()),
     };
     tracing::info!("shutting down");
+    // Nothing new comes in: no workload, no pod, no connection (the
+    // listeners close, so the kernel's redirects to them are refused). The
+    // kernel programs, their maps and snapshot updates stay in force while
+    // open connections finish.
+    control.abort();
+    if let Some(p) = pods {
+        p.abort();
+    }
+    crate::app::drain::drain(drain, cfg.drain_timeout).await;
     sync.abort();
     logs.abort();
     reaper.abort();
     if let Some(r) = event_reader {
         r.abort();
-    }
-    if let Some(p) = pods {
-        p.abort();
     }
     hbone_server.abort();
     drop(admin);

@@ -53,9 +53,11 @@ pub struct WaypointConfig {
     /// PEM files of CA roots trusted for TLS origination besides the
     /// system's (`--ca-roots`).
     pub ca_roots: Vec<PathBuf>,
+    /// How long open connections may take to finish after SIGTERM.
+    pub drain_timeout: std::time::Duration,
 }
 
-/// Runs the waypoint until SIGINT or SIGTERM.
+/// Runs the waypoint until SIGINT or SIGTERM, then drains its connections.
 pub async fn run(cfg: WaypointConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("create state folder {}", cfg.state_dir.display()))?;
@@ -85,6 +87,7 @@ pub async fn run(cfg: WaypointConfig) -> anyhow::Result<()> {
         .unwrap_or_else(|| cfg.state_dir.join(CA_DIR));
     let identities =
         crate::app::hbone::identities(&cfg.trust_domain, cfg.cert_files.clone(), &ca_dir)?;
+    let (drain, draining) = crate::net::drain::channel();
     let proxy = crate::app::proxy::build(ProxySettings {
         snapshots: snapshots.clone(),
         dns_upstreams: cfg.dns_upstreams.clone(),
@@ -93,6 +96,7 @@ pub async fn run(cfg: WaypointConfig) -> anyhow::Result<()> {
         ca_roots: cfg.ca_roots.clone(),
         // The waypoint is the end of the tunnel: it never opens one.
         tunnels: None,
+        drain: draining,
     })?;
     let server = crate::app::hbone::spawn(
         proxy.clone(),
@@ -117,5 +121,6 @@ pub async fn run(cfg: WaypointConfig) -> anyhow::Result<()> {
         _ = crate::app::signal::shutdown() => Ok(()),
     };
     tracing::info!("shutting down");
+    crate::app::drain::drain(drain, cfg.drain_timeout).await;
     result
 }

@@ -19,30 +19,13 @@ mod log_capture;
 #[path = "support/mesh.rs"]
 mod mesh;
 
+use egret::testing::client::finish;
+use egret::testing::manifests::STEP_4A_POLICY;
+use egret::testing::upstream::{echo_tcp, recording_http, Seen};
 use log_capture::{lines_for, logs};
-use mesh::{captured, echo_upstream, recording_upstream, service_entry, Mesh, WAYPOINT};
+use mesh::{captured, service_entry, Mesh, WAYPOINT};
 
 const LIMIT: Duration = Duration::from_secs(10);
-
-/// The walkthrough's Step 4a: only `GET /get` of httpbin.org.
-const ONLY_GET: &str = "apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata:
-  name: httpbin
-  namespace: istio-egress
-spec:
-  targetRefs:
-  - kind: Gateway
-    name: egress-waypoint
-    group: gateway.networking.k8s.io
-  action: ALLOW
-  rules:
-  - to:
-    - operation:
-        hosts: [\"httpbin.org\"]
-        methods: [\"GET\"]
-        paths: [\"/get\"]
-";
 
 /// An L4 DENY of every connection to ServiceEntry `name`.
 fn deny_service(name: &str) -> String {
@@ -76,6 +59,41 @@ fn httpbin_mesh(upstream: u16) -> (String, Mesh) {
 }
 
 type Driven = tokio::task::JoinHandle<Result<(), hyper::Error>>;
+
+/// A workload's HTTP connection to httpbin.org on 240.240.0.2, through
+/// the waypoint to a recording upstream.
+struct Opened {
+    /// Request lines that reached the upstream.
+    seen: Seen,
+    /// The manifests in force.
+    base: String,
+    mesh: Mesh,
+    /// The workload's address.
+    src: SocketAddr,
+    /// The waypoint's task serving the connection.
+    task: tokio::task::JoinHandle<()>,
+    client: Client,
+    /// The client's connection task.
+    conn: Driven,
+}
+
+/// Opens an [`Opened`] connection (HTTP/2 when `http2`).
+async fn open_to_httpbin(http2: bool) -> Opened {
+    logs();
+    let (upstream, seen) = recording_http().await;
+    let (base, mesh) = httpbin_mesh(upstream);
+    let (stream, src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
+    let (client, conn) = Client::open(stream, http2).await;
+    Opened {
+        seen,
+        base,
+        mesh,
+        src,
+        task,
+        client,
+        conn,
+    }
+}
 
 /// The workload's HTTP client on its captured connection.
 enum Client {
@@ -149,24 +167,21 @@ fn request_lines(src: SocketAddr) -> Vec<String> {
         .collect()
 }
 
-async fn finished(task: tokio::task::JoinHandle<()>) {
-    tokio::time::timeout(LIMIT, task)
-        .await
-        .expect("the waypoint ends the connection")
-        .unwrap();
-}
-
 /// A connection opened before Step 4a: the next disallowed request on it
 /// is 403, the allowed one still goes through.
 async fn policy_applied_after_open(http2: bool) {
-    logs();
-    let (upstream, seen) = recording_upstream().await;
-    let (base, mesh) = httpbin_mesh(upstream);
-    let (stream, src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
-    let (mut client, _conn) = Client::open(stream, http2).await;
+    let Opened {
+        seen,
+        base,
+        mesh,
+        src,
+        task,
+        mut client,
+        ..
+    } = open_to_httpbin(http2).await;
     assert_eq!(client.send("POST", "/post").await.unwrap().0, 200);
 
-    mesh.apply(&format!("{base}---\n{ONLY_GET}"));
+    mesh.apply(&format!("{base}---\n{STEP_4A_POLICY}"));
     assert_eq!(
         client.send("POST", "/post").await.unwrap(),
         (403, "RBAC: access denied".into())
@@ -177,14 +192,8 @@ async fn policy_applied_after_open(http2: bool) {
         "still allowed"
     );
     drop(client);
-    finished(task).await;
-    assert_eq!(
-        *seen.lock().unwrap(),
-        [
-            ("POST".into(), "/post".into()),
-            ("GET".into(), "/get".into())
-        ]
-    );
+    finish(task).await;
+    assert_eq!(*seen.lock().unwrap(), ["POST /post", "GET /get"]);
     let lines = request_lines(src);
     assert!(
         lines[1].contains("response_code=403") && lines[1].contains("response_flags=RBAC"),
@@ -206,15 +215,19 @@ async fn an_http2_connection_opened_before_a_policy_gets_403_after_it() {
 /// (HTTP/1.1 closed while idle, HTTP/2 by GOAWAY), nothing more is sent
 /// on, and the connection's log line says why.
 async fn delete_ends_the_connection(http2: bool) {
-    logs();
-    let (upstream, seen) = recording_upstream().await;
-    let (_, mesh) = httpbin_mesh(upstream);
-    let (stream, src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
-    let (mut client, conn) = Client::open(stream, http2).await;
+    let Opened {
+        seen,
+        mesh,
+        src,
+        task,
+        mut client,
+        conn,
+        ..
+    } = open_to_httpbin(http2).await;
     assert_eq!(client.send("GET", "/get").await.unwrap().0, 200);
 
     mesh.apply(WAYPOINT);
-    finished(task).await;
+    finish(task).await;
     tokio::time::timeout(LIMIT, conn)
         .await
         .expect("the workload's connection ends")
@@ -233,11 +246,14 @@ async fn delete_ends_the_connection(http2: bool) {
 /// The service deleted while a request is in flight: that response still
 /// comes (HTTP/1.1: with `connection: close`), then the connection ends.
 async fn in_flight_request_finishes_then_the_connection_ends(http2: bool) {
-    logs();
-    let (upstream, seen) = recording_upstream().await;
-    let (_, mesh) = httpbin_mesh(upstream);
-    let (stream, _src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
-    let (client, conn) = Client::open(stream, http2).await;
+    let Opened {
+        seen,
+        mesh,
+        task,
+        client,
+        conn,
+        ..
+    } = open_to_httpbin(http2).await;
     let in_flight = tokio::spawn(async move {
         match client {
             Client::H1(mut s) => {
@@ -262,7 +278,7 @@ async fn in_flight_request_finishes_then_the_connection_ends(http2: bool) {
             Some(&b"close"[..])
         );
     }
-    finished(task).await;
+    finish(task).await;
     tokio::time::timeout(LIMIT, conn)
         .await
         .expect("the workload's connection ends")
@@ -293,7 +309,7 @@ async fn deleting_the_service_sends_goaway_on_http2() {
 #[tokio::test]
 async fn a_request_racing_the_delete_never_reaches_the_upstream() {
     logs();
-    let (upstream, seen) = recording_upstream().await;
+    let (upstream, seen) = recording_http().await;
     let (_, mesh) = httpbin_mesh(upstream);
     let (mut client, _src, task) = captured(mesh.ctx.clone(), vip("240.240.0.2")).await;
     let get = b"GET /get HTTP/1.1\r\nhost: httpbin.org\r\n\r\n";
@@ -320,15 +336,15 @@ async fn a_request_racing_the_delete_never_reaches_the_upstream() {
             || (reply.starts_with("http/1.1 404") && reply.contains("connection: close")),
         "{reply}"
     );
-    finished(task).await;
+    finish(task).await;
     assert_eq!(seen.lock().unwrap().len(), 1, "only the first request");
 }
 
 #[tokio::test]
 async fn routing_and_upstream_follow_the_config_on_an_open_connection() {
     logs();
-    let (first_upstream, first_seen) = recording_upstream().await;
-    let (second_upstream, second_seen) = recording_upstream().await;
+    let (first_upstream, first_seen) = recording_http().await;
+    let (second_upstream, second_seen) = recording_http().await;
     let mesh = Mesh::new(&format!(
         "{WAYPOINT}---\n{}",
         service_entry("httpbin.org", "240.240.0.2", "HTTP", first_upstream)
@@ -349,12 +365,9 @@ async fn routing_and_upstream_follow_the_config_on_an_open_connection() {
     );
     assert_eq!(client.send("GET", "/teapot").await.unwrap().0, 418);
     drop(client);
-    finished(task).await;
+    finish(task).await;
     assert_eq!(first_seen.lock().unwrap().len(), 1);
-    assert_eq!(
-        *second_seen.lock().unwrap(),
-        [("GET".into(), "/get".into())]
-    );
+    assert_eq!(*second_seen.lock().unwrap(), ["GET /get"]);
 }
 
 /// A VirtualService answering `/teapot` itself, the rest sent on.
@@ -379,7 +392,7 @@ spec:
 #[tokio::test]
 async fn a_tcp_connection_a_new_deny_covers_is_closed_within_a_second() {
     logs();
-    let echo = echo_upstream().await;
+    let echo = echo_tcp().await;
     let base = format!(
         "{WAYPOINT}---\n{}---\n{}",
         service_entry("db.test", "240.240.0.5", "TCP", echo),
@@ -404,7 +417,7 @@ async fn a_tcp_connection_a_new_deny_covers_is_closed_within_a_second() {
         .expect("closed within a second");
     assert!(read.is_err() || rest.is_empty(), "no more bytes: {rest:?}");
     assert!(started.elapsed() < Duration::from_secs(1));
-    finished(denied_task).await;
+    finish(denied_task).await;
     let line = connection_line(denied_src);
     assert!(
         line.contains("response_flags=RBAC")
@@ -423,10 +436,10 @@ async fn a_tcp_connection_a_new_deny_covers_is_closed_within_a_second() {
 #[tokio::test]
 async fn a_request_naming_another_service_is_404_nr_and_reaches_nobody() {
     logs();
-    let (httpbin, httpbin_seen) = recording_upstream().await;
-    let (other, other_seen) = recording_upstream().await;
+    let (httpbin, httpbin_seen) = recording_http().await;
+    let (other, other_seen) = recording_http().await;
     let manifests = format!(
-        "{WAYPOINT}---\n{}---\n{}---\n{ONLY_GET}",
+        "{WAYPOINT}---\n{}---\n{}---\n{STEP_4A_POLICY}",
         service_entry("httpbin.org", "240.240.0.2", "HTTP", httpbin),
         service_entry("other.test", "240.240.0.3", "HTTP", other)
     );
@@ -460,7 +473,7 @@ async fn a_request_naming_another_service_is_404_nr_and_reaches_nobody() {
     let two = sender.send_request(two_hosts).await.unwrap();
     assert_eq!(status_and_body(two).await.0, 400);
     drop(sender);
-    finished(task).await;
+    finish(task).await;
     assert!(httpbin_seen.lock().unwrap().is_empty());
     assert!(other_seen.lock().unwrap().is_empty());
     let lines = request_lines(src);

@@ -10,10 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use egret::config::snapshot::{
-    Protocol, Resolution, Service, ServicePort, Snapshot, WaypointBinding,
-};
+use egret::config::snapshot::Snapshot;
 use egret::dns::{parse_resolv_conf, DnsProxy, Resolver, Transport};
+use egret::testing::fixtures::{self, ServiceFixture};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -162,34 +161,11 @@ fn zone_reply(query: &[u8], asked: &Mutex<Vec<String>>) -> Option<Vec<u8>> {
 
 /// A snapshot holding `hosts` (name as written in the ServiceEntry, VIPs).
 fn snapshot(hosts: &[(&str, &[&str])]) -> Arc<Snapshot> {
-    let mut snapshot = Snapshot::default();
-    for (host, vips) in hosts {
-        let service = Arc::new(Service {
-            namespace: "istio-egress".into(),
-            name: host.to_string(),
-            host: egret::net::HostName::new(host),
-            vips: vips.iter().map(|v| v.parse().unwrap()).collect(),
-            ports: vec![ServicePort {
-                number: 80,
-                name: "http".into(),
-                protocol: Protocol::Http,
-                target_port: None,
-            }],
-            resolution: Resolution::Dns,
-            endpoints: Vec::new(),
-            waypoint: WaypointBinding::None,
-        });
-        snapshot.services.push(service.clone());
-        snapshot
-            .by_host
-            .entry(service.host.clone())
-            .or_default()
-            .push(service.clone());
-        for vip in &service.vips {
-            snapshot.by_vip.insert(*vip, service.clone());
-        }
-    }
-    Arc::new(snapshot)
+    let services = hosts.iter().map(|(host, vips)| {
+        let service = ServiceFixture::new(&host.to_ascii_lowercase()).named(host);
+        vips.iter().fold(service, |s, vip| s.vip(vip)).build()
+    });
+    Arc::new(fixtures::snapshot(services))
 }
 
 fn httpbin() -> Arc<Snapshot> {

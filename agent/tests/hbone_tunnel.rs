@@ -3,23 +3,20 @@
 //! the CONNECT answers (400 / 401 / 503 / 200), L4 and L7 through a tunnel,
 //! and pooling. No traffic off 127.0.0.1.
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use egret::config::snapshot::{
-    Protocol, Resolution, Service, ServicePort, Snapshot, Waypoint, WaypointBinding, WaypointRef,
-};
+use egret::config::snapshot::{Protocol, Service, Snapshot};
 use egret::hbone::pool::HbonePoolKey;
 use egret::hbone::server::{bind, HboneServer};
 use egret::hbone::{request, HboneClient, HboneError};
 use egret::identity::WorkloadInfo;
 use egret::identity::{CertSource, Identity, IdentityStore, LocalCa, ServerTls};
-use egret::proxy::{Inbound, ProxyContext, ResolveHost, Serves};
+use egret::proxy::{Inbound, ProxyContext, Serves};
+use egret::testing::fixtures::{self, waypoint_ref, ServiceFixture};
+use egret::testing::resolver::StaticDns;
+use egret::testing::upstream::{dead_port, echo_tcp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -32,24 +29,6 @@ const HTTP_VIP: &str = "240.240.0.10";
 const DEAD_VIP: &str = "240.240.0.11";
 const UNBOUND_VIP: &str = "240.240.0.12";
 const LIMIT: Duration = Duration::from_secs(20);
-
-struct NoDns;
-
-impl ResolveHost for NoDns {
-    fn resolve<'a>(
-        &'a self,
-        host: &'a str,
-    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>> {
-        Box::pin(async move { Err(io::Error::other(format!("no DNS in this test: {host}"))) })
-    }
-}
-
-fn waypoint_ref() -> WaypointRef {
-    WaypointRef {
-        namespace: "istio-egress".into(),
-        name: "egress-waypoint".into(),
-    }
-}
 
 fn waypoint_id() -> Identity {
     Identity {
@@ -70,63 +49,21 @@ fn workload() -> WorkloadInfo {
 }
 
 fn service(host: &str, vip: &str, protocol: Protocol, port: u16, bound: bool) -> Arc<Service> {
-    Arc::new(Service {
-        namespace: "istio-egress".into(),
-        name: host.into(),
-        host: host.into(),
-        vips: vec![vip.parse().unwrap()],
-        ports: vec![ServicePort {
-            number: 80,
-            name: "p".into(),
-            protocol,
-            target_port: Some(port),
-        }],
-        resolution: Resolution::Static,
-        endpoints: vec![egret::config::snapshot::Endpoint {
-            address: "127.0.0.1".into(),
-            ports: HashMap::new(),
-        }],
-        waypoint: if bound {
-            WaypointBinding::Bound(waypoint_ref())
-        } else {
-            WaypointBinding::None
-        },
-    })
+    let service = ServiceFixture::new(host)
+        .vip(vip)
+        .port(80, "p", protocol)
+        .endpoint("127.0.0.1")
+        .target_port(port);
+    if bound { service.bound() } else { service }.build()
 }
 
+/// The services, and the waypoint reached on 127.0.0.1.
 fn snapshot(services: Vec<Arc<Service>>) -> Snapshot {
-    let mut s = Snapshot::default();
-    s.waypoints.insert(
-        waypoint_ref(),
-        Waypoint {
-            reference: waypoint_ref(),
-            service_account: "egress-waypoint".into(),
-            address: Some("127.0.0.1".parse().unwrap()),
-        },
-    );
-    for svc in services {
-        for vip in &svc.vips {
-            s.by_vip.insert(*vip, svc.clone());
-        }
-        s.by_host.insert(svc.host.clone(), vec![svc.clone()]);
-        s.services.push(svc);
+    let mut s = fixtures::snapshot(services);
+    for waypoint in s.waypoints.values_mut() {
+        waypoint.address = Some("127.0.0.1".parse().unwrap());
     }
     s
-}
-
-/// Echoes every byte back.
-async fn echo_server() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    port
 }
 
 /// Answers every HTTP/1.1 request head with `200 ok`.
@@ -157,12 +94,6 @@ async fn http_server() -> u16 {
     port
 }
 
-/// A port nothing listens on.
-async fn dead_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap().port()
-}
-
 /// An AuthorizationPolicy denying everything at the waypoint.
 fn deny_all() -> Arc<egret::authz::PolicySet> {
     let spec: egret::authz::AuthorizationPolicySpec = serde_yaml::from_str(
@@ -191,15 +122,9 @@ async fn setup(policies: Option<Arc<egret::authz::PolicySet>>) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let ca = LocalCa::load_or_create(dir.path()).unwrap();
     let store = Arc::new(IdentityStore::new("cluster.local", CertSource::Ca(ca.signer())).unwrap());
-    let dead = dead_port().await;
+    let dead = dead_port();
     let mut snap = snapshot(vec![
-        service(
-            "echo.test",
-            TCP_VIP,
-            Protocol::Tcp,
-            echo_server().await,
-            true,
-        ),
+        service("echo.test", TCP_VIP, Protocol::Tcp, echo_tcp().await, true),
         service(
             "web.test",
             HTTP_VIP,
@@ -214,7 +139,7 @@ async fn setup(policies: Option<Arc<egret::authz::PolicySet>>) -> Setup {
         snap.authz = p;
     }
     let (config, rx) = watch::channel(Arc::new(snap));
-    let proxy = Arc::new(ProxyContext::new(rx, Arc::new(NoDns), "cluster.local"));
+    let proxy = Arc::new(ProxyContext::new(rx, StaticDns::none(), "cluster.local"));
     let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let server_addr = listener.local_addr().unwrap();
     let server = Arc::new(HboneServer::new(

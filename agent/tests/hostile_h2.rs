@@ -13,10 +13,13 @@ use tokio::net::TcpStream;
 
 #[path = "support/log_capture.rs"]
 mod log_capture;
+use egret::testing::client::finish;
+use egret::testing::upstream::recording_http;
+
 #[path = "support/waypoint.rs"]
 mod waypoint;
 
-use waypoint::{captured, context, finish, recording_upstream, snapshot};
+use waypoint::{captured, context, snapshot};
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const HEADERS: u8 = 0x1;
@@ -98,9 +101,8 @@ async fn goaway_code(client: &mut TcpStream) -> Option<u32> {
 #[tokio::test]
 async fn a_continuation_flood_is_cut_off_with_enhance_your_calm() {
     log_capture::logs();
-    let (upstream, seen) = recording_upstream().await;
-    let (mut client, _, task) =
-        captured(context(snapshot(upstream.port()), Limits::default())).await;
+    let (upstream, seen) = recording_http().await;
+    let (mut client, _, task) = captured(context(snapshot(upstream), Limits::default())).await;
     let mut wire = PREFACE.to_vec();
     wire.extend(frame(SETTINGS, 0, 0, &[]));
     wire.extend(frame(HEADERS, 0, 1, &request_block()));
@@ -120,9 +122,8 @@ async fn a_continuation_flood_is_cut_off_with_enhance_your_calm() {
 #[tokio::test]
 async fn a_rapid_reset_burst_is_cut_off_with_enhance_your_calm() {
     log_capture::logs();
-    let (upstream, seen) = recording_upstream().await;
-    let (mut client, _, task) =
-        captured(context(snapshot(upstream.port()), Limits::default())).await;
+    let (upstream, seen) = recording_http().await;
+    let (mut client, _, task) = captured(context(snapshot(upstream), Limits::default())).await;
     let mut wire = PREFACE.to_vec();
     wire.extend(frame(SETTINGS, 0, 0, &[]));
     let block = request_block();
@@ -144,8 +145,8 @@ async fn a_rapid_reset_burst_is_cut_off_with_enhance_your_calm() {
 #[tokio::test]
 async fn too_many_header_fields_get_431_from_egret() {
     log_capture::logs();
-    let (upstream, seen) = recording_upstream().await;
-    let (client, src, task) = captured(context(snapshot(upstream.port()), Limits::default())).await;
+    let (upstream, seen) = recording_http().await;
+    let (client, src, task) = captured(context(snapshot(upstream), Limits::default())).await;
     let (mut sender, conn) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
         hyper_util::rt::TokioIo::new(client),

@@ -17,11 +17,14 @@ use egret::proxy::ProxyContext;
 
 #[path = "support/log_capture.rs"]
 mod log_capture;
+use egret::testing::client::{exchange, finish, read_to_close};
+use egret::testing::upstream::recording_http;
+
 #[path = "support/waypoint.rs"]
 mod waypoint;
 
 use log_capture::{lines_for, logs};
-use waypoint::{captured, context, exchange, finish, read_to_close, recording_upstream, snapshot};
+use waypoint::{captured, context, snapshot};
 
 /// `request complete` lines of the connection from `src`.
 fn request_lines(src: std::net::SocketAddr) -> Vec<String> {
@@ -84,8 +87,8 @@ fn assert_logged(lines: &[String], code: u16, flag: &str) {
 
 #[tokio::test]
 async fn malformed_requests_get_400_from_egret_never_a_silent_close() {
-    let (upstream, seen) = recording_upstream().await;
-    let ctx = context(snapshot(upstream.port()), Limits::default());
+    let (upstream, seen) = recording_http().await;
+    let ctx = context(snapshot(upstream), Limits::default());
     let counted = requests(&ctx.metrics, 400, "DPE");
     let mut sent = 0;
     for request in [
@@ -116,9 +119,9 @@ async fn malformed_requests_get_400_from_egret_never_a_silent_close() {
 
 #[tokio::test]
 async fn a_bad_request_after_a_good_one_gets_its_400_after_the_first_response() {
-    let (upstream, seen) = recording_upstream().await;
+    let (upstream, seen) = recording_http().await;
     let (reply, lines) = one(
-        snapshot(upstream.port()),
+        snapshot(upstream),
         Limits::default(),
         b"GET /first HTTP/1.1\r\nhost: httpbin.org\r\n\r\nGET /second HTTP/1.1\r\nbad header: 1\r\n\r\n",
     )
@@ -132,9 +135,9 @@ async fn a_bad_request_after_a_good_one_gets_its_400_after_the_first_response() 
 
 #[tokio::test]
 async fn transfer_codings_other_than_chunked_get_501() {
-    let (upstream, seen) = recording_upstream().await;
+    let (upstream, seen) = recording_http().await;
     let (reply, lines) = one(
-        snapshot(upstream.port()),
+        snapshot(upstream),
         Limits::default(),
         b"POST / HTTP/1.1\r\nhost: httpbin.org\r\ntransfer-encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
     )
@@ -150,12 +153,12 @@ async fn transfer_codings_other_than_chunked_get_501() {
 
 #[tokio::test]
 async fn headers_over_60_kib_or_100_fields_get_431_from_egret() {
-    let (upstream, seen) = recording_upstream().await;
+    let (upstream, seen) = recording_http().await;
     let big = format!(
         "GET /big HTTP/1.1\r\nhost: httpbin.org\r\nx-big: {}\r\n\r\n",
         "a".repeat(100 * 1024)
     );
-    let (reply, lines) = one(snapshot(upstream.port()), Limits::default(), big.as_bytes()).await;
+    let (reply, lines) = one(snapshot(upstream), Limits::default(), big.as_bytes()).await;
     assert_local_reply(
         &reply,
         "HTTP/1.1 431 Request Header Fields Too Large\r\n",
@@ -171,7 +174,7 @@ async fn headers_over_60_kib_or_100_fields_get_431_from_egret() {
         text + "\r\n"
     };
     let (reply, lines) = one(
-        snapshot(upstream.port()),
+        snapshot(upstream),
         Limits::default(),
         fields(101).as_bytes(),
     )
@@ -186,7 +189,7 @@ async fn headers_over_60_kib_or_100_fields_get_431_from_egret() {
     // Exactly at the limits: served.
     let at_limit = fields(100).replace("\r\n\r\n", "\r\nconnection: close\r\n\r\n");
     let (reply, _) = one(
-        snapshot(upstream.port()),
+        snapshot(upstream),
         Limits {
             max_request_headers: 101,
             ..Limits::default()
@@ -199,14 +202,14 @@ async fn headers_over_60_kib_or_100_fields_get_431_from_egret() {
 
 #[tokio::test]
 async fn lower_case_methods_and_nul_paths_get_400() {
-    let (upstream, seen) = recording_upstream().await;
+    let (upstream, seen) = recording_http().await;
     for request in [
         &b"get / HTTP/1.1\r\nhost: httpbin.org\r\nconnection: close\r\n\r\n"[..],
         b"Get / HTTP/1.1\r\nhost: httpbin.org\r\nconnection: close\r\n\r\n",
         b"GET /admin%00 HTTP/1.1\r\nhost: httpbin.org\r\nconnection: close\r\n\r\n",
         b"GET /a/%00/../b HTTP/1.1\r\nhost: httpbin.org\r\nconnection: close\r\n\r\n",
     ] {
-        let (reply, lines) = one(snapshot(upstream.port()), Limits::default(), request).await;
+        let (reply, lines) = one(snapshot(upstream), Limits::default(), request).await;
         assert!(reply.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{reply}");
         assert!(reply.contains("\r\nserver: istio-envoy\r\n"), "{reply}");
         assert!(reply.ends_with("\r\n\r\nBad Request"), "{reply}");
@@ -217,8 +220,8 @@ async fn lower_case_methods_and_nul_paths_get_400() {
 
 /// What the upstream received for `target` under `mode`.
 async fn upstream_sees(mode: PathNormalization, target: &str) -> String {
-    let (upstream, seen) = recording_upstream().await;
-    let mut snapshot = snapshot(upstream.port());
+    let (upstream, seen) = recording_http().await;
+    let mut snapshot = snapshot(upstream);
     snapshot.mesh.path_normalization = mode;
     let request =
         format!("GET {target} HTTP/1.1\r\nhost: httpbin.org\r\nconnection: close\r\n\r\n");
@@ -262,10 +265,10 @@ fn with_policy(mut snapshot: Snapshot, rules_yaml: &str) -> Snapshot {
 
 #[tokio::test]
 async fn a_deny_cannot_be_dodged_by_path_or_method_tricks() {
-    let (upstream, seen) = recording_upstream().await;
+    let (upstream, seen) = recording_http().await;
     let deny = || {
         with_policy(
-            snapshot(upstream.port()),
+            snapshot(upstream),
             "action: DENY\nrules:\n- to:\n  - operation:\n      paths: [\"/admin\", \"/a%2fb\"]\n  - operation:\n      methods: [\"DELETE\"]\n",
         )
     };
@@ -307,12 +310,12 @@ async fn a_deny_cannot_be_dodged_by_path_or_method_tricks() {
 #[tokio::test]
 async fn half_sent_requests_get_408_within_the_headers_timeout() {
     logs();
-    let (upstream, _) = recording_upstream().await;
+    let (upstream, _) = recording_http().await;
     let limits = Limits {
         request_headers_timeout: Duration::from_millis(300),
         ..Limits::default()
     };
-    let ctx = context(snapshot(upstream.port()), limits);
+    let ctx = context(snapshot(upstream), limits);
     // A slowloris client: many connections, each with a head never finished.
     let mut clients = Vec::new();
     for _ in 0..50 {
@@ -344,12 +347,12 @@ async fn half_sent_requests_get_408_within_the_headers_timeout() {
 #[tokio::test]
 async fn idle_connections_are_closed_after_the_idle_timeout() {
     logs();
-    let (upstream, _) = recording_upstream().await;
+    let (upstream, _) = recording_http().await;
     let limits = Limits {
         idle_timeout: Duration::from_millis(300),
         ..Limits::default()
     };
-    let ctx = context(snapshot(upstream.port()), limits);
+    let ctx = context(snapshot(upstream), limits);
     // Never a byte: closed, no reply.
     let (mut silent, _, task) = captured(ctx.clone()).await;
     assert_eq!(read_to_close(&mut silent).await, "");
@@ -399,12 +402,12 @@ fn requests(metrics: &ProxyMetrics, code: u16, flags: &str) -> u64 {
 #[tokio::test]
 async fn connections_over_the_workload_cap_are_refused_with_om() {
     logs();
-    let (upstream, _) = recording_upstream().await;
+    let (upstream, _) = recording_http().await;
     let limits = Limits {
         max_connections_per_workload: 2,
         ..Limits::default()
     };
-    let ctx = context(snapshot(upstream.port()), limits);
+    let ctx = context(snapshot(upstream), limits);
     let before = rejected(&ctx.metrics, "workload");
     let (held1, _, task1) = captured(ctx.clone()).await;
     let (mut held2, _, task2) = captured(ctx.clone()).await;
@@ -454,30 +457,48 @@ async fn exchange_keep_alive(client: &mut tokio::net::TcpStream) -> String {
 
 #[tokio::test]
 async fn a_request_waiting_on_a_silent_upstream_gets_408_si() {
-    logs();
     // An upstream that accepts and reads, and never answers.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = silent.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = silent.accept().await {
-            held.push(stream);
-        }
-    });
-    let limits = Limits {
-        stream_idle_timeout: Duration::from_millis(300),
-        ..Limits::default()
-    };
-    let started = std::time::Instant::now();
-    let (reply, lines) = one(
-        snapshot(port),
-        limits,
+    let (reply, lines) = through_stalling_upstream(
+        b"",
         b"GET /slow HTTP/1.1\r\nhost: httpbin.org\r\nconnection: close\r\n\r\n",
     )
     .await;
     assert_local_reply(&reply, "HTTP/1.1 408 Request Timeout\r\n", "stream timeout");
     assert_logged(&lines, 408, "SI");
+}
+
+/// `request` sent to an upstream that answers `reply` and then stalls,
+/// under a 300 ms stream idle timeout: what came back (within 5 s) and the
+/// request lines logged.
+async fn through_stalling_upstream(reply: &'static [u8], request: &[u8]) -> (String, Vec<String>) {
+    logs();
+    let port = stalling_upstream(reply).await;
+    let limits = Limits {
+        stream_idle_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let started = std::time::Instant::now();
+    let answered = one(snapshot(port), limits, request).await;
     assert!(started.elapsed() < Duration::from_secs(5));
+    answered
+}
+
+/// An upstream that reads a request, sends `reply`, and then nothing more,
+/// holding every connection open.
+async fn stalling_upstream(reply: &'static [u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf).await;
+            let _ = stream.write_all(reply).await;
+            held.push(stream);
+        }
+    });
+    port
 }
 
 /// An upstream that answers 200 and counts its connections still open.
@@ -533,35 +554,13 @@ async fn pooled_upstream_connections_close_after_the_upstream_idle_timeout() {
 
 #[tokio::test]
 async fn a_response_that_stalls_is_cut_after_the_stream_idle_timeout() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    logs();
     // Headers and 3 of 100 body bytes, then nothing, the connection kept.
-    let stalled = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = stalled.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((mut stream, _)) = stalled.accept().await {
-            let mut buf = [0u8; 1024];
-            let _ = stream.read(&mut buf).await;
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc")
-                .await;
-            held.push(stream);
-        }
-    });
-    let limits = Limits {
-        stream_idle_timeout: Duration::from_millis(300),
-        ..Limits::default()
-    };
-    let started = std::time::Instant::now();
-    let (reply, lines) = one(
-        snapshot(port),
-        limits,
+    let (reply, lines) = through_stalling_upstream(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc",
         b"GET /stall HTTP/1.1\r\nhost: httpbin.org\r\n\r\n",
     )
     .await;
     assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
     assert!(reply.ends_with("\r\n\r\nabc"), "cut short: {reply}");
-    assert!(started.elapsed() < Duration::from_secs(5));
     assert_logged(&lines, 200, "SI");
 }

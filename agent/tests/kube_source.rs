@@ -10,6 +10,7 @@ use std::time::Duration;
 use egret::config::snapshot::{Snapshot, WaypointBinding};
 use egret::kube::lease::LeaseConfig;
 use egret::kube::{SourceOptions, StatusWriterMode, WaypointMode};
+use egret::testing::manifests::tcp_allowed;
 use serde_json::json;
 
 #[path = "support/eventually.rs"]
@@ -343,34 +344,6 @@ async fn one_lease_holder_and_takeover_after_expiry() {
     drop(b);
 }
 
-/// Whether the snapshot's policies let a TCP connection through the
-/// walkthrough's waypoint to httpbin.org.
-fn waypoint_allows(s: &Snapshot) -> bool {
-    use egret::authz::{GatewayKey, NamespacedName, RequestAttrs, TargetKey};
-    let target = TargetKey {
-        gateway: GatewayKey {
-            namespace: "istio-egress",
-            name: "egress-waypoint",
-            class: "istio-waypoint",
-        },
-        service_entry: Some(NamespacedName {
-            namespace: "istio-egress",
-            name: "httpbin.org",
-        }),
-        service: None,
-    };
-    let ip = "10.238.0.2".parse().unwrap();
-    let req = RequestAttrs {
-        source_principal: Some("cluster.local/ns/bookinfo/sa/bookinfo-productpage"),
-        source_ip: ip,
-        remote_ip: ip,
-        destination: "240.240.0.2:80".parse().unwrap(),
-        sni: None,
-        http: None,
-    };
-    s.authz.evaluate(&target, &req).allowed
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kinds_egret_cannot_list_fail_closed_and_unserved_ones_are_empty() {
     use egret::config::mesh::OutboundMode;
@@ -397,10 +370,7 @@ async fn kinds_egret_cannot_list_fail_closed_and_unserved_ones_are_empty() {
         .unwrap();
     let mut rx = egret::kube::start(client, local(StatusWriterMode::Always)).await;
     let s = rx.borrow().clone();
-    assert!(
-        !waypoint_allows(&s),
-        "policies unknown: the waypoint denies"
-    );
+    assert!(!tcp_allowed(&s), "policies unknown: the waypoint denies");
     assert_eq!(
         s.mesh.outbound,
         OutboundMode::RegistryOnly,
@@ -417,7 +387,7 @@ async fn kinds_egret_cannot_list_fail_closed_and_unserved_ones_are_empty() {
         st.forbidden.clear();
     }
     snapshot_where(&mut rx, "policies and MeshConfig listed", |s| {
-        waypoint_allows(s) && s.mesh.outbound == OutboundMode::AllowAny
+        tcp_allowed(s) && s.mesh.outbound == OutboundMode::AllowAny
     })
     .await;
 }

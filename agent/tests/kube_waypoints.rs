@@ -43,15 +43,11 @@ fn secrets() -> CaSecrets {
     }
 }
 
+/// The controller's template, with an image of its own.
 fn template() -> WaypointTemplate {
     WaypointTemplate {
         image: "registry.example/egret:test".into(),
-        pull_policy: "IfNotPresent".into(),
-        trust_domain: "cluster.local".into(),
-        replicas: 2,
-        cluster_role: "egret-waypoint".into(),
-        mesh_config_role: "egret-mesh-config".into(),
-        log: "info".into(),
+        ..egret::testing::waypoints::template()
     }
 }
 

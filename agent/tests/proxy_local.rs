@@ -2,11 +2,8 @@
 //! `handle_outbound`, a small hyper upstream, and the access log captured
 //! from the global subscriber. No eBPF, no traffic off 127.0.0.1.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::future::Future;
-use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,11 +11,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use egret::config::snapshot::{
-    Endpoint, Protocol, Resolution, Service, ServicePort, Snapshot, Waypoint, WaypointBinding,
-    WaypointRef,
-};
-use egret::proxy::{ProxyContext, ResolveHost};
+use egret::config::snapshot::{Protocol, WaypointBinding, WaypointRef};
+use egret::proxy::ProxyContext;
+use egret::testing::client::finish;
+use egret::testing::fixtures::{self, ServiceFixture, VIP};
+use egret::testing::resolver::StaticDns;
+use egret::testing::upstream::dead_port;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::service::service_fn;
@@ -31,11 +29,8 @@ use tokio::task::JoinHandle;
 
 #[path = "support/log_capture.rs"]
 mod log_capture;
-#[path = "support/mesh.rs"]
-mod mesh;
 use log_capture::{lines_for, logs};
 
-const VIP: &str = "240.240.0.2";
 const TEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 // ---------------------------------------------------------------- log capture
@@ -124,113 +119,25 @@ async fn tcp_upstream() -> SocketAddr {
     addr
 }
 
-/// A loopback port where nothing listens.
-fn dead_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 // ---------------------------------------------------------------- config
 
-/// Answers `echo.test` with loopback; nothing else resolves.
-struct FakeResolver;
-
-impl ResolveHost for FakeResolver {
-    fn resolve<'a>(
-        &'a self,
-        host: &'a str,
-    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>> {
-        Box::pin(async move {
-            match host {
-                "echo.test" => Ok(vec!["127.0.0.1".parse().unwrap()]),
-                _ => Err(io::Error::new(io::ErrorKind::NotFound, "no such host")),
-            }
-        })
-    }
+/// httpbin.org on [`VIP`]:80 (HTTP), bound to the waypoint, its one
+/// endpoint at 127.0.0.1:`target_port`.
+fn httpbin(target_port: u16) -> ServiceFixture {
+    ServiceFixture::new("httpbin.org")
+        .vip(VIP)
+        .port(80, "p", Protocol::Http)
+        .endpoint("127.0.0.1")
+        .target_port(target_port)
+        .bound()
 }
 
-fn waypoint_ref() -> WaypointRef {
-    WaypointRef {
-        namespace: "istio-egress".into(),
-        name: "egress-waypoint".into(),
-    }
-}
-
-struct ServiceSpec {
-    host: &'static str,
-    port: u16,
-    protocol: Protocol,
-    resolution: Resolution,
-    endpoints: Vec<&'static str>,
-    target_port: Option<u16>,
-    waypoint: WaypointBinding,
-}
-
-impl ServiceSpec {
-    fn http_static(target_port: u16) -> Self {
-        ServiceSpec {
-            host: "httpbin.org",
-            port: 80,
-            protocol: Protocol::Http,
-            resolution: Resolution::Static,
-            endpoints: vec!["127.0.0.1"],
-            target_port: Some(target_port),
-            waypoint: WaypointBinding::Bound(waypoint_ref()),
-        }
-    }
-}
-
-/// A proxy context whose snapshot has `spec` on [`VIP`].
-fn context(spec: ServiceSpec) -> Arc<ProxyContext> {
-    let port = ServicePort {
-        number: spec.port,
-        name: "p".into(),
-        protocol: spec.protocol,
-        target_port: spec.target_port,
-    };
-    let vip: IpAddr = VIP.parse().unwrap();
-    let service = Arc::new(Service {
-        namespace: "istio-egress".into(),
-        name: spec.host.into(),
-        host: spec.host.into(),
-        vips: vec![vip],
-        ports: vec![port],
-        resolution: spec.resolution,
-        endpoints: spec
-            .endpoints
-            .iter()
-            .map(|a| Endpoint {
-                address: a.to_string(),
-                ports: HashMap::new(),
-            })
-            .collect(),
-        waypoint: spec.waypoint,
-    });
-    let mut snapshot = Snapshot::default();
-    snapshot.waypoints.insert(
-        waypoint_ref(),
-        Waypoint {
-            reference: waypoint_ref(),
-            service_account: "egress-waypoint".into(),
-            address: None,
-        },
-    );
-    snapshot.services.push(service.clone());
-    snapshot.by_vip.insert(vip, service.clone());
-    snapshot
-        .by_host
-        .insert(spec.host.into(), vec![service.clone()]);
-    let (tx, rx) = watch::channel(Arc::new(snapshot));
-    // The sender may go: the receiver keeps the last value.
-    drop(tx);
-    Arc::new(ProxyContext::new(
-        rx,
-        Arc::new(FakeResolver),
-        "cluster.local",
-    ))
+/// A proxy context whose snapshot has `service`; `echo.test` resolves to
+/// loopback, nothing else does.
+fn context(service: ServiceFixture) -> Arc<ProxyContext> {
+    let snapshot = fixtures::snapshot([service.build()]);
+    let resolver = StaticDns::with(&[("echo.test", "127.0.0.1")]);
+    Arc::new(fixtures::proxy(snapshot, resolver))
 }
 
 /// A workload connection to `orig_dst`, its far end served by the waypoint.
@@ -239,7 +146,7 @@ async fn captured(
     orig_dst: SocketAddr,
 ) -> (TcpStream, SocketAddr, JoinHandle<()>) {
     logs();
-    mesh::captured(ctx, orig_dst).await
+    egret::testing::client::captured(ctx, orig_dst).await
 }
 
 fn vip_port(port: u16) -> SocketAddr {
@@ -274,13 +181,6 @@ async fn text(response: Response<Incoming>) -> String {
     String::from_utf8(body.to_vec()).unwrap()
 }
 
-async fn finish(task: JoinHandle<()>) {
-    tokio::time::timeout(TEST_TIMEOUT, task)
-        .await
-        .expect("handle_outbound returns once the workload closes")
-        .unwrap();
-}
-
 fn service_time(response: &Response<Incoming>) -> u64 {
     response.headers()["x-envoy-upstream-service-time"]
         .to_str()
@@ -294,11 +194,7 @@ fn service_time(response: &Response<Incoming>) -> u64 {
 #[tokio::test]
 async fn http_through_waypoint_keeps_alive_and_logs_like_ztunnel() {
     let upstream = http_upstream().await;
-    let (client, src, task) = captured(
-        context(ServiceSpec::http_static(upstream.port())),
-        vip_port(80),
-    )
-    .await;
+    let (client, src, task) = captured(context(httpbin(upstream.port())), vip_port(80)).await;
     let mut sender = http_client(client).await;
 
     let first = sender.send_request(get("/get?show_env=1")).await.unwrap();
@@ -401,15 +297,13 @@ async fn large_bodies_stream_both_ways_through_dns_resolved_upstream() {
     const WINDOW: usize = 1 << 20;
 
     let upstream = http_upstream().await;
-    let ctx = context(ServiceSpec {
-        host: "echo.test",
-        port: 80,
-        protocol: Protocol::Http,
-        resolution: Resolution::Dns,
-        endpoints: vec![],
-        target_port: Some(upstream.port()),
-        waypoint: WaypointBinding::Bound(waypoint_ref()),
-    });
+    let ctx = context(
+        ServiceFixture::new("echo.test")
+            .vip(VIP)
+            .port(80, "p", Protocol::Http)
+            .target_port(upstream.port())
+            .bound(),
+    );
     let (client, src, task) = captured(ctx, vip_port(80)).await;
     let mut sender = http_client(client).await;
 
@@ -472,11 +366,7 @@ async fn large_bodies_stream_both_ways_through_dns_resolved_upstream() {
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
     let upstream = http_upstream().await;
-    let (mut client, src, task) = captured(
-        context(ServiceSpec::http_static(upstream.port())),
-        vip_port(80),
-    )
-    .await;
+    let (mut client, src, task) = captured(context(httpbin(upstream.port())), vip_port(80)).await;
     client
         .write_all(
             b"GET /one HTTP/1.1\r\nhost: httpbin.org\r\n\r\n\
@@ -502,11 +392,7 @@ async fn pipelined_requests_are_answered_in_order() {
 #[tokio::test]
 async fn upstream_closing_its_connection_gets_a_new_one() {
     let upstream = http_upstream().await;
-    let (client, _src, task) = captured(
-        context(ServiceSpec::http_static(upstream.port())),
-        vip_port(80),
-    )
-    .await;
+    let (client, _src, task) = captured(context(httpbin(upstream.port())), vip_port(80)).await;
     let mut sender = http_client(client).await;
     let first = sender.send_request(get("/close")).await.unwrap();
     let first_conn = first.headers()["x-upstream-conn"].clone();
@@ -526,8 +412,7 @@ async fn upstream_closing_its_connection_gets_a_new_one() {
 
 #[tokio::test]
 async fn upstream_down_is_envoys_503_with_uf() {
-    let (client, src, task) =
-        captured(context(ServiceSpec::http_static(dead_port())), vip_port(80)).await;
+    let (client, src, task) = captured(context(httpbin(dead_port())), vip_port(80)).await;
     let mut sender = http_client(client).await;
     let response = sender.send_request(get("/get")).await.unwrap();
     assert_eq!(response.status(), 503);
@@ -555,15 +440,12 @@ async fn upstream_down_is_envoys_503_with_uf() {
 
 #[tokio::test]
 async fn unresolvable_host_is_503_with_uh() {
-    let ctx = context(ServiceSpec {
-        host: "nowhere.test",
-        port: 80,
-        protocol: Protocol::Http,
-        resolution: Resolution::Dns,
-        endpoints: vec![],
-        target_port: None,
-        waypoint: WaypointBinding::Bound(waypoint_ref()),
-    });
+    let ctx = context(
+        ServiceFixture::new("nowhere.test")
+            .vip(VIP)
+            .port(80, "p", Protocol::Http)
+            .bound(),
+    );
     let (client, src, task) = captured(ctx, vip_port(80)).await;
     let mut sender = http_client(client).await;
     let mut request = get("/get");
@@ -580,7 +462,7 @@ async fn unresolvable_host_is_503_with_uh() {
 
 /// Sends `hello`, half-closes, and expects the echo plus the upstream's
 /// `bye` written after it saw the half-close.
-async fn assert_tcp_proxied(spec: ServiceSpec, port: u16) -> String {
+async fn assert_tcp_proxied(spec: ServiceFixture, port: u16) -> String {
     let (mut client, src, task) = captured(context(spec), vip_port(port)).await;
     // Not HTTP: the HTTP path would answer 400 instead of echoing.
     client.write_all(b"hello\x00\x01").await.unwrap();
@@ -602,8 +484,7 @@ async fn assert_tcp_proxied(spec: ServiceSpec, port: u16) -> String {
 #[tokio::test]
 async fn unbound_service_is_proxied_as_tcp() {
     let upstream = tcp_upstream().await;
-    let mut spec = ServiceSpec::http_static(upstream.port());
-    spec.waypoint = WaypointBinding::None;
+    let spec = httpbin(upstream.port()).waypoint(WaypointBinding::None);
     let line = assert_tcp_proxied(spec, 80).await;
     assert!(
         line.contains(&format!(
@@ -616,15 +497,12 @@ async fn unbound_service_is_proxied_as_tcp() {
 #[tokio::test]
 async fn bound_tcp_port_is_proxied_as_tcp_by_the_waypoint() {
     let upstream = tcp_upstream().await;
-    let spec = ServiceSpec {
-        host: "db.test",
-        port: 5432,
-        protocol: Protocol::Tcp,
-        resolution: Resolution::Static,
-        endpoints: vec!["127.0.0.1"],
-        target_port: Some(upstream.port()),
-        waypoint: WaypointBinding::Bound(waypoint_ref()),
-    };
+    let spec = ServiceFixture::new("db.test")
+        .vip(VIP)
+        .port(5432, "p", Protocol::Tcp)
+        .endpoint("127.0.0.1")
+        .target_port(upstream.port())
+        .bound();
     let line = assert_tcp_proxied(spec, 5432).await;
     assert!(
         line.contains(" dst.workload=\"egress-waypoint\" "),
@@ -653,7 +531,7 @@ async fn assert_refused(ctx: Arc<ProxyContext>, orig_dst: SocketAddr, flag: &str
 
 #[tokio::test]
 async fn unknown_vip_is_closed_with_nr() {
-    let ctx = context(ServiceSpec::http_static(dead_port()));
+    let ctx = context(httpbin(dead_port()));
     let line = assert_refused(ctx, "240.240.9.9:80".parse().unwrap(), "NR").await;
     assert!(
         line.contains(" dst.hbone_addr=240.240.9.9:80 direction="),
@@ -663,17 +541,16 @@ async fn unknown_vip_is_closed_with_nr() {
 
 #[tokio::test]
 async fn undeclared_port_is_closed_with_nr() {
-    let ctx = context(ServiceSpec::http_static(dead_port()));
+    let ctx = context(httpbin(dead_port()));
     assert_refused(ctx, vip_port(8080), "NR").await;
 }
 
 #[tokio::test]
 async fn missing_waypoint_is_closed_with_wm() {
-    let mut spec = ServiceSpec::http_static(dead_port());
-    spec.waypoint = WaypointBinding::Missing(WaypointRef {
+    let spec = httpbin(dead_port()).waypoint(WaypointBinding::Missing(WaypointRef {
         namespace: "istio-egress".into(),
         name: "gone".into(),
-    });
+    }));
     assert_refused(context(spec), vip_port(80), "WM").await;
 }
 

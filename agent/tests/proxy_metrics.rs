@@ -3,37 +3,27 @@
 //! TCP counters with the labels, response code and response flags of their
 //! access log lines. No eBPF, no traffic off 127.0.0.1.
 
-use std::collections::HashMap;
-use std::convert::Infallible;
-use std::future::Future;
-use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use egret::config::snapshot::{
-    Endpoint, Protocol, Resolution, Service, ServicePort, Snapshot, Waypoint, WaypointBinding,
-    WaypointRef,
-};
 use egret::identity::WorkloadInfo;
 use egret::proxy::metrics::ProxyMetrics;
-use egret::proxy::{handle_outbound, ProxyContext, ResolveHost};
+use egret::proxy::{handle_outbound, ProxyContext};
+use egret::testing::fixtures::{self, ServiceFixture, VIP};
+use egret::testing::resolver::StaticDns;
+use egret::testing::upstream::{dead_port, recording_http};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::Request;
 use hyper_util::rt::TokioIo;
 use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
 #[path = "support/log_capture.rs"]
 mod log_capture;
 use log_capture::{lines_for, logs};
 
-const VIP: &str = "240.240.0.2";
 const TEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Log lines of the workload connection from `src` containing `what`.
@@ -68,78 +58,19 @@ fn sample(text: &str, metric: &str, labels: &[String]) -> Option<u64> {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
-async fn http_upstream() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let service = service_fn(|_req: Request<Incoming>| async {
-                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service),
-            );
-        }
-    });
-    addr
-}
-
-struct NoResolver;
-
-impl ResolveHost for NoResolver {
-    fn resolve<'a>(
-        &'a self,
-        _host: &'a str,
-    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>> {
-        Box::pin(async { Err(io::Error::new(io::ErrorKind::NotFound, "no such host")) })
-    }
-}
-
-fn waypoint_ref() -> WaypointRef {
-    WaypointRef {
-        namespace: "istio-egress".into(),
-        name: "egress-waypoint".into(),
-    }
-}
-
 /// `host` on [`VIP`]:80, HTTP, bound to a waypoint this process serves,
 /// with its one endpoint at 127.0.0.1:`target_port`.
 fn context(host: &str, target_port: u16) -> Arc<ProxyContext> {
-    let vip: IpAddr = VIP.parse().unwrap();
-    let service = Arc::new(Service {
-        namespace: "istio-egress".into(),
-        name: host.into(),
-        host: host.into(),
-        vips: vec![vip],
-        ports: vec![ServicePort {
-            number: 80,
-            name: "http".into(),
-            protocol: Protocol::Http,
-            target_port: Some(target_port),
-        }],
-        resolution: Resolution::Static,
-        endpoints: vec![Endpoint {
-            address: "127.0.0.1".into(),
-            ports: HashMap::new(),
-        }],
-        waypoint: WaypointBinding::Bound(waypoint_ref()),
-    });
-    let mut snapshot = Snapshot::default();
-    snapshot.waypoints.insert(
-        waypoint_ref(),
-        Waypoint {
-            reference: waypoint_ref(),
-            service_account: "egress-waypoint".into(),
-            address: None,
-        },
-    );
-    snapshot.services.push(service.clone());
-    snapshot.by_vip.insert(vip, service.clone());
-    snapshot.by_host.insert(host.into(), vec![service]);
-    let (_, rx) = watch::channel(Arc::new(snapshot));
-    Arc::new(ProxyContext::new(rx, Arc::new(NoResolver), "cluster.local"))
+    let service = ServiceFixture::new(host)
+        .vip(VIP)
+        .endpoint("127.0.0.1")
+        .target_port(target_port)
+        .bound()
+        .build();
+    Arc::new(fixtures::proxy(
+        fixtures::snapshot([service]),
+        StaticDns::none(),
+    ))
 }
 
 /// One keep-alive workload connection to `host` carrying GETs of `paths`;
@@ -213,8 +144,8 @@ fn with(mut labels: Vec<String>, more: &[(&str, &str)]) -> Vec<String> {
 #[tokio::test]
 async fn requests_and_connections_are_counted_as_logged() {
     const WORKLOAD: &str = "metrics-ok-5d9c";
-    let upstream = http_upstream().await;
-    let ctx = context("httpbin.org", upstream.port());
+    let (upstream, _) = recording_http().await;
+    let ctx = context("httpbin.org", upstream);
     let (src, statuses) =
         one_connection(ctx.clone(), WORKLOAD, "httpbin.org", &["/get", "/headers"]).await;
     assert_eq!(statuses, [200, 200]);
@@ -282,12 +213,7 @@ async fn requests_and_connections_are_counted_as_logged() {
 #[tokio::test]
 async fn a_failed_upstream_has_the_same_flag_in_log_and_metric() {
     const WORKLOAD: &str = "metrics-down-77f1";
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let ctx = context("down.example", dead);
+    let ctx = context("down.example", dead_port());
     let (src, statuses) = one_connection(ctx.clone(), WORKLOAD, "down.example", &["/get"]).await;
     assert_eq!(statuses, [503]);
 
@@ -314,9 +240,9 @@ async fn a_failed_upstream_has_the_same_flag_in_log_and_metric() {
 #[tokio::test]
 async fn each_proxy_counts_only_its_own_connections() {
     const WORKLOAD: &str = "metrics-own-1a2b";
-    let upstream = http_upstream().await;
-    let one = context("httpbin.org", upstream.port());
-    let other = context("httpbin.org", upstream.port());
+    let (upstream, _) = recording_http().await;
+    let one = context("httpbin.org", upstream);
+    let other = context("httpbin.org", upstream);
     one_connection(one.clone(), WORKLOAD, "httpbin.org", &["/get"]).await;
     let requests = with(
         peer_labels(WORKLOAD, "httpbin.org"),

@@ -3,45 +3,27 @@
 //! upstream on 127.0.0.1 with a test CA (HTTP/1.1, or HTTP/2 chosen by ALPN),
 //! a DestinationRule in the snapshot.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::future::Future;
-use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use egret::config::snapshot::{
-    DestinationPolicy, Endpoint, Protocol, Resolution, Service, ServicePort, Snapshot, TlsMode,
-    UpstreamTls, Waypoint, WaypointBinding, WaypointRef,
-};
+use egret::config::snapshot::{DestinationPolicy, TlsMode, UpstreamTls};
 use egret::identity::WorkloadInfo;
 use egret::proxy::tls::{read_extra_roots, DefaultRoots, TlsOrigin};
-use egret::proxy::{handle_outbound, ProxyContext, ResolveHost};
+use egret::proxy::{handle_outbound, ProxyContext};
+use egret::testing::fixtures::{self, ServiceFixture};
+use egret::testing::resolver::StaticDns;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
 const VIP: &str = "240.240.0.9";
-
-/// Never asked: endpoints are IP literals.
-struct NoResolver;
-
-impl ResolveHost for NoResolver {
-    fn resolve<'a>(
-        &'a self,
-        host: &'a str,
-    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>> {
-        Box::pin(async move { Err(io::Error::other(format!("unexpected lookup of {host}"))) })
-    }
-}
 
 /// A test CA and a server certificate for `names`, as files and rustls values.
 struct Pki {
@@ -82,14 +64,22 @@ impl Pki {
     }
 }
 
-/// A TLS upstream answering every request with the SNI it saw; counts the
-/// TCP connections it accepted.
-async fn tls_upstream(config: rustls::ServerConfig) -> (SocketAddr, Arc<AtomicUsize>) {
+/// Accepts TLS connections under `config` and hands each, with the SNI it
+/// saw, to `serve`; counts the TCP connections it accepted.
+async fn tls_listener<F, Fut>(
+    config: rustls::ServerConfig,
+    serve: F,
+) -> (SocketAddr, Arc<AtomicUsize>)
+where
+    F: Fn(tokio_rustls::server::TlsStream<TcpStream>, String) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = accepted.clone();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let serve = Arc::new(serve);
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
@@ -97,26 +87,32 @@ async fn tls_upstream(config: rustls::ServerConfig) -> (SocketAddr, Arc<AtomicUs
             };
             count.fetch_add(1, Ordering::SeqCst);
             let acceptor = acceptor.clone();
+            let serve = serve.clone();
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
                 let sni = tls.get_ref().1.server_name().unwrap_or("-").to_string();
-                let service = service_fn(move |_req: Request<hyper::body::Incoming>| {
-                    let sni = sni.clone();
-                    async move {
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!(
-                            "sni={sni}"
-                        )))))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
+                serve(tls, sni).await;
             });
         }
     });
     (addr, accepted)
+}
+
+/// A TLS upstream answering every request with the SNI it saw; counts the
+/// TCP connections it accepted.
+async fn tls_upstream(config: rustls::ServerConfig) -> (SocketAddr, Arc<AtomicUsize>) {
+    tls_listener(config, |tls, sni| async move {
+        let service = service_fn(move |_req: Request<hyper::body::Incoming>| {
+            let body = Bytes::from(format!("sni={sni}"));
+            async move { Ok::<_, Infallible>(Response::new(Full::new(body))) }
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(tls), service)
+            .await;
+    })
+    .await
 }
 
 /// A TLS upstream that speaks only HTTP/2 (ALPN `h2`), answering every
@@ -127,49 +123,23 @@ async fn h2_upstream(
     delay: Duration,
 ) -> (SocketAddr, Arc<AtomicUsize>) {
     config.alpn_protocols = vec![b"h2".to_vec()];
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            count.fetch_add(1, Ordering::SeqCst);
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let sni = tls.get_ref().1.server_name().unwrap_or("-").to_string();
-                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let body = format!(
-                        "{:?} {} sni={sni}",
-                        req.version(),
-                        req.uri().authority().map_or("-", |a| a.as_str())
-                    );
-                    async move {
-                        tokio::time::sleep(delay).await;
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
-                    }
-                });
-                let _ =
-                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-            });
-        }
-    });
-    (addr, accepted)
-}
-
-fn waypoint_ref() -> WaypointRef {
-    WaypointRef {
-        namespace: "istio-egress".into(),
-        name: "egress-waypoint".into(),
-    }
+    tls_listener(config, move |tls, sni| async move {
+        let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+            let body = format!(
+                "{:?} {} sni={sni}",
+                req.version(),
+                req.uri().authority().map_or("-", |a| a.as_str())
+            );
+            async move {
+                tokio::time::sleep(delay).await;
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+            }
+        });
+        let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .serve_connection(TokioIo::new(tls), service)
+            .await;
+    })
+    .await
 }
 
 /// A snapshot with `host` on [`VIP`]:80, endpoint `upstream`, and a
@@ -180,37 +150,13 @@ fn context(host: &str, upstream: SocketAddr, tls: UpstreamTls) -> Arc<ProxyConte
 
 /// Like [`context`], not yet shared.
 fn proxy(host: &str, upstream: SocketAddr, tls: UpstreamTls) -> ProxyContext {
-    let vip: IpAddr = VIP.parse().unwrap();
-    let service = Arc::new(Service {
-        namespace: "istio-egress".into(),
-        name: host.into(),
-        host: host.into(),
-        vips: vec![vip],
-        ports: vec![ServicePort {
-            number: 80,
-            name: "http".into(),
-            protocol: Protocol::Http,
-            target_port: Some(upstream.port()),
-        }],
-        resolution: Resolution::Static,
-        endpoints: vec![Endpoint {
-            address: upstream.ip().to_string(),
-            ports: HashMap::new(),
-        }],
-        waypoint: WaypointBinding::Bound(waypoint_ref()),
-    });
-    let mut snapshot = Snapshot::default();
-    snapshot.waypoints.insert(
-        waypoint_ref(),
-        Waypoint {
-            reference: waypoint_ref(),
-            service_account: "egress-waypoint".into(),
-            address: None,
-        },
-    );
-    snapshot.services.push(service.clone());
-    snapshot.by_vip.insert(vip, service.clone());
-    snapshot.by_host.insert(host.into(), vec![service]);
+    let service = ServiceFixture::new(host)
+        .vip(VIP)
+        .endpoint(&upstream.ip().to_string())
+        .target_port(upstream.port())
+        .bound()
+        .build();
+    let mut snapshot = fixtures::snapshot([service]);
     snapshot.destination_rules.push(Arc::new(DestinationPolicy {
         namespace: "istio-egress".into(),
         name: "dr".into(),
@@ -218,9 +164,8 @@ fn proxy(host: &str, upstream: SocketAddr, tls: UpstreamTls) -> ProxyContext {
         tls: Some(tls),
         port_tls: vec![],
     }));
-    let (tx, rx) = watch::channel(Arc::new(snapshot));
-    drop(tx);
-    ProxyContext::new(rx, Arc::new(NoResolver), "cluster.local")
+    // Never asked: endpoints are IP literals.
+    fixtures::proxy(snapshot, StaticDns::none())
 }
 
 fn simple(ca: Option<PathBuf>) -> UpstreamTls {

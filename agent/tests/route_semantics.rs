@@ -11,10 +11,13 @@ use egret::route::{compile, RouteTable, VirtualServiceSpec};
 #[allow(dead_code)] // only the capture itself is used here
 #[path = "support/log_capture.rs"]
 mod log_capture;
+use egret::testing::client::{exchange, finish};
+use egret::testing::upstream::recording_http;
+
 #[path = "support/waypoint.rs"]
 mod waypoint;
 
-use waypoint::{captured, context, exchange, finish, recording_upstream, snapshot};
+use waypoint::{captured, context, snapshot};
 
 fn with_routes(mut snapshot: Snapshot, http_yaml: &str) -> Snapshot {
     let spec: VirtualServiceSpec =
@@ -41,11 +44,11 @@ fn location(reply: &str) -> &str {
 
 #[tokio::test]
 async fn redirects_keep_the_query_and_derive_the_port() {
-    let (upstream, seen) = recording_upstream().await;
+    let (upstream, seen) = recording_http().await;
     let routes = "- match: [{uri: {prefix: /v1/}}]\n  redirect: {prefixRewrite: /v2/, derivePort: FROM_REQUEST_PORT, redirectCode: 308}\n\
                   - match: [{uri: {prefix: /old}}]\n  redirect: {uri: /new, port: 8443, scheme: https}\n";
     let r = reply(
-        with_routes(snapshot(upstream.port()), routes),
+        with_routes(snapshot(upstream), routes),
         "GET /v1/items?page=2&q=%2F HTTP/1.1\r\nhost: httpbin.org:80\r\nconnection: close\r\n\r\n",
     )
     .await;
@@ -54,7 +57,7 @@ async fn redirects_keep_the_query_and_derive_the_port() {
     // Port 80 of plain http is left out; the Host keeps what it said.
     assert_eq!(location(&r), "http://httpbin.org:80/v2/items?page=2&q=%2F");
     let r = reply(
-        with_routes(snapshot(upstream.port()), routes),
+        with_routes(snapshot(upstream), routes),
         "GET /old/x?keep=1 HTTP/1.1\r\nhost: httpbin.org\r\nconnection: close\r\n\r\n",
     )
     .await;
@@ -65,18 +68,18 @@ async fn redirects_keep_the_query_and_derive_the_port() {
 
 #[tokio::test]
 async fn routes_match_the_method_pseudo_header() {
-    let (upstream, seen) = recording_upstream().await;
+    let (upstream, seen) = recording_http().await;
     let routes = "- match: [{headers: {':method': {exact: DELETE}}}]\n  directResponse: {status: 405, body: {string: no deletes}}\n\
                   - route: [{destination: {host: httpbin.org}}]\n";
     let r = reply(
-        with_routes(snapshot(upstream.port()), routes),
+        with_routes(snapshot(upstream), routes),
         "DELETE /x HTTP/1.1\r\nhost: httpbin.org\r\nconnection: close\r\n\r\n",
     )
     .await;
     assert!(r.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"), "{r}");
     assert!(r.ends_with("no deletes"), "{r}");
     let r = reply(
-        with_routes(snapshot(upstream.port()), routes),
+        with_routes(snapshot(upstream), routes),
         "GET /x HTTP/1.1\r\nhost: httpbin.org\r\nconnection: close\r\n\r\n",
     )
     .await;

@@ -243,6 +243,12 @@ impl Node {
         self.agent.take().map(|mut a| a.stop()).unwrap_or(true)
     }
 
+    /// The running agent, handed to the test (to signal it and time its
+    /// exit); stopped when dropped.
+    pub fn take_agent(&mut self) -> Option<Background> {
+        self.agent.take()
+    }
+
     /// Kills the agent with SIGKILL (a crash).
     pub fn kill_agent(&mut self) {
         if let Some(mut a) = self.agent.take() {

@@ -54,6 +54,29 @@ impl Background {
         }
     }
 
+    /// SIGTERM, without waiting (see [`Background::wait_exit`]).
+    pub fn terminate(&self) {
+        if let Some(child) = &self.child {
+            // SAFETY: signalling our own child by pid.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        }
+    }
+
+    /// Waits up to `limit` for the process to exit: its status, or `None`
+    /// while it still runs.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
     /// SIGTERM and wait up to 10 s; returns whether it exited cleanly.
     pub fn stop(&mut self) -> bool {
         let Some(mut child) = self.child.take() else {

@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 
 use crate::bin::egret;
+use crate::manifests::BOOKINFO_NAMESPACE;
 use crate::node::{in_netns, Node, NODE_ADDR};
 use crate::process::{must, Background};
+use crate::NodeOptions;
 
 /// The first node's address on the link to the waypoint node.
 pub const LINK_ADDR: &str = "198.51.100.1";
@@ -19,6 +21,73 @@ pub const LINK_ADDR: &str = "198.51.100.1";
 pub const WAYPOINT_ADDR: &str = "198.51.100.2";
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// The walkthrough's namespace, Gateway and ServiceEntry, except that the
+/// Gateway has an address (so it is remote, reached over HBONE) and the
+/// ServiceEntry a fixed VIP (both sides must agree on it).
+pub fn remote_waypoint_mesh() -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Namespace
+metadata:
+  name: istio-egress
+  labels:
+    istio.io/dataplane-mode: ambient
+    istio.io/use-waypoint: egress-waypoint
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: egress-waypoint
+  namespace: istio-egress
+spec:
+  gatewayClassName: istio-waypoint
+  addresses:
+  - type: IPAddress
+    value: {WAYPOINT_ADDR}
+  listeners:
+  - name: mesh
+    port: 15008
+    protocol: HBONE
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: httpbin.org
+  namespace: istio-egress
+  labels:
+    istio.io/use-waypoint: egress-waypoint
+spec:
+  hosts:
+  - httpbin.org
+  addresses:
+  - 240.240.10.1
+  ports:
+  - name: http
+    number: 80
+    protocol: HTTP
+  resolution: DNS
+"#
+    )
+}
+
+/// A node with [`remote_waypoint_mesh`] in force, its VIP in the kernel.
+pub fn node_with_remote_waypoint() -> anyhow::Result<Node> {
+    let node = Node::start(NodeOptions::default())?;
+    node.apply(BOOKINFO_NAMESPACE)?;
+    node.apply(&remote_waypoint_mesh())?;
+    let captured = node.wait_until(Duration::from_secs(5), || {
+        node.status()
+            .map(|s| s["kernel_services"].to_string().contains("240.240.10.1 "))
+            .unwrap_or(false)
+    });
+    assert!(
+        captured,
+        "VIP never reached the kernel; log:\n{}",
+        node.agent_log()
+    );
+    Ok(node)
+}
 
 /// A running standalone waypoint in its own namespace. Dropping it stops
 /// the process and deletes the namespace.
@@ -191,12 +260,18 @@ impl WaypointNode {
         bail!("waypoint not listening within 20 s; log:\n{}", self.log())
     }
 
-    /// The waypoint's log so far.
     /// The waypoint process's id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.process.as_ref().and_then(Background::pid)
     }
 
+    /// The waypoint process, handed to the test (to signal it and time its
+    /// exit); stopped when dropped.
+    pub fn take_process(&mut self) -> Option<Background> {
+        self.process.take()
+    }
+
+    /// The waypoint's log so far.
     pub fn log(&self) -> String {
         // The waypoint batches its log writes; see `node::LOG_SETTLE`.
         std::thread::sleep(crate::node::LOG_SETTLE);

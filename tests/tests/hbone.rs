@@ -5,79 +5,14 @@
 
 use std::time::Duration;
 
-use egret_e2e::manifests::BOOKINFO_NAMESPACE;
-use egret_e2e::two_nodes::{WaypointNode, WAYPOINT_ADDR};
+use egret_e2e::two_nodes::{
+    node_with_remote_waypoint, remote_waypoint_mesh, WaypointNode, WAYPOINT_ADDR,
+};
 use egret_e2e::walkthrough::{status_code, WORKLOAD_NS, WORKLOAD_SA};
-use egret_e2e::{Node, NodeOptions};
+use egret_e2e::Node;
 
 const WORKLOAD_ID: &str = "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-productpage";
 const WAYPOINT: &str = "istio-egress/egress-waypoint";
-
-/// The walkthrough's namespace, Gateway and ServiceEntry, except that the
-/// Gateway has an address (so it is remote, reached over HBONE) and the
-/// ServiceEntry a fixed VIP (both sides must agree on it).
-fn mesh() -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Namespace
-metadata:
-  name: istio-egress
-  labels:
-    istio.io/dataplane-mode: ambient
-    istio.io/use-waypoint: egress-waypoint
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: egress-waypoint
-  namespace: istio-egress
-spec:
-  gatewayClassName: istio-waypoint
-  addresses:
-  - type: IPAddress
-    value: {WAYPOINT_ADDR}
-  listeners:
-  - name: mesh
-    port: 15008
-    protocol: HBONE
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: httpbin.org
-  namespace: istio-egress
-  labels:
-    istio.io/use-waypoint: egress-waypoint
-spec:
-  hosts:
-  - httpbin.org
-  addresses:
-  - 240.240.10.1
-  ports:
-  - name: http
-    number: 80
-    protocol: HTTP
-  resolution: DNS
-"#
-    )
-}
-
-fn node_with_mesh() -> anyhow::Result<Node> {
-    let node = Node::start(NodeOptions::default())?;
-    node.apply(BOOKINFO_NAMESPACE)?;
-    node.apply(&mesh())?;
-    let captured = node.wait_until(Duration::from_secs(5), || {
-        node.status()
-            .map(|s| s["kernel_services"].to_string().contains("240.240.10.1 "))
-            .unwrap_or(false)
-    });
-    assert!(
-        captured,
-        "VIP never reached the kernel; log:\n{}",
-        node.agent_log()
-    );
-    Ok(node)
-}
 
 fn curl(node: &Node) -> anyhow::Result<(String, String, bool)> {
     let out = node.exec(
@@ -94,8 +29,8 @@ fn curl(node: &Node) -> anyhow::Result<(String, String, bool)> {
 
 #[test]
 fn workload_reaches_httpbin_through_a_remote_waypoint_over_hbone() -> anyhow::Result<()> {
-    let node = node_with_mesh()?;
-    let waypoint = WaypointNode::start(&node, &mesh(), WAYPOINT, &[])?;
+    let node = node_with_remote_waypoint()?;
+    let waypoint = WaypointNode::start(&node, &remote_waypoint_mesh(), WAYPOINT, &[])?;
 
     let (body, headers, ok) = curl(&node)?;
     assert!(
@@ -153,9 +88,10 @@ fn workload_reaches_httpbin_through_a_remote_waypoint_over_hbone() -> anyhow::Re
 
 #[test]
 fn a_waypoint_with_an_unexpected_identity_is_refused_by_the_client() -> anyhow::Result<()> {
-    let node = node_with_mesh()?;
+    let node = node_with_remote_waypoint()?;
     // Same root, wrong name: it presents .../sa/impostor.
-    let waypoint = WaypointNode::start(&node, &mesh(), "istio-egress/impostor", &[])?;
+    let waypoint =
+        WaypointNode::start(&node, &remote_waypoint_mesh(), "istio-egress/impostor", &[])?;
     let (_, headers, ok) = curl(&node)?;
     assert!(!ok, "curl reached httpbin through an impostor: {headers}");
     let refused = node.wait_until(Duration::from_secs(5), || {
@@ -179,12 +115,16 @@ fn a_waypoint_with_an_unexpected_identity_is_refused_by_the_client() -> anyhow::
 
 #[test]
 fn a_waypoint_of_another_trust_domain_is_refused() -> anyhow::Result<()> {
-    let node = node_with_mesh()?;
+    let node = node_with_remote_waypoint()?;
     // Same root, but the waypoint is of other.local and presents
     // spiffe://other.local/..., which the node does not accept. (A client of
     // another trust domain, refused by the server: agent/tests/hbone_mtls.rs.)
-    let waypoint =
-        WaypointNode::start(&node, &mesh(), WAYPOINT, &["--trust-domain", "other.local"])?;
+    let waypoint = WaypointNode::start(
+        &node,
+        &remote_waypoint_mesh(),
+        WAYPOINT,
+        &["--trust-domain", "other.local"],
+    )?;
     let (_, headers, ok) = curl(&node)?;
     assert!(!ok, "curl got through a foreign trust domain: {headers}");
     assert!(
@@ -203,7 +143,7 @@ fn a_waypoint_of_another_trust_domain_is_refused() -> anyhow::Result<()> {
 #[test]
 fn source_principals_policy_at_the_remote_waypoint_allows_one_account_and_denies_another(
 ) -> anyhow::Result<()> {
-    let node = node_with_mesh()?;
+    let node = node_with_remote_waypoint()?;
     let policy = r#"---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -221,7 +161,12 @@ spec:
     - source:
         principals: ["cluster.local/ns/bookinfo/sa/bookinfo-productpage"]
 "#;
-    let waypoint = WaypointNode::start(&node, &format!("{}{policy}", mesh()), WAYPOINT, &[])?;
+    let waypoint = WaypointNode::start(
+        &node,
+        &format!("{}{policy}", remote_waypoint_mesh()),
+        WAYPOINT,
+        &[],
+    )?;
     let as_account = |sa: &str| status_code(&node, WORKLOAD_NS, sa, "httpbin.org/get");
     assert_eq!(
         as_account(WORKLOAD_SA)?,

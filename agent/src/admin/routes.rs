@@ -90,15 +90,11 @@ fn page(status: StatusCode, content_type: &str, body: String) -> Response<Full<B
 
 #[cfg(test)]
 mod tests {
-    use std::net::IpAddr;
-
     use http_body_util::BodyExt;
 
     use super::*;
-    use crate::config::snapshot::{
-        Protocol, Resolution, Service, ServicePort, Waypoint, WaypointBinding, WaypointRef,
-    };
     use crate::metrics::Readings;
+    use crate::testing::fixtures::{self, ServiceFixture};
 
     /// A waypoint's readings: a config generation, nothing else.
     struct Generation(u64);
@@ -122,39 +118,14 @@ mod tests {
     }
 
     fn snapshot() -> Snapshot {
-        let waypoint = WaypointRef {
-            namespace: "istio-egress".into(),
-            name: "egress-waypoint".into(),
-        };
-        let vip: IpAddr = "240.240.0.2".parse().unwrap();
-        let mut s = Snapshot {
+        let httpbin = ServiceFixture::new("httpbin.org")
+            .vip("240.240.0.2")
+            .bound()
+            .build();
+        Snapshot {
             generation: 4,
-            ..Snapshot::default()
-        };
-        s.waypoints.insert(
-            waypoint.clone(),
-            Waypoint {
-                reference: waypoint.clone(),
-                service_account: "egress-waypoint".into(),
-                address: None,
-            },
-        );
-        s.services.push(Arc::new(Service {
-            namespace: "istio-egress".into(),
-            name: "httpbin.org".into(),
-            host: "httpbin.org".into(),
-            vips: vec![vip],
-            ports: vec![ServicePort {
-                number: 80,
-                name: "http".into(),
-                protocol: Protocol::Http,
-                target_port: None,
-            }],
-            resolution: Resolution::Dns,
-            endpoints: vec![],
-            waypoint: WaypointBinding::Bound(waypoint),
-        }));
-        s
+            ..fixtures::snapshot([httpbin])
+        }
     }
 
     fn admin(ready: bool) -> Admin {

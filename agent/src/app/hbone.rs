@@ -41,14 +41,15 @@ pub fn identities(
 }
 
 /// Starts the HBONE server for `proxy` in the background, serving the
-/// waypoints `serves` names.
+/// waypoints `serves` names, until the proxy drains.
 pub fn spawn(
     proxy: Arc<ProxyContext>,
     identities: Arc<IdentityStore>,
     serves: Serves,
     listen: SocketAddr,
 ) -> tokio::task::JoinHandle<()> {
+    let drain = proxy.drain.clone();
     let inbound = Arc::new(Inbound::new(proxy, serves));
     let tls = Arc::new(ServerTls::new(identities));
-    crate::hbone::server::spawn(inbound, tls, listen)
+    crate::hbone::server::spawn(inbound, tls, listen, drain)
 }

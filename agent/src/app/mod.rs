@@ -2,9 +2,11 @@
 //! waypoint, [`crate::waypoint`]) compose the same way: the proxy
 //! ([`proxy`]), the HBONE server in front of it ([`hbone`]), upstream name
 //! resolution
-//! ([`resolver`]), what `/metrics` reads at scrape time ([`readings`]) and
-//! the shutdown signal ([`signal`]).
+//! ([`resolver`]), what `/metrics` reads at scrape time ([`readings`]),
+//! the shutdown signal ([`signal`]) and the drain that follows it
+//! ([`drain`]).
 
+pub mod drain;
 pub mod hbone;
 pub mod proxy;
 pub mod readings;

@@ -14,6 +14,7 @@ use crate::config::snapshot::Snapshot;
 use crate::dns::Resolver;
 use crate::hbone::HboneClient;
 use crate::identity::IdentityStore;
+use crate::net::drain;
 use crate::proxy::limits::Limits;
 use crate::proxy::tls::{read_extra_roots, DefaultRoots, TlsOrigin};
 use crate::proxy::ProxyContext;
@@ -34,6 +35,8 @@ pub struct ProxySettings {
     /// Certificates to tunnel to remote waypoints with; `None` where this
     /// process is the tunnel's end (the standalone waypoint).
     pub tunnels: Option<Arc<IdentityStore>>,
+    /// The root's drain: listeners and connections wind down on it.
+    pub drain: drain::Watch,
 }
 
 /// The proxy of `settings`.
@@ -49,7 +52,8 @@ pub fn build(settings: ProxySettings) -> anyhow::Result<Arc<ProxyContext>> {
     let resolver = Arc::new(UpstreamResolver(Arc::new(resolver)));
     let mut proxy = ProxyContext::new(settings.snapshots, resolver, settings.trust_domain)
         .with_limits(settings.limits)
-        .with_tls(TlsOrigin::new(DefaultRoots::with_extra(extra)));
+        .with_tls(TlsOrigin::new(DefaultRoots::with_extra(extra)))
+        .with_drain(settings.drain);
     if let Some(store) = settings.tunnels {
         proxy = proxy.with_hbone(Arc::new(HboneClient::new(store)));
     }

@@ -71,7 +71,7 @@ impl From<LimitArgs> for Limits {
 }
 
 /// A Go-style duration (`10s`, `500ms`, `1h`), or `0`.
-fn duration(text: &str) -> Result<Duration, String> {
+pub(super) fn duration(text: &str) -> Result<Duration, String> {
     if text == "0" {
         return Ok(Duration::ZERO);
     }

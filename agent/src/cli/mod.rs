@@ -9,6 +9,7 @@ pub mod apply;
 pub mod cleanup;
 pub mod create;
 pub mod delete;
+pub mod drain;
 pub mod exec;
 pub mod get;
 pub mod label;

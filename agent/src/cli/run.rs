@@ -132,6 +132,8 @@ pub struct RunArgs {
     pub admin: SocketAddr,
     #[command(flatten)]
     pub limits: super::limits::LimitArgs,
+    #[command(flatten)]
+    pub drain: super::drain::DrainArgs,
     /// bpffs folder of this agent's pinned programs and maps (they outlive
     /// the agent). Default: /sys/fs/bpf/egret/<state folder, / as _>.
     #[arg(long, env = "EGRET_BPF_PIN_DIR")]
@@ -265,6 +267,7 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
         ca_roots: args.ca_roots,
         bpf_pin_dir: args.bpf_pin_dir,
         mesh_networks,
+        drain_timeout: args.drain.drain_timeout,
     };
     // One data-plane thread runs best without the work-stealing scheduler's
     // cross-thread bookkeeping.
@@ -277,11 +280,8 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result
         }
         None => tokio::runtime::Builder::new_multi_thread(),
     };
-    runtime
-        .enable_all()
-        .build()
-        .context("tokio runtime")?
-        .block_on(run_node(cfg))
+    let runtime = runtime.enable_all().build().context("tokio runtime")?;
+    super::drain::block_on(runtime, run_node(cfg))
 }
 
 /// `--mesh-network`, or the mode's default.
@@ -299,7 +299,7 @@ fn mesh_networks(args: &RunArgs, source: &ConfigSource) -> Vec<ipnet::IpNet> {
 }
 
 /// `1.2.3.4`, `1.2.3.4:5353`, `::1` or `[::1]:53`.
-fn parse_dns_addr(text: &str) -> Result<SocketAddr, String> {
+pub(super) fn parse_dns_addr(text: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(addr);
     }

@@ -24,7 +24,7 @@ pub struct WaypointArgs {
     pub listen: SocketAddr,
     /// DNS server for upstream names (`ip` or `ip:port`; repeatable).
     /// Default: the host's resolvers.
-    #[arg(long = "dns-upstream", value_parser = parse_dns_addr)]
+    #[arg(long = "dns-upstream", value_parser = super::run::parse_dns_addr)]
     pub dns_upstream: Vec<SocketAddr>,
     /// SPIFFE trust domain of peers and of the waypoint.
     #[arg(long, default_value = "cluster.local", env = "EGRET_TRUST_DOMAIN")]
@@ -67,6 +67,8 @@ pub struct WaypointArgs {
     pub admin: SocketAddr,
     #[command(flatten)]
     pub limits: super::limits::LimitArgs,
+    #[command(flatten)]
+    pub drain: super::drain::DrainArgs,
 }
 
 /// `NAMESPACE/NAME`.
@@ -76,16 +78,6 @@ fn parse_ref(text: &str) -> Result<WaypointRef, String> {
         namespace: namespace.to_string(),
         name: name.to_string(),
     })
-}
-
-/// `1.2.3.4`, `1.2.3.4:5353`, `::1` or `[::1]:53` (as `egret run` takes them).
-fn parse_dns_addr(text: &str) -> Result<SocketAddr, String> {
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    text.parse::<std::net::IpAddr>()
-        .map(|ip| SocketAddr::new(ip, 53))
-        .map_err(|_| format!("`{text}` is not an address (ip or ip:port)"))
 }
 
 /// Starts the waypoint on `config_dir`.
@@ -130,12 +122,13 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: WaypointArgs) -> anyhow::R
         admin: args.admin,
         limits: args.limits.into(),
         ca_roots: args.ca_roots,
+        drain_timeout: args.drain.drain_timeout,
     };
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("tokio runtime")?
-        .block_on(run_waypoint(cfg))
+        .context("tokio runtime")?;
+    super::drain::block_on(runtime, run_waypoint(cfg))
 }
 
 #[cfg(test)]

@@ -297,7 +297,9 @@ fn binding(snapshot: &Snapshot, o: &Object) -> WaypointBinding {
     }
 }
 
-fn index(snapshot: &mut Snapshot, service: &Arc<Service>) {
+/// Makes `service` found by its VIPs (the first service to claim an
+/// address keeps it) and by its host.
+pub(crate) fn index(snapshot: &mut Snapshot, service: &Arc<Service>) {
     for vip in &service.vips {
         match snapshot.by_vip.get(vip) {
             Some(owner) => tracing::warn!(
@@ -322,7 +324,7 @@ fn index(snapshot: &mut Snapshot, service: &Arc<Service>) {
 mod tests {
     use super::*;
     use crate::config::allocate::Allocator;
-    use crate::config::fixtures::{
+    use crate::testing::manifests::{
         objects, service_entry, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY,
     };
 

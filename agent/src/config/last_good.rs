@@ -338,8 +338,8 @@ fn sha256(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::fixtures::{objects, SERVICE_ENTRY};
     use crate::config::version::Version;
+    use crate::testing::manifests::{objects, SERVICE_ENTRY};
 
     fn saved(dir: &Path) -> (LastGood, Object) {
         let (mut store, corrupt) = LastGood::open(dir);

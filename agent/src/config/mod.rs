@@ -51,7 +51,3 @@ pub async fn start(
 ) -> Result<tokio::sync::watch::Receiver<Arc<snapshot::Snapshot>>, ConfigError> {
     watch::spawn(config_dir, state_dir)
 }
-
-#[cfg(test)]
-#[path = "testdata/fixtures.rs"]
-pub(crate) mod fixtures;

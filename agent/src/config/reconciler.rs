@@ -433,9 +433,4 @@ impl Reconciler {
 }
 
 #[cfg(test)]
-#[path = "reconciler_tests.rs"]
 mod tests;
-
-#[cfg(test)]
-#[path = "restart_tests.rs"]
-mod restart_tests;

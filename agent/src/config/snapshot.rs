@@ -376,8 +376,8 @@ mod tls_and_wildcard_tests {
     use super::*;
     use crate::config::allocate::Allocator;
     use crate::config::compile::{compile, wanted_addresses};
-    use crate::config::fixtures::{objects, service_entry};
     use crate::config::object::Object;
+    use crate::testing::manifests::{objects, service_entry};
 
     fn build(texts: &[&str]) -> Snapshot {
         let all: Vec<Object> = texts.iter().flat_map(|t| objects(t)).collect();

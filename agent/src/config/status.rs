@@ -254,7 +254,7 @@ mod render_tests {
     use super::*;
     use crate::config::allocate::Allocator;
     use crate::config::compile::{compile, wanted_addresses};
-    use crate::config::fixtures::{objects, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY};
+    use crate::testing::manifests::{objects, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY};
 
     fn rendered(text: &str, now: &str) -> BTreeMap<String, Status> {
         let all = objects(text);

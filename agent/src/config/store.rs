@@ -398,7 +398,7 @@ fn list_without(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::fixtures::{objects, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY};
+    use crate::testing::manifests::{objects, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY};
 
     fn files(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)

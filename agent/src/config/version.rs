@@ -42,7 +42,7 @@ pub fn digest(value: &impl Hash) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::fixtures::{objects, SERVICE_ENTRY};
+    use crate::testing::manifests::{objects, SERVICE_ENTRY};
 
     #[test]
     fn digest_ignores_comments_and_sees_changes() {

@@ -154,10 +154,10 @@ fn write_state(reconciler: &mut Reconciler) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::fixtures::{service_entry, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY};
     use crate::config::object::ObjectKey;
     use crate::config::snapshot::WaypointBinding;
     use crate::config::status;
+    use crate::testing::manifests::{service_entry, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY};
 
     fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
         let tmp = tempfile::tempdir().unwrap();

@@ -110,27 +110,17 @@ impl DnsProxy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::snapshot::{Resolution, Service, WaypointBinding};
+    use crate::testing::fixtures::{self, ServiceFixture};
     use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
     use hickory_proto::rr::{Name, RecordType};
 
     /// A proxy knowing `httpbin.org` whose upstream is a closed loopback port.
     async fn proxy() -> Arc<DnsProxy> {
-        let service = Arc::new(Service {
-            namespace: "istio-egress".into(),
-            name: "httpbin".into(),
-            host: "httpbin.org".into(),
-            vips: vec!["240.240.0.2".parse().unwrap()],
-            ports: Vec::new(),
-            resolution: Resolution::Dns,
-            endpoints: Vec::new(),
-            waypoint: WaypointBinding::None,
-        });
-        let mut snapshot = Snapshot::default();
-        snapshot
-            .by_host
-            .insert(service.host.clone(), vec![service.clone()]);
-        snapshot.services.push(service);
+        let httpbin = ServiceFixture::new("httpbin.org")
+            .named("httpbin")
+            .vip("240.240.0.2")
+            .build();
+        let snapshot = fixtures::snapshot([httpbin]);
         let closed = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let upstream = closed.local_addr().unwrap();
         drop(closed);

@@ -20,6 +20,7 @@ use super::stream::H2Stream;
 use super::{HboneError, CONNECTION_WINDOW, MAX_FRAME, SERVER_MAX_STREAMS, STREAM_WINDOW};
 use crate::identity::tls::peer_identity;
 use crate::identity::{Identity, ServerTls};
+use crate::net::drain;
 
 /// A handshake that has not finished by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -96,18 +97,35 @@ impl<S> Connect<S> {
 pub struct HboneServer<H> {
     handler: Arc<H>,
     tls: Arc<ServerTls>,
+    drain: drain::Watch,
 }
 
 impl<H: Handler> HboneServer<H> {
-    /// A server presenting certificates of `tls`, streams to `handler`.
+    /// A server presenting certificates of `tls`, streams to `handler`;
+    /// never drained.
     pub fn new(handler: Arc<H>, tls: Arc<ServerTls>) -> Self {
-        HboneServer { handler, tls }
+        HboneServer {
+            handler,
+            tls,
+            drain: drain::Watch::default(),
+        }
     }
 
-    /// Accepts connections until the listener fails.
+    /// The same server, drained by `drain`: it stops accepting, sends
+    /// GOAWAY on every connection and holds each until its streams end.
+    pub fn with_drain(self, drain: drain::Watch) -> Self {
+        HboneServer { drain, ..self }
+    }
+
+    /// Accepts connections until the drain starts (the listener is then
+    /// closed: new connections are refused).
     pub async fn run(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
         loop {
-            let (tcp, peer) = match listener.accept().await {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = self.drain.signaled() => return Ok(()),
+            };
+            let (tcp, peer) = match accepted {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::warn!(error = %e, "HBONE accept failed");
@@ -116,10 +134,12 @@ impl<H: Handler> HboneServer<H> {
                 }
             };
             let server = self.clone();
+            let held = self.drain.hold();
             tokio::spawn(async move {
                 if let Err(e) = server.connection(tcp, peer).await {
                     tracing::warn!(%peer, error = %e, "HBONE connection refused or failed");
                 }
+                drop(held);
             });
         }
     }
@@ -159,7 +179,8 @@ impl<H: Handler> HboneServer<H> {
     }
 
     /// Serves HTTP/2 on an established (and verified) connection until the
-    /// peer closes it, one task per CONNECT stream.
+    /// peer closes it, one task per CONNECT stream; on drain, GOAWAY, and
+    /// the streams already open go on to their end.
     async fn serve_h2<IO>(
         &self,
         io: IO,
@@ -182,7 +203,19 @@ impl<H: Handler> HboneServer<H> {
             .handshake::<_, Bytes>(io)
             .await
             .map_err(h2_err)?;
-        while let Some(next) = conn.accept().await {
+        let drain = self.drain.signaled();
+        tokio::pin!(drain);
+        let mut draining = false;
+        loop {
+            let next = tokio::select! {
+                next = conn.accept() => next,
+                () = &mut drain, if !draining => {
+                    conn.graceful_shutdown();
+                    draining = true;
+                    continue;
+                }
+            };
+            let Some(next) = next else { return Ok(()) };
             let (request, respond) = next.map_err(h2_err)?;
             let connect = Connect {
                 request,
@@ -190,9 +223,10 @@ impl<H: Handler> HboneServer<H> {
                 peer: peer.clone(),
                 scope: scope.clone(),
             };
+            // The connection's hold covers its streams: h2 keeps the
+            // connection (and this loop) alive until every stream is done.
             tokio::spawn(self.handler.clone().serve(connect));
         }
-        Ok(())
     }
 }
 
@@ -207,13 +241,14 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
-/// Binds `addr` and serves HBONE on it until the task is dropped. A port
-/// already taken is logged, not fatal: the agent still works for
-/// everything but HBONE inbound.
+/// Binds `addr` and serves HBONE on it until the task is dropped or
+/// `drain` starts. A port already taken is logged, not fatal: the agent
+/// still works for everything but HBONE inbound.
 pub fn spawn<H: Handler>(
     handler: Arc<H>,
     tls: Arc<ServerTls>,
     addr: SocketAddr,
+    drain: drain::Watch,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let listener = match bind(addr).await {
@@ -224,7 +259,7 @@ pub fn spawn<H: Handler>(
             }
         };
         tracing::info!(%addr, "HBONE listening");
-        let server = Arc::new(HboneServer::new(handler, tls));
+        let server = Arc::new(HboneServer::new(handler, tls).with_drain(drain));
         if let Err(e) = server.run(listener).await {
             tracing::error!(%addr, error = %e, "HBONE listener failed");
         }

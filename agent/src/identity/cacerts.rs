@@ -160,5 +160,4 @@ fn certs(
 }
 
 #[cfg(test)]
-#[path = "cacerts_tests.rs"]
 mod tests;

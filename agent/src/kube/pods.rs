@@ -243,7 +243,7 @@ pub fn spawn(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::fixtures::objects;
+    use crate::testing::manifests::objects;
 
     fn pod(ns: &str, labels: serde_json::Value, phase: &str) -> Pod {
         serde_json::from_value(serde_json::json!({

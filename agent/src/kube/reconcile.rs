@@ -597,7 +597,7 @@ spec:
 
     /// Whether `GET httpbin.org/get` through the waypoint is allowed.
     fn get_allowed(s: &Snapshot) -> bool {
-        crate::config::fixtures::http_allowed(s, "GET", "/get")
+        crate::testing::manifests::http_allowed(s, "GET", "/get")
     }
 
     #[test]

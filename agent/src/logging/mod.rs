@@ -284,36 +284,9 @@ fn level_name(level: &Level) -> &'static str {
 #[cfg(test)]
 mod tests {
     use std::io;
-    use std::sync::{Arc, Mutex};
 
     use super::*;
-
-    /// Collects everything written, for assertions.
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'w> MakeWriter<'w> for Capture {
-        type Writer = Capture;
-        fn make_writer(&'w self) -> Capture {
-            self.clone()
-        }
-    }
-
-    impl Capture {
-        fn text(&self) -> String {
-            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-        }
-    }
+    use crate::testing::log::Capture;
 
     fn capture(format: LogFormat, filter: &str, f: impl FnOnce()) -> String {
         let out = Capture::default();

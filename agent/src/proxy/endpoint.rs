@@ -179,28 +179,15 @@ fn default_port(port: &ServicePort) -> u16 {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
-    use std::future::Future;
-    use std::pin::Pin;
     use std::sync::Arc;
 
     use super::*;
     use crate::config::snapshot::{Protocol, Service, WaypointBinding};
+    use crate::testing::resolver::StaticDns;
 
     /// Answers `a.test` with two addresses; fails everything else.
-    struct Fake;
-
-    impl ResolveHost for Fake {
-        fn resolve<'a>(
-            &'a self,
-            host: &'a str,
-        ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>> {
-            Box::pin(async move {
-                match host {
-                    "a.test" => Ok(vec!["::1".parse().unwrap(), "127.0.0.1".parse().unwrap()]),
-                    _ => Err(io::Error::new(io::ErrorKind::NotFound, "no such host")),
-                }
-            })
-        }
+    fn a_test() -> Arc<StaticDns> {
+        StaticDns::with(&[("a.test", "::1"), ("a.test", "127.0.0.1")])
     }
 
     fn target(
@@ -245,9 +232,13 @@ mod tests {
 
     #[tokio::test]
     async fn dns_without_endpoints_resolves_host_with_target_port() {
-        let got = select(&Fake, &target(Resolution::Dns, vec![], Some(8080)), dst())
-            .await
-            .unwrap();
+        let got = select(
+            &*a_test(),
+            &target(Resolution::Dns, vec![], Some(8080)),
+            dst(),
+        )
+        .await
+        .unwrap();
         assert_eq!(
             got,
             vec![
@@ -264,7 +255,7 @@ mod tests {
             vec![ep("missing.test", &[]), ep("a.test", &[("http", 9000)])],
             Some(8080),
         );
-        let got = select(&Fake, &t, dst()).await.unwrap();
+        let got = select(&*a_test(), &t, dst()).await.unwrap();
         assert_eq!(
             got,
             vec![
@@ -277,7 +268,7 @@ mod tests {
     #[tokio::test]
     async fn dns_failure_is_no_healthy_upstream() {
         let t = target(Resolution::Dns, vec![ep("missing.test", &[])], None);
-        let err = select(&Fake, &t, dst()).await.unwrap_err();
+        let err = select(&*a_test(), &t, dst()).await.unwrap_err();
         assert!(matches!(err, EndpointError::Resolve { ref host, .. } if host == "missing.test"));
         assert_eq!(err.flag(), Some(ResponseFlag::NoHealthyUpstream));
     }
@@ -289,7 +280,7 @@ mod tests {
             vec![ep("127.0.0.2", &[]), ep("::1", &[("http", 81)])],
             None,
         );
-        let got = select(&Fake, &t, dst()).await.unwrap();
+        let got = select(&*a_test(), &t, dst()).await.unwrap();
         assert_eq!(
             got,
             vec!["127.0.0.2:80".parse().unwrap(), "[::1]:81".parse().unwrap()]
@@ -298,7 +289,7 @@ mod tests {
 
     #[tokio::test]
     async fn static_without_endpoints_has_no_address() {
-        let err = select(&Fake, &target(Resolution::Static, vec![], None), dst())
+        let err = select(&*a_test(), &target(Resolution::Static, vec![], None), dst())
             .await
             .unwrap_err();
         assert!(matches!(err, EndpointError::NoAddress { port: 80, .. }));
@@ -308,12 +299,12 @@ mod tests {
     async fn dynamic_dns_wildcards_resolve_the_requested_name_they_cover() {
         let mut t = target(Resolution::DynamicDns, vec![], Some(8080));
         Arc::get_mut(&mut t.service).unwrap().host = "*.test".into();
-        let got = select_for_host(&Fake, &t, dst(), Some("a.test"))
+        let got = select_for_host(&*a_test(), &t, dst(), Some("a.test"))
             .await
             .unwrap();
         assert_eq!(got[1], "127.0.0.1:8080".parse().unwrap());
         for outside in [Some("a.other"), Some("test"), None] {
-            let err = select_for_host(&Fake, &t, dst(), outside)
+            let err = select_for_host(&*a_test(), &t, dst(), outside)
                 .await
                 .unwrap_err();
             assert!(
@@ -323,7 +314,7 @@ mod tests {
         }
         // A plain host ignores the request's name.
         let plain = target(Resolution::Dns, vec![], None);
-        let got = select_for_host(&Fake, &plain, dst(), Some("evil.example"))
+        let got = select_for_host(&*a_test(), &plain, dst(), Some("evil.example"))
             .await
             .unwrap();
         assert_eq!(got.len(), 2);
@@ -345,9 +336,13 @@ mod tests {
 
     #[tokio::test]
     async fn none_goes_to_the_original_destination() {
-        let got = select(&Fake, &target(Resolution::None, vec![], Some(8443)), dst())
-            .await
-            .unwrap();
+        let got = select(
+            &*a_test(),
+            &target(Resolution::None, vec![], Some(8443)),
+            dst(),
+        )
+        .await
+        .unwrap();
         assert_eq!(got, vec!["10.1.2.3:8443".parse().unwrap()]);
     }
 }

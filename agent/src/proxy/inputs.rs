@@ -21,6 +21,7 @@ use super::metrics::ProxyMetrics;
 use super::tls::TlsOrigin;
 use crate::config::snapshot::Snapshot;
 use crate::hbone::HboneClient;
+use crate::net::drain;
 
 /// Resolves upstream host names.
 pub trait ResolveHost: Send + Sync + 'static {
@@ -55,12 +56,15 @@ pub struct ProxyContext {
     pub upstreams: Arc<UpstreamPool>,
     /// TLS origination: client configs, key material, default roots.
     pub tls: Arc<TlsOrigin>,
+    /// Shutdown: listeners stop, HTTP connections wind down, and the root
+    /// waits for the connections held open.
+    pub drain: drain::Watch,
 }
 
 impl ProxyContext {
     /// A proxy of the config `snapshots` send, resolving names with
     /// `resolver`, workload identities in `trust_domain`; default limits,
-    /// no HBONE client, the system's roots, nothing counted yet.
+    /// no HBONE client, the system's roots, nothing counted yet, never drained.
     pub fn new(
         snapshots: watch::Receiver<Arc<Snapshot>>,
         resolver: Arc<dyn ResolveHost>,
@@ -77,6 +81,7 @@ impl ProxyContext {
             authorizer: Arc::default(),
             upstreams: Arc::default(),
             tls: Arc::default(),
+            drain: drain::Watch::default(),
         }
     }
 
@@ -95,6 +100,11 @@ impl ProxyContext {
             hbone: Some(client),
             ..self
         }
+    }
+
+    /// The same proxy, drained when `drain` is triggered.
+    pub fn with_drain(self, drain: drain::Watch) -> Self {
+        ProxyContext { drain, ..self }
     }
 
     /// The same proxy, originating TLS with `tls`.

@@ -32,8 +32,8 @@ mod tests {
     use super::*;
     use crate::config::allocate::Allocator;
     use crate::config::compile::{compile, wanted_addresses};
-    use crate::config::fixtures::objects;
     use crate::config::object::Object;
+    use crate::testing::manifests::objects;
 
     fn snapshot(texts: &[&str]) -> Snapshot {
         let all: Vec<Object> = texts.iter().flat_map(|t| objects(t)).collect();

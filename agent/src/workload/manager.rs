@@ -289,9 +289,14 @@ impl WorkloadManager {
                 .map_err(WorkloadError::io("register DNS socket"))?;
             let dns = self.services.dns.clone();
             let label = label.clone();
+            let drain = self.services.proxy.drain.clone();
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = dns.serve_udp(socket, label.clone()).await {
-                    tracing::warn!(workload = %label, error = %e, "DNS (udp) listener stopped");
+                // Stops at once on drain: a lookup is retried by the client.
+                tokio::select! {
+                    served = dns.serve_udp(socket, label.clone()) => if let Err(e) = served {
+                        tracing::warn!(workload = %label, error = %e, "DNS (udp) listener stopped");
+                    },
+                    () = drain.signaled() => {}
                 }
             }));
         }
@@ -300,9 +305,13 @@ impl WorkloadManager {
                 .map_err(WorkloadError::io("register DNS listener"))?;
             let dns = self.services.dns.clone();
             let label = label.clone();
+            let drain = self.services.proxy.drain.clone();
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = dns.serve_tcp(listener, label.clone()).await {
-                    tracing::warn!(workload = %label, error = %e, "DNS (tcp) listener stopped");
+                tokio::select! {
+                    served = dns.serve_tcp(listener, label.clone()) => if let Err(e) = served {
+                        tracing::warn!(workload = %label, error = %e, "DNS (tcp) listener stopped");
+                    },
+                    () = drain.signaled() => {}
                 }
             }));
         }
@@ -509,7 +518,9 @@ fn resolv_conf_text(nameservers: &[SocketAddr]) -> String {
 }
 
 /// Accepts captured connections on one outbound listener and hands each to
-/// the waypoint with its original destination from the kernel.
+/// the waypoint with its original destination from the kernel, until the
+/// proxy drains: the listener then closes, and the kernel's redirect to it
+/// is refused (as when no agent runs).
 async fn accept_outbound(
     listener: tokio::net::TcpListener,
     info: Arc<WorkloadInfo>,
@@ -518,7 +529,11 @@ async fn accept_outbound(
     proxy: Arc<ProxyContext>,
 ) {
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = proxy.drain.signaled() => return,
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 tracing::warn!(workload = %info.name, error = %e, "accept failed");
@@ -547,12 +562,11 @@ async fn accept_outbound(
         let ip = IpAddr::from(orig.addr).to_canonical();
         let orig_dst = SocketAddr::new(ip, orig.port);
         let src = SocketAddr::new(source_ip(info.ip, &other_ips, peer.ip()), peer.port());
-        tokio::spawn(handle_outbound(
-            proxy.clone(),
-            stream,
-            info.clone(),
-            src,
-            orig_dst,
-        ));
+        let held = proxy.drain.hold();
+        let served = handle_outbound(proxy.clone(), stream, info.clone(), src, orig_dst);
+        tokio::spawn(async move {
+            served.await;
+            drop(held);
+        });
     }
 }

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{
-    compile, AuthorizationPolicySpec, AuthzError, CompiledPolicy, GatewayKey, HttpAttrs,
-    NamespacedName, RequestAttrs, TargetKey,
+    compile, AuthorizationPolicySpec, AuthzError, CompiledPolicy, HttpAttrs, RequestAttrs,
+    TargetKey,
 };
 
 /// Compiles `yaml` (a `spec`) as policy `ns/name`.
@@ -40,18 +40,7 @@ fn policy(ns: &str, name: &str, yaml: &str) -> Arc<CompiledPolicy> {
 
 /// The walkthrough's waypoint, serving ServiceEntry istio-egress/httpbin.org.
 fn target() -> TargetKey<'static> {
-    TargetKey {
-        gateway: GatewayKey {
-            namespace: "istio-egress",
-            name: "egress-waypoint",
-            class: "istio-waypoint",
-        },
-        service_entry: Some(NamespacedName {
-            namespace: "istio-egress",
-            name: "httpbin.org",
-        }),
-        service: None,
-    }
+    crate::testing::manifests::waypoint_target()
 }
 
 /// An owned request description; [`Req::attrs`] borrows it like the proxy would.

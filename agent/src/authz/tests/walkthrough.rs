@@ -5,28 +5,10 @@ use std::sync::Arc;
 
 use super::{target, Req};
 use crate::authz::{compile, AuthorizationPolicySpec, DecisionReason, PolicySet, DENY_BODY};
-
-const STEP_4A: &str = r#"apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata:
-  name: httpbin
-  namespace: istio-egress
-spec:
-  targetRefs:
-  - kind: Gateway
-    name: egress-waypoint
-    group: gateway.networking.k8s.io
-  action: ALLOW
-  rules:
-  - to:
-    - operation:
-        hosts: ["httpbin.org"]
-        methods: ["GET"]
-        paths: ["/get"]
-"#;
+use crate::testing::manifests::STEP_4A_POLICY;
 
 fn step_4a() -> PolicySet {
-    let doc: serde_yaml::Value = serde_yaml::from_str(STEP_4A).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(STEP_4A_POLICY).unwrap();
     let meta = &doc["metadata"];
     let spec: AuthorizationPolicySpec = serde_yaml::from_value(doc["spec"].clone()).unwrap();
     let p = compile(

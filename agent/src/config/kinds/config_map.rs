@@ -72,7 +72,7 @@ impl Kind for ConfigMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::fixtures::objects;
+    use crate::testing::manifests::objects;
     use crate::config::kinds::Spec;
     use crate::config::mesh::{OutboundMode, PathNormalization};
     use crate::config::parse::tests::errors_of;

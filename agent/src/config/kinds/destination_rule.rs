@@ -429,7 +429,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::config::fixtures::objects;
+    use crate::testing::manifests::objects;
     use crate::config::kinds::Spec;
     use crate::config::parse::tests::errors_of;
 

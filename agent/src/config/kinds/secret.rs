@@ -173,7 +173,7 @@ impl Kind for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::fixtures::objects;
+    use crate::testing::manifests::objects;
     use crate::config::kinds::Spec;
     use crate::config::parse::tests::errors_of;
 

@@ -63,8 +63,8 @@ mod tests {
     use super::*;
     use crate::identity::signer::LEAF_LIFETIME;
     use crate::identity::CaCerts;
-    use crate::kube::waypoints::fixtures::gw;
     use crate::kube::waypoints::render::identity_secret;
+    use crate::testing::waypoints::gw;
 
     fn id(name: &str) -> Identity {
         Identity {

@@ -9,8 +9,6 @@
 //! pass from what the API holds, and [`controller`] carries it out.
 
 pub mod controller;
-#[cfg(test)]
-mod fixtures;
 pub mod identity;
 pub mod plan;
 pub mod render;

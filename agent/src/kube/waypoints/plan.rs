@@ -219,5 +219,4 @@ fn leftovers(view: &View, waypoints: &HashSet<(String, String)>) -> Vec<PlannedA
 }
 
 #[cfg(test)]
-#[path = "plan_tests.rs"]
 mod tests;

@@ -216,6 +216,11 @@ pub fn waypoint_args(gw: &GatewayRef, t: &WaypointTemplate) -> Vec<String> {
     ]
 }
 
+/// Kubernetes' default, written out: the waypoint drains for
+/// `--drain-timeout` (5 s by default) and exits well before the kubelet's
+/// SIGKILL.
+const TERMINATION_GRACE_SECONDS: u64 = 30;
+
 fn deployment(gw: &GatewayRef, t: &WaypointTemplate) -> Value {
     let mut pod_labels = gw.labels();
     // Waypoint pods are never captured themselves (as Istio labels them).
@@ -230,6 +235,7 @@ fn deployment(gw: &GatewayRef, t: &WaypointTemplate) -> Value {
                 "metadata": {"labels": pod_labels},
                 "spec": {
                     "serviceAccountName": gw.name,
+                    "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
                     "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
                         "weight": 100,
                         "podAffinityTerm": {
@@ -306,7 +312,7 @@ pub fn identity_secret(gw: &GatewayRef, chain: &str, key: &str, roots: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::waypoints::fixtures::{gw, template};
+    use crate::testing::waypoints::{gw, template};
 
     #[test]
     fn deployment_runs_egret_waypoint_as_the_gateway() {
@@ -321,6 +327,10 @@ mod tests {
         assert_eq!(d["metadata"]["ownerReferences"][0]["uid"], "u-1");
         let pod = &d["spec"]["template"]["spec"];
         assert_eq!(pod["serviceAccountName"], "egress-waypoint");
+        // The drain ends well before the kubelet's SIGKILL.
+        let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+        let drain = crate::net::drain::DEFAULT_DRAIN_TIMEOUT.as_secs();
+        assert!(grace >= drain + 5, "grace {grace} s, drain {drain} s");
         let c = &pod["containers"][0];
         let args: Vec<&str> = c["args"]
             .as_array()

@@ -124,7 +124,7 @@ pub fn patch(current: &Value, mut wanted: Value) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::waypoints::fixtures::gw;
+    use crate::testing::waypoints::gw;
 
     fn deployment(available: i32) -> Deployment {
         serde_json::from_value(json!({

@@ -4,8 +4,9 @@
 //! status and wording, `server: istio-envoy`, a `request complete` line and
 //! its metric). An HTTP/2 connection with no request in flight for the idle
 //! timeout is drained (GOAWAY). When a config change takes the connection's
-//! service away, it is wound down gracefully: HTTP/1.1 after the response
-//! in flight (`connection: close`), HTTP/2 with GOAWAY.
+//! service away, or the process drains on shutdown, it is wound down
+//! gracefully: HTTP/1.1 after the response in flight (`connection: close`;
+//! at once when idle), HTTP/2 with GOAWAY.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Instant, SystemTime};
 
+use futures::future::{FusedFuture, FutureExt};
 use http::Method;
 use hyper::body::{Body, Frame, SizeHint};
 use hyper::service::service_fn;
@@ -132,10 +134,16 @@ async fn serve_h1<S, F>(
         builder.max_headers(limits.max_request_headers);
     }
     let mut conn = builder.serve_connection(TokioIo::new(guard), service);
+    let mut drain = draining(state);
     let served = std::future::poll_fn(|cx| {
+        // The response in flight goes out with `connection: close`; an
+        // idle connection closes at once.
         if gone.poll_revoked(cx).is_ready() {
-            // The response in flight goes out with `connection: close`.
             tracing::debug!(src = %state.conn.src, "closing an HTTP connection after a config change");
+            Pin::new(&mut conn).graceful_shutdown();
+        }
+        if !drain.is_terminated() && drain.poll_unpin(cx).is_ready() {
+            tracing::debug!(src = %state.conn.src, "closing an HTTP connection: draining");
             Pin::new(&mut conn).graceful_shutdown();
         }
         conn.poll_without_shutdown(cx)
@@ -192,6 +200,7 @@ async fn serve_h2<S, F>(
     tokio::pin!(conn);
     let idle = idle_for(busy_rx, limits.idle_timeout);
     tokio::pin!(idle);
+    let mut drain = draining(state);
     let mut draining = false;
     let served = loop {
         tokio::select! {
@@ -207,11 +216,22 @@ async fn serve_h2<S, F>(
                 conn.as_mut().graceful_shutdown();
                 draining = true;
             }
+            () = &mut drain, if !draining => {
+                tracing::debug!(src = %state.conn.src, "closing an HTTP/2 connection: draining");
+                conn.as_mut().graceful_shutdown();
+                draining = true;
+            }
         }
     };
     if let Err(e) = served {
         outcome.fail(downstream_failure(&e, e.is_parse()));
     }
+}
+
+/// Resolves (once) when the process starts draining.
+fn draining(state: &Connection) -> Pin<Box<impl FusedFuture<Output = ()>>> {
+    let drain = state.ctx.drain.clone();
+    Box::pin(async move { drain.signaled().await }.fuse())
 }
 
 /// A workload connection hyper gave up on: `DPE` when what the workload

@@ -191,36 +191,22 @@ mod tests {
     use prometheus_client::encoding::text::encode;
 
     use super::*;
-    use crate::config::snapshot::{
-        Resolution, Service, ServicePort, Snapshot, WaypointBinding, WaypointRef,
-    };
+    use crate::config::snapshot::Snapshot;
     use crate::identity::WorkloadInfo;
     use crate::proxy::ResponseFlag;
+    use crate::testing::fixtures::ServiceFixture;
 
     fn conn(with_service: bool) -> ConnectionContext {
         let vip: std::net::IpAddr = "240.240.0.2".parse().unwrap();
         let mut snapshot = Snapshot::default();
         if with_service {
-            let service = Arc::new(Service {
-                namespace: "istio-egress".into(),
-                name: "httpbin".into(),
-                host: "httpbin.org".into(),
-                vips: vec![vip],
-                ports: vec![ServicePort {
-                    number: 80,
-                    name: "http".into(),
-                    protocol: Protocol::Http,
-                    target_port: None,
-                }],
-                resolution: Resolution::Dns,
-                endpoints: vec![],
-                waypoint: WaypointBinding::Bound(WaypointRef {
-                    namespace: "istio-egress".into(),
-                    name: "egress-waypoint".into(),
-                }),
-            });
-            snapshot.by_vip.insert(vip, service.clone());
-            snapshot.services.push(service);
+            let httpbin = ServiceFixture::new("httpbin.org")
+                .named("httpbin")
+                .vip("240.240.0.2")
+                .bound()
+                .build();
+            snapshot.by_vip.insert(vip, httpbin.clone());
+            snapshot.services.push(httpbin);
         }
         let workload = Arc::new(WorkloadInfo {
             name: "productpage".into(),

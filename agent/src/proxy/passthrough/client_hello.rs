@@ -264,5 +264,4 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-#[path = "client_hello_tests.rs"]
 mod tests;

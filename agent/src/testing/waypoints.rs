@@ -1,7 +1,7 @@
-//! Test fixtures of the waypoint controller: the walkthrough's Gateway
-//! and a template.
+//! The waypoint controller's inputs: the walkthrough's Gateway and a
+//! template.
 
-use super::render::{GatewayRef, WaypointTemplate};
+use crate::kube::waypoints::render::{GatewayRef, WaypointTemplate};
 
 /// The walkthrough's waypoint Gateway (uid `u-1`).
 pub fn gw() -> GatewayRef {

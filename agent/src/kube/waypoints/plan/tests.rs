@@ -3,8 +3,8 @@ use std::time::SystemTime;
 use serde_json::json;
 
 use super::*;
-use crate::kube::waypoints::fixtures::template;
 use crate::kube::waypoints::render::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::testing::waypoints::template;
 
 fn gateway(class: &str) -> Arc<DynamicObject> {
     Arc::new(

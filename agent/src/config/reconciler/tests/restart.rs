@@ -2,73 +2,51 @@
 //! source is now invalid, and what it runs when there is no last good
 //! version at all.
 
-use super::*;
-use crate::config::fixtures::{http_allowed, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY};
+use super::super::*;
 use crate::config::last_good::LAST_GOOD_DIR;
 use crate::config::refused::{self, InForce};
+use crate::testing::manifests::waypoint_policy;
+use crate::testing::manifests::{http_allowed, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY};
 
-const DENY: &str = "apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata:
-  name: no-post
-  namespace: istio-egress
-spec:
-  targetRefs:
-  - kind: Gateway
-    name: egress-waypoint
-    group: gateway.networking.k8s.io
-  action: DENY
-  rules:
-  - to:
-    - operation:
-        methods: [\"POST\"]
-";
+/// No POST through the waypoint.
+fn deny() -> String {
+    waypoint_policy(
+        "no-post",
+        "DENY",
+        "  - to:\n    - operation:\n        methods: [\"POST\"]\n",
+    )
+}
 
-const ALLOW: &str = "apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata:
-  name: httpbin
-  namespace: istio-egress
-spec:
-  targetRefs:
-  - kind: Gateway
-    name: egress-waypoint
-    group: gateway.networking.k8s.io
-  action: ALLOW
-  rules:
-  - to:
-    - operation:
-        methods: [\"GET\", \"POST\"]
-        paths: [\"/get\", \"/post\"]
-";
+/// `GET /get` and `POST /post` through the waypoint.
+fn allow() -> String {
+    waypoint_policy(
+        "httpbin",
+        "ALLOW",
+        "  - to:\n    - operation:\n        methods: [\"GET\", \"POST\"]\n        paths: [\"/get\", \"/post\"]\n",
+    )
+}
 
 /// An invalid edit of `policy`: a field of the wrong type.
 fn broken(policy: &str) -> String {
     policy.replace("  action:", "  bogus: 1\n  action:")
 }
 
-struct Agent {
-    _tmp: tempfile::TempDir,
-    config: PathBuf,
-    state: PathBuf,
+/// The walkthrough's Steps 1-3 in a config folder, restarted at will.
+struct Agent(super::Setup);
+
+impl std::ops::Deref for Agent {
+    type Target = super::Setup;
+
+    fn deref(&self) -> &super::Setup {
+        &self.0
+    }
 }
 
 impl Agent {
     fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let config = tmp.path().join("config");
-        let state = tmp.path().join("state");
-        std::fs::create_dir_all(&config).unwrap();
-        std::fs::write(
-            config.join("base.yaml"),
-            format!("{EGRESS_NAMESPACE}---\n{GATEWAY}---\n{SERVICE_ENTRY}"),
-        )
-        .unwrap();
-        Agent {
-            _tmp: tmp,
-            config,
-            state,
-        }
+        Agent(super::setup_with(&format!(
+            "{EGRESS_NAMESPACE}---\n{GATEWAY}---\n{SERVICE_ENTRY}"
+        )))
     }
 
     fn write(&self, file: &str, text: &str) {
@@ -95,8 +73,8 @@ fn ap(name: &str) -> ObjectKey {
 #[test]
 fn invalid_sources_after_a_restart_run_on_their_last_good_versions() {
     let agent = Agent::new();
-    agent.write("deny.yaml", DENY);
-    agent.write("allow.yaml", ALLOW);
+    agent.write("deny.yaml", &deny());
+    agent.write("allow.yaml", &allow());
     let (_, before) = agent.start();
     assert!(!http_allowed(&before, "POST", "/post"), "denied by DENY");
     assert!(
@@ -107,7 +85,7 @@ fn invalid_sources_after_a_restart_run_on_their_last_good_versions() {
 
     // Both replaced by invalid versions while the agent is down: one with a
     // bad field, one that does not even parse.
-    agent.write("deny.yaml", &broken(DENY));
+    agent.write("deny.yaml", &broken(&deny()));
     agent.write("allow.yaml", "kind: [");
     let (r, after) = agent.start();
     assert!(
@@ -147,7 +125,7 @@ fn invalid_sources_after_a_restart_run_on_their_last_good_versions() {
 #[test]
 fn an_invalid_allow_with_no_last_good_version_denies_instead_of_allowing_all() {
     let agent = Agent::new();
-    agent.write("allow.yaml", &broken(ALLOW));
+    agent.write("allow.yaml", &broken(&allow()));
     let (r, snapshot) = agent.start();
     assert!(!http_allowed(&snapshot, "GET", "/get"), "fail closed");
     assert!(!http_allowed(&snapshot, "POST", "/anything"));
@@ -157,7 +135,7 @@ fn an_invalid_allow_with_no_last_good_version_denies_instead_of_allowing_all() {
     assert_eq!(r.unaccepted().count(), 1);
 
     // Fixed: the real policy replaces the stand-in.
-    agent.write("allow.yaml", ALLOW);
+    agent.write("allow.yaml", &allow());
     let (r, fixed) = agent.start();
     assert!(http_allowed(&fixed, "GET", "/get"));
     assert!(r.refused().next().is_none());
@@ -166,12 +144,12 @@ fn an_invalid_allow_with_no_last_good_version_denies_instead_of_allowing_all() {
 #[test]
 fn a_policy_turning_invalid_while_running_keeps_its_version_and_a_new_one_fails_closed() {
     let agent = Agent::new();
-    agent.write("deny.yaml", DENY);
+    agent.write("deny.yaml", &deny());
     let (mut r, _) = agent.start();
-    agent.write("deny.yaml", &broken(DENY));
+    agent.write("deny.yaml", &broken(&deny()));
     assert!(r.reload().unwrap().is_none(), "nothing changes in force");
     // A new policy that never was valid: a stand-in, so a new snapshot.
-    agent.write("allow.yaml", &broken(ALLOW));
+    agent.write("allow.yaml", &broken(&allow()));
     let s = r.reload().unwrap().expect("the stand-in is a change");
     assert!(!http_allowed(&s, "GET", "/get"));
     let fates: Vec<_> = r.refused().map(|x| x.in_force.clone()).collect();
@@ -182,7 +160,7 @@ fn a_policy_turning_invalid_while_running_keeps_its_version_and_a_new_one_fails_
 #[test]
 fn an_object_deleted_while_stopped_is_gone_with_its_last_good_version() {
     let agent = Agent::new();
-    agent.write("deny.yaml", DENY);
+    agent.write("deny.yaml", &deny());
     agent.start();
     let stored = agent.stored("no-post");
     assert!(stored.exists());
@@ -198,13 +176,13 @@ fn an_object_deleted_while_stopped_is_gone_with_its_last_good_version() {
 #[test]
 fn a_corrupt_last_good_file_is_reported_and_never_trusted() {
     let agent = Agent::new();
-    agent.write("allow.yaml", ALLOW);
+    agent.write("allow.yaml", &allow());
     agent.start();
     let stored = agent.stored("httpbin");
     let text = std::fs::read_to_string(&stored).unwrap();
     // Truncated, as a crash mid-write on a careless filesystem could leave it.
     std::fs::write(&stored, &text[..text.len() / 2]).unwrap();
-    agent.write("allow.yaml", &broken(ALLOW));
+    agent.write("allow.yaml", &broken(&allow()));
     let (r, s) = agent.start();
     assert!(
         !http_allowed(&s, "GET", "/get"),

@@ -1,9 +1,11 @@
 //! The incremental path: what one changed file costs, and that its result
 //! equals a full rescan's.
 
+mod restart;
+
 use super::*;
-use crate::config::fixtures::{service_entry, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY};
 use crate::config::snapshot::Service;
+use crate::testing::manifests::{service_entry, EGRESS_NAMESPACE, GATEWAY, SERVICE_ENTRY};
 
 struct Setup {
     _tmp: tempfile::TempDir,
@@ -11,16 +13,33 @@ struct Setup {
     state: PathBuf,
 }
 
+/// A config folder holding the waypoint's namespace and Gateway.
 fn setup() -> Setup {
+    setup_with(&format!("{EGRESS_NAMESPACE}---\n{GATEWAY}"))
+}
+
+/// A reconciler of `s` that has loaded `n` ServiceEntries `h<i>.com`:80,
+/// one file each (`se<i>.yaml`).
+fn loaded_with_services(s: &Setup, n: usize) -> Reconciler {
+    for i in 0..n {
+        std::fs::write(
+            s.config.join(format!("se{i}.yaml")),
+            se(&format!("h{i}.com"), 80),
+        )
+        .unwrap();
+    }
+    let mut r = Reconciler::new(&s.config, &s.state).unwrap();
+    r.reload().unwrap().unwrap();
+    r
+}
+
+/// A config folder whose `base.yaml` is `base`, and an empty state folder.
+fn setup_with(base: &str) -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("config");
     let state = tmp.path().join("state");
     std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
-        config.join("base.yaml"),
-        format!("{EGRESS_NAMESPACE}---\n{GATEWAY}"),
-    )
-    .unwrap();
+    std::fs::write(config.join("base.yaml"), base).unwrap();
     Setup {
         _tmp: tmp,
         config,
@@ -55,15 +74,7 @@ fn services(s: &Snapshot) -> Vec<(String, Vec<std::net::IpAddr>, u16)> {
 #[test]
 fn a_changed_file_is_parsed_alone() {
     let s = setup();
-    for i in 0..20 {
-        std::fs::write(
-            s.config.join(format!("se{i}.yaml")),
-            se(&format!("h{i}.com"), 80),
-        )
-        .unwrap();
-    }
-    let mut r = Reconciler::new(&s.config, &s.state).unwrap();
-    r.reload().unwrap().unwrap();
+    let mut r = loaded_with_services(&s, 20);
     let changed = s.config.join("se7.yaml");
     std::fs::write(&changed, se("h7.com", 8080)).unwrap();
     // The folder sees exactly one file change, by event path or by rescan.
@@ -154,15 +165,7 @@ fn a_rename_moves_the_object_without_a_change() {
 #[test]
 fn a_full_rescan_equals_the_incremental_result() {
     let s = setup();
-    for i in 0..5 {
-        std::fs::write(
-            s.config.join(format!("se{i}.yaml")),
-            se(&format!("h{i}.com"), 80),
-        )
-        .unwrap();
-    }
-    let mut r = Reconciler::new(&s.config, &s.state).unwrap();
-    r.reload().unwrap().unwrap();
+    let mut r = loaded_with_services(&s, 5);
     // Edits, a delete, an invalid edit, a duplicate in a second file.
     let path = |i: usize| s.config.join(format!("se{i}.yaml"));
     std::fs::write(path(1), se("h1.com", 81)).unwrap();
