@@ -72,24 +72,12 @@ mod tests {
 
     use super::*;
     use crate::config::snapshot::Snapshot;
-    use crate::identity::WorkloadInfo;
     use crate::proxy::flags::ResponseFlag;
+    use crate::testing::fixtures;
 
     fn conn() -> Arc<ConnectionContext> {
-        let workload = Arc::new(WorkloadInfo {
-            name: "productpage".into(),
-            namespace: "bookinfo".into(),
-            service_account: "bookinfo-productpage".into(),
-            ip: "10.238.0.2".parse().unwrap(),
-            netns_cookie: 7,
-        });
-        Arc::new(ConnectionContext::new(
-            Arc::new(Snapshot::default()),
-            "cluster.local",
-            workload,
-            "10.238.0.2:40000".parse().unwrap(),
-            "240.240.0.2:80".parse().unwrap(),
-        ))
+        let dst = "240.240.0.2:80".parse().unwrap();
+        Arc::new(fixtures::connection(Snapshot::default(), dst))
     }
 
     /// `metric`'s samples, summed.

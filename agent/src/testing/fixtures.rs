@@ -3,6 +3,7 @@
 //! that connects, and a proxy serving a fixed snapshot.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -12,6 +13,7 @@ use crate::config::snapshot::{
     WaypointRef,
 };
 use crate::identity::WorkloadInfo;
+use crate::proxy::context::ConnectionContext;
 use crate::proxy::{ProxyContext, ResolveHost};
 
 /// The walkthrough's service address (httpbin.org in Step 3).
@@ -142,4 +144,18 @@ pub fn proxy(snapshot: Snapshot, resolver: Arc<dyn ResolveHost>) -> ProxyContext
     // The sender may go: the receiver keeps the last value.
     drop(tx);
     ProxyContext::new(rx, resolver, "cluster.local")
+}
+
+/// A connection of bookinfo's productpage on the pod network
+/// (10.238.0.2:40000) to `dst`, decided on `snapshot`.
+pub fn connection(snapshot: Snapshot, dst: SocketAddr) -> ConnectionContext {
+    let workload = Arc::new(WorkloadInfo {
+        name: "productpage".into(),
+        namespace: "bookinfo".into(),
+        service_account: "bookinfo-productpage".into(),
+        ip: "10.238.0.2".parse().unwrap(),
+        netns_cookie: 7,
+    });
+    let src = SocketAddr::new(workload.ip, 40000);
+    ConnectionContext::new(Arc::new(snapshot), "cluster.local", workload, src, dst)
 }

@@ -186,15 +186,13 @@ impl ProxyMetrics {
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;
-    use std::sync::Arc;
 
     use prometheus_client::encoding::text::encode;
 
     use super::*;
     use crate::config::snapshot::Snapshot;
-    use crate::identity::WorkloadInfo;
     use crate::proxy::ResponseFlag;
-    use crate::testing::fixtures::ServiceFixture;
+    use crate::testing::fixtures::{self, ServiceFixture};
 
     fn conn(with_service: bool) -> ConnectionContext {
         let vip: std::net::IpAddr = "240.240.0.2".parse().unwrap();
@@ -208,21 +206,7 @@ mod tests {
             snapshot.by_vip.insert(vip, httpbin.clone());
             snapshot.services.push(httpbin);
         }
-        let workload = Arc::new(WorkloadInfo {
-            name: "productpage".into(),
-            namespace: "bookinfo".into(),
-            service_account: "bookinfo-productpage".into(),
-            ip: "10.238.0.2".parse().unwrap(),
-            netns_cookie: 7,
-        });
-        let src: SocketAddr = "10.238.0.2:40000".parse().unwrap();
-        ConnectionContext::new(
-            Arc::new(snapshot),
-            "cluster.local",
-            workload,
-            src,
-            SocketAddr::new(vip, 80),
-        )
+        fixtures::connection(snapshot, SocketAddr::new(vip, 80))
     }
 
     fn exposition(metrics: &ProxyMetrics) -> String {
