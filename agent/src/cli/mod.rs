@@ -15,6 +15,7 @@ pub mod get;
 pub mod label;
 pub mod limits;
 pub mod monitor;
+pub mod proxy_args;
 pub mod run;
 pub mod status;
 pub mod waypoint;

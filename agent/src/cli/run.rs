@@ -1,6 +1,5 @@
 //! `egret run`: the node agent.
 
-use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Context;
@@ -11,19 +10,13 @@ use crate::kube::cluster_ca::{CaSecrets, SecretRef};
 use crate::kube::lease::LeaseConfig;
 use crate::kube::waypoints::WaypointTemplate;
 use crate::kube::StatusWriterMode;
-use crate::logging::LogFormat;
 use crate::node::{run as run_node, ConfigSource, KubernetesSource, NodeConfig};
+
+use super::proxy_args::ProxyArgs;
 
 /// Arguments of `egret run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// DNS server for names that are not mesh services, and for upstream
-    /// endpoints (`ip` or `ip:port`; repeatable). Default: the host's resolvers.
-    #[arg(long = "dns-upstream", value_parser = parse_dns_addr)]
-    pub dns_upstream: Vec<SocketAddr>,
-    /// SPIFFE trust domain of workload identities.
-    #[arg(long, default_value = "cluster.local", env = "EGRET_TRUST_DOMAIN")]
-    pub trust_domain: String,
     /// Load this eBPF object instead of the one built into egret.
     #[arg(long, env = "EGRET_BPF_OBJECT")]
     pub bpf_object: Option<std::path::PathBuf>,
@@ -31,23 +24,12 @@ pub struct RunArgs {
     /// the agent as many as the cores it is pinned to.
     #[arg(long, env = "EGRET_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     pub worker_threads: Option<u16>,
-    /// Log format.
-    #[arg(long, value_enum, default_value = "text")]
-    pub log_format: Format,
-    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `info,egret::dns=debug`.
-    #[arg(long, default_value = "info", env = "EGRET_LOG")]
-    pub log: String,
     /// Bridge of the pod network that `egret exec` workloads hang off.
     #[arg(long, default_value = "egret0")]
     pub bridge: String,
     /// Addresses of `egret exec` workloads (the first is the bridge's).
     #[arg(long, default_value = "10.238.0.0/16")]
     pub pod_cidr: Ipv4Net,
-    /// PEM file of CA certificates trusted for TLS origination in addition
-    /// to the system roots, when a DestinationRule names no
-    /// `caCertificates` (repeatable; comma-separated in the env variable).
-    #[arg(long = "ca-roots", env = "EGRET_CA_ROOTS", value_delimiter = ',')]
-    pub ca_roots: Vec<std::path::PathBuf>,
     /// Where config and workloads come from: `folder` (manifests in
     /// --config-dir, `egret exec` workloads) or `kubernetes` (the cluster's
     /// API, this node's pods).
@@ -126,14 +108,6 @@ pub struct RunArgs {
     /// plug-in CA exists. Default: `egret-ca` in the Lease's namespace.
     #[arg(long, env = "EGRET_OWN_CA_SECRET")]
     pub own_ca_secret: Option<SecretRef>,
-    /// Admin endpoint: `/metrics`, `/healthz/ready`, `/config_dump`. Bound
-    /// in the agent's own network namespace, out of workloads' reach.
-    #[arg(long, default_value_t = crate::admin::DEFAULT_ADMIN_LISTEN, env = "EGRET_ADMIN")]
-    pub admin: SocketAddr,
-    #[command(flatten)]
-    pub limits: super::limits::LimitArgs,
-    #[command(flatten)]
-    pub drain: super::drain::DrainArgs,
     /// bpffs folder of this agent's pinned programs and maps (they outlive
     /// the agent). Default: /sys/fs/bpf/egret/<state folder, / as _>.
     #[arg(long, env = "EGRET_BPF_PIN_DIR")]
@@ -148,6 +122,9 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub mesh_networks: Vec<ipnet::IpNet>,
+    /// What the proxy runs with (shared with the other root).
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
 }
 
 /// `--source`.
@@ -208,11 +185,11 @@ fn config_source(args: &RunArgs) -> anyhow::Result<ConfigSource> {
                 "waypoint Deployments need --waypoint-image (or EGRET_WAYPOINT_IMAGE); or pass --waypoints=node",
             )?,
             pull_policy: args.waypoint_image_pull_policy.clone(),
-            trust_domain: args.trust_domain.clone(),
+            trust_domain: args.proxy.trust_domain.clone(),
             replicas: args.waypoint_replicas,
             cluster_role: args.waypoint_cluster_role.clone(),
             mesh_config_role: args.waypoint_mesh_config_role.clone(),
-            log: args.log.clone(),
+            log: args.proxy.log.clone(),
         }),
     };
     Ok(ConfigSource::Kubernetes(KubernetesSource {
@@ -230,44 +207,28 @@ fn config_source(args: &RunArgs) -> anyhow::Result<ConfigSource> {
     }))
 }
 
-/// `--log-format`.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
-}
-
 /// Starts the agent on `config_dir`.
 pub fn run(config_dir: &Path, state_dir: &Path, args: RunArgs) -> anyhow::Result<()> {
-    let format = match args.log_format {
-        Format::Text => LogFormat::Text,
-        Format::Json => LogFormat::Json,
-    };
-    let _log = crate::logging::init(format, &args.log)?.flush_on_drop();
+    let _log = args.proxy.start_logging()?;
     let source = config_source(&args)?;
     let mesh_networks = mesh_networks(&args, &source);
-    let dns_upstreams = if args.dns_upstream.is_empty() {
-        crate::dns::system_upstreams()
-            .context("reading the host's resolvers; pass --dns-upstream")?
-    } else {
-        args.dns_upstream
-    };
+    let dns_upstreams = args.proxy.dns_upstreams()?;
     let worker_threads = args.worker_threads.map(usize::from);
     let cfg = NodeConfig {
         config_dir: config_dir.to_path_buf(),
         state_dir: state_dir.to_path_buf(),
         dns_upstreams,
-        trust_domain: args.trust_domain,
+        trust_domain: args.proxy.trust_domain,
         bpf_object: args.bpf_object,
         bridge: args.bridge,
         pod_cidr: args.pod_cidr,
         source,
-        admin: args.admin,
-        limits: args.limits.into(),
-        ca_roots: args.ca_roots,
+        admin: args.proxy.admin,
+        limits: args.proxy.limits.into(),
+        ca_roots: args.proxy.ca_roots,
         bpf_pin_dir: args.bpf_pin_dir,
         mesh_networks,
-        drain_timeout: args.drain.drain_timeout,
+        drain_timeout: args.proxy.drain.drain_timeout,
     };
     // One data-plane thread runs best without the work-stealing scheduler's
     // cross-thread bookkeeping.
@@ -296,16 +257,6 @@ fn mesh_networks(args: &RunArgs, source: &ConfigSource) -> Vec<ipnet::IpNet> {
             Vec::new()
         }
     }
-}
-
-/// `1.2.3.4`, `1.2.3.4:5353`, `::1` or `[::1]:53`.
-pub(super) fn parse_dns_addr(text: &str) -> Result<SocketAddr, String> {
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    text.parse::<std::net::IpAddr>()
-        .map(|ip| SocketAddr::new(ip, 53))
-        .map_err(|_| format!("`{text}` is not an address (ip or ip:port)"))
 }
 
 #[cfg(test)]
@@ -379,16 +330,5 @@ mod tests {
         assert!(k.cluster.waypoints.is_none());
         assert_eq!(k.cluster.ca.plugin.to_string(), "istio-system/cacerts");
         assert_eq!(k.proc_root, std::path::Path::new("/host/proc"));
-    }
-
-    #[test]
-    fn dns_addresses_default_to_port_53() {
-        assert_eq!(
-            parse_dns_addr("10.0.0.2").unwrap().to_string(),
-            "10.0.0.2:53"
-        );
-        assert_eq!(parse_dns_addr("10.0.0.2:5353").unwrap().port(), 5353);
-        assert_eq!(parse_dns_addr("::1").unwrap().to_string(), "[::1]:53");
-        assert!(parse_dns_addr("resolver").is_err());
     }
 }

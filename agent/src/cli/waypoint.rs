@@ -9,8 +9,9 @@ use anyhow::{bail, Context};
 use crate::app::hbone::DEFAULT_HBONE_LISTEN;
 use crate::config::snapshot::WaypointRef;
 use crate::identity::CertFiles;
-use crate::logging::LogFormat;
 use crate::waypoint::{run as run_waypoint, WaypointConfig, WaypointSource};
+
+use super::proxy_args::ProxyArgs;
 
 /// Arguments of `egret waypoint`.
 #[derive(Debug, clap::Args)]
@@ -22,13 +23,6 @@ pub struct WaypointArgs {
     /// HBONE listen address.
     #[arg(long, default_value_t = DEFAULT_HBONE_LISTEN)]
     pub listen: SocketAddr,
-    /// DNS server for upstream names (`ip` or `ip:port`; repeatable).
-    /// Default: the host's resolvers.
-    #[arg(long = "dns-upstream", value_parser = super::run::parse_dns_addr)]
-    pub dns_upstream: Vec<SocketAddr>,
-    /// SPIFFE trust domain of peers and of the waypoint.
-    #[arg(long, default_value = "cluster.local", env = "EGRET_TRUST_DOMAIN")]
-    pub trust_domain: String,
     /// PEM certificate chain to present (with --key and --ca-bundle; re-read
     /// when changed). Default: a certificate from the local CA.
     #[arg(long, requires_all = ["key", "ca_bundle"])]
@@ -43,11 +37,6 @@ pub struct WaypointArgs {
     /// `<config>/.egret/ca`). Default: `<config>/.egret/ca`.
     #[arg(long, conflicts_with = "cert_chain")]
     pub ca_dir: Option<PathBuf>,
-    /// PEM file of CA certificates trusted for TLS origination in addition
-    /// to the system roots, when a DestinationRule names no
-    /// `caCertificates` (repeatable; comma-separated in the env variable).
-    #[arg(long = "ca-roots", env = "EGRET_CA_ROOTS", value_delimiter = ',')]
-    pub ca_roots: Vec<PathBuf>,
     /// Take the config from the Kubernetes API (as the waypoint
     /// Deployment egret makes for a Gateway runs) instead of the folder.
     #[arg(long)]
@@ -56,19 +45,9 @@ pub struct WaypointArgs {
     /// ~/.kube/config, then the pod's service account.
     #[arg(long, requires = "kubernetes")]
     pub kubeconfig: Option<PathBuf>,
-    /// Log format.
-    #[arg(long, value_enum, default_value = "text")]
-    pub log_format: super::run::Format,
-    /// Log filter (tracing EnvFilter syntax).
-    #[arg(long, default_value = "info", env = "EGRET_LOG")]
-    pub log: String,
-    /// Admin endpoint: `/metrics`, `/healthz/ready`, `/config_dump`.
-    #[arg(long, default_value_t = crate::admin::DEFAULT_ADMIN_LISTEN, env = "EGRET_ADMIN")]
-    pub admin: SocketAddr,
+    /// What the proxy runs with (shared with the other root).
     #[command(flatten)]
-    pub limits: super::limits::LimitArgs,
-    #[command(flatten)]
-    pub drain: super::drain::DrainArgs,
+    pub proxy: ProxyArgs,
 }
 
 /// `NAMESPACE/NAME`.
@@ -82,17 +61,8 @@ fn parse_ref(text: &str) -> Result<WaypointRef, String> {
 
 /// Starts the waypoint on `config_dir`.
 pub fn run(config_dir: &Path, state_dir: &Path, args: WaypointArgs) -> anyhow::Result<()> {
-    let format = match args.log_format {
-        super::run::Format::Text => LogFormat::Text,
-        super::run::Format::Json => LogFormat::Json,
-    };
-    let _log = crate::logging::init(format, &args.log)?.flush_on_drop();
-    let dns_upstreams = if args.dns_upstream.is_empty() {
-        crate::dns::system_upstreams()
-            .context("reading the host's resolvers; pass --dns-upstream")?
-    } else {
-        args.dns_upstream
-    };
+    let _log = args.proxy.start_logging()?;
+    let dns_upstreams = args.proxy.dns_upstreams()?;
     let cert_files = match (args.cert_chain, args.key, args.ca_bundle) {
         (Some(cert_chain), Some(key), Some(ca_bundle)) => Some(CertFiles {
             cert_chain,
@@ -116,13 +86,13 @@ pub fn run(config_dir: &Path, state_dir: &Path, args: WaypointArgs) -> anyhow::R
         name: args.name,
         listen: args.listen,
         dns_upstreams,
-        trust_domain: args.trust_domain,
+        trust_domain: args.proxy.trust_domain,
         cert_files,
         ca_dir: args.ca_dir,
-        admin: args.admin,
-        limits: args.limits.into(),
-        ca_roots: args.ca_roots,
-        drain_timeout: args.drain.drain_timeout,
+        admin: args.proxy.admin,
+        limits: args.proxy.limits.into(),
+        ca_roots: args.proxy.ca_roots,
+        drain_timeout: args.proxy.drain.drain_timeout,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
