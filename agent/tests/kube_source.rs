@@ -242,7 +242,9 @@ async fn watches_resume_after_bookmarks_and_relist_after_410_gone() {
     // bookmark's version, which is still served.
     fake.apply_yaml(&walkthrough("step3-serviceentry.yaml"));
     fake.bookmark();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Nothing outside the client shows that it has read the bookmark; give
+    // it ample time (200 ms was once too little on a loaded machine).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     fake.compact();
     fake.close_watches();
     fake.apply(namespace("reviews", "ambient"));

@@ -44,6 +44,8 @@ pub fn run() -> anyhow::Result<()> {
             "test",
             "--workspace",
             "--all-targets",
+            // Every failing suite in one run, not just the first.
+            "--no-fail-fast",
             "--",
             "--test-threads=2",
         ],
