@@ -202,15 +202,7 @@ impl TlsOrigin {
         if let Some(secret) = &origin.secret {
             let missing = |needed, keys| TlsError::SecretIncomplete {
                 rule: rule.clone(),
-                secret: format!(
-                    "{}/{}",
-                    origin.rule.namespace,
-                    origin
-                        .settings
-                        .credential_name
-                        .as_deref()
-                        .unwrap_or_default()
-                ),
+                secret: secret_name(origin),
                 needed,
                 keys,
             };
@@ -250,8 +242,13 @@ impl TlsOrigin {
 }
 
 fn secret_what(origin: &OriginTls, key: &str) -> String {
+    format!("Secret {} {key}", secret_name(origin))
+}
+
+/// `namespace/credentialName` of the rule's Secret.
+fn secret_name(origin: &OriginTls) -> String {
     format!(
-        "Secret {}/{} {key}",
+        "{}/{}",
         origin.rule.namespace,
         origin
             .settings
