@@ -2,7 +2,7 @@
 //! every listener and connection a [`Watch`]. Once triggered, listeners
 //! stop accepting, HTTP connections wind down (HTTP/1.1 `connection:
 //! close`, HTTP/2 GOAWAY) and the root waits, up to its deadline, until no
-//! connection is [`Held`] any more; what is still open then is closed by
+//! connection is [`InFlight`] any more; what is still open then is closed by
 //! the root ending.
 
 use std::sync::Arc;
@@ -34,8 +34,8 @@ pub struct Trigger(Arc<State>);
 pub struct Watch(Arc<State>);
 
 /// One connection the drain waits for, until dropped.
-#[must_use = "the drain waits for a connection only while its Held lives"]
-pub struct Held(Arc<State>);
+#[must_use = "the drain waits for a connection only while its InFlight lives"]
+pub struct InFlight(Arc<State>);
 
 /// How a drain ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,10 +87,10 @@ impl Watch {
         *self.0.draining.borrow()
     }
 
-    /// Counts one connection until the returned [`Held`] is dropped.
-    pub fn hold(&self) -> Held {
+    /// Counts one connection until the returned [`InFlight`] is dropped.
+    pub fn hold(&self) -> InFlight {
         self.0.open.send_modify(|n| *n += 1);
-        Held(self.0.clone())
+        InFlight(self.0.clone())
     }
 }
 
@@ -110,7 +110,7 @@ impl std::fmt::Debug for Watch {
     }
 }
 
-impl Drop for Held {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.open.send_modify(|n| *n -= 1);
     }
