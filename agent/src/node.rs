@@ -254,6 +254,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             let manager = manager.clone();
             Box::new(move || manager.list())
         }),
+        drain: proxy.drain.clone(),
     });
     tracing::info!(config_dir = %cfg.config_dir.display(), socket = %socket.display(), "egret agent ready");
     let result = tokio::select! {

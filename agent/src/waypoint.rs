@@ -114,6 +114,7 @@ pub async fn run(cfg: WaypointConfig) -> anyhow::Result<()> {
         ),
         snapshots,
         workloads: None,
+        drain: proxy.drain.clone(),
     });
     tracing::info!(waypoint = %cfg.name, listen = %cfg.listen, config_dir = %cfg.config_dir.display(), "egret waypoint ready");
     let result = tokio::select! {

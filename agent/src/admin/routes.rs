@@ -24,6 +24,9 @@ pub struct AdminView {
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     /// The node's workloads; `None` in the standalone waypoint.
     pub workloads: Option<ListWorkloads>,
+    /// The process's drain: not ready once it starts, as ztunnel, so that
+    /// probes and load balancers stop sending new work.
+    pub drain: crate::net::drain::Watch,
 }
 
 /// The admin endpoint's state: not ready until [`Admin::set_ready`].
@@ -52,6 +55,9 @@ impl Admin {
         }
         let view = self.view.get();
         match (path, view) {
+            ("/healthz/ready", Some(v)) if v.drain.is_draining() => {
+                text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+            }
             ("/healthz/ready", Some(_)) => text(StatusCode::OK, "ready\n"),
             ("/healthz/ready" | "/metrics" | "/config_dump", None) => {
                 text(StatusCode::SERVICE_UNAVAILABLE, "starting\n")
@@ -129,6 +135,10 @@ mod tests {
     }
 
     fn admin(ready: bool) -> Admin {
+        admin_draining_with(ready, crate::net::drain::Watch::default())
+    }
+
+    fn admin_draining_with(ready: bool, drain: crate::net::drain::Watch) -> Admin {
         let admin = Admin::default();
         if ready {
             let (tx, rx) = watch::channel(Arc::new(snapshot()));
@@ -138,9 +148,29 @@ mod tests {
                 metrics: MetricsRegistry::new(|_| {}, generation),
                 snapshots: rx,
                 workloads: Some(Box::new(Vec::new)),
+                drain,
             });
         }
         admin
+    }
+
+    #[tokio::test]
+    async fn not_ready_once_the_drain_starts() {
+        let (trigger, watch) = crate::net::drain::channel();
+        let admin = admin_draining_with(true, watch);
+        assert_eq!(
+            admin.respond(&Method::GET, "/healthz/ready").status(),
+            StatusCode::OK
+        );
+        trigger.drain(std::time::Duration::ZERO).await;
+        let ready = admin.respond(&Method::GET, "/healthz/ready");
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body(ready).await, "draining\n");
+        // The other pages stay up for the drain's last scrapes.
+        assert_eq!(
+            admin.respond(&Method::GET, "/metrics").status(),
+            StatusCode::OK
+        );
     }
 
     async fn body(response: Response<Full<Bytes>>) -> String {
