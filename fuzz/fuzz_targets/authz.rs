@@ -5,10 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use egret::authz::{
-    compile, AuthorizationPolicySpec, GatewayKey, HttpAttrs, NamespacedName, PolicySet, RequestAttrs,
-    TargetKey,
-};
+use egret::authz::{compile, AuthorizationPolicySpec, HttpAttrs, PolicySet, RequestAttrs};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 
@@ -37,18 +34,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let set = PolicySet::new(vec![Arc::new(policy)], "istio-system");
-    let target = TargetKey {
-        gateway: GatewayKey {
-            namespace: "istio-egress",
-            name: "egress-waypoint",
-            class: "istio-waypoint",
-        },
-        service_entry: Some(NamespacedName {
-            namespace: "istio-egress",
-            name: "httpbin.org",
-        }),
-        service: None,
-    };
+    let target = egret::testing::manifests::waypoint_target();
     for http in [
         Some(HttpAttrs {
             authority,
