@@ -5,13 +5,14 @@
 //! [`server`] accepts tunnels and hands each CONNECT stream to its
 //! [`server::Handler`]; [`client`] opens tunnels over the connections of its
 //! [`pool`]. [`request`] is the CONNECT on the wire, [`stream`] a stream as
-//! bytes.
+//! bytes, [`splice`] carries it to a plain stream without copies.
 
 pub mod client;
 pub mod error;
 pub mod pool;
 pub mod request;
 pub mod server;
+pub mod splice;
 pub mod stream;
 
 pub use self::client::HboneClient;

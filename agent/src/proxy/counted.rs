@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::hbone::splice::Tunnel;
 
 /// Bytes moved over one downstream connection so far.
 #[derive(Debug, Default)]
@@ -94,6 +97,32 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     }
 }
 
+/// A counted CONNECT stream: received bytes are what the workload sent,
+/// sent bytes what it received (as for a socket).
+impl<T: Tunnel> Tunnel for Counted<T> {
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Bytes>> {
+        let res = self.inner.poll_chunk(cx);
+        if let Poll::Ready(Ok(chunk)) = &res {
+            self.counters
+                .sent
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        }
+        res
+    }
+
+    fn poll_send(&mut self, cx: &mut Context<'_>, chunk: &mut Bytes) -> Poll<io::Result<()>> {
+        let before = chunk.len();
+        let res = self.inner.poll_send(cx, chunk);
+        let n = before - chunk.len();
+        self.counters.recv.fetch_add(n as u64, Ordering::Relaxed);
+        res
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.inner.finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +138,47 @@ mod tests {
         let mut buf = [0u8; 3];
         a.read_exact(&mut buf).await.unwrap();
         assert_eq!((counters.sent(), counters.recv()), (3, 5));
+    }
+
+    /// A tunnel that yields `recv` once and takes up to 3 bytes a send.
+    struct FakeTunnel {
+        recv: Option<Bytes>,
+        sent: Vec<u8>,
+    }
+
+    impl Tunnel for FakeTunnel {
+        fn poll_chunk(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<Bytes>> {
+            Poll::Ready(Ok(self.recv.take().unwrap_or_default()))
+        }
+
+        fn poll_send(&mut self, _cx: &mut Context<'_>, chunk: &mut Bytes) -> Poll<io::Result<()>> {
+            let n = chunk.len().min(3);
+            self.sent.extend_from_slice(&chunk.split_to(n));
+            Poll::Ready(Ok(()))
+        }
+
+        fn finish(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn counts_a_tunnel_as_a_socket() {
+        let counters = Arc::new(ByteCounters::default());
+        let inner = FakeTunnel {
+            recv: Some(Bytes::from_static(b"from the workload")),
+            sent: Vec::new(),
+        };
+        let mut t = Counted::new(inner, counters.clone());
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let Poll::Ready(Ok(got)) = t.poll_chunk(&mut cx) else {
+            panic!("chunk expected")
+        };
+        assert_eq!(got.len(), 17);
+        let mut answer = Bytes::from_static(b"hello");
+        let _ = t.poll_send(&mut cx, &mut answer);
+        // Only what the tunnel took counts; the rest is still to send.
+        assert_eq!((counters.sent(), counters.recv()), (17, 3));
+        assert_eq!(&answer[..], b"lo");
     }
 }

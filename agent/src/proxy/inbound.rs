@@ -214,7 +214,7 @@ impl Inbound {
             outcome.upstream = Some(addr);
             return outcome;
         };
-        l4::carry(Counted::new(stream, bytes.clone()), upstream, addr, &[]).await
+        l4::carry_tunnel(upstream, Counted::new(stream, bytes.clone()), addr).await
     }
 
     fn waypoint_for(&self, local: SocketAddr) -> Option<WaypointRef> {

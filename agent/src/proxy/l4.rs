@@ -1,7 +1,8 @@
 //! The L4 path, the one way bytes are carried: [`connect`] to the first
 //! endpoint of a service port that accepts (or take a stream opened
 //! otherwise: an HBONE tunnel), then [`carry`] bytes both ways, each
-//! direction closed on its own (half-close). [`proxy`] does both.
+//! direction closed on its own (half-close); [`carry_tunnel`] when one side
+//! is a CONNECT stream. [`proxy`] does both.
 
 use std::io;
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use super::endpoint::{self, EndpointError};
 use super::flags::ResponseFlag;
 use super::outcome::{ConnectionOutcome, Failure, Flagged};
 use super::ResolveHost;
+use crate::hbone::splice::{self, Tunnel};
 use crate::net::socket::{self, ConnectError};
 
 /// Copy buffer per direction: large enough for bulk transfers.
@@ -105,6 +107,25 @@ where
     };
     if let Err(e) = copied.await {
         outcome.fail(Failure::of(&e));
+    }
+    outcome
+}
+
+/// [`carry`] between a plain stream and a CONNECT stream (either side of
+/// an HBONE tunnel, `addr` the peer named in errors): the same half-close
+/// and errors, without copying the bytes through a buffer.
+pub async fn carry_tunnel<P, T>(mut plain: P, mut tunnel: T, addr: SocketAddr) -> ConnectionOutcome
+where
+    P: AsyncRead + AsyncWrite + Unpin,
+    T: Tunnel,
+{
+    let mut outcome = ConnectionOutcome::default();
+    outcome.upstream = Some(addr);
+    if let Err(source) = splice::splice(&mut plain, &mut tunnel).await {
+        outcome.fail(Failure::of(&L4Error::Copy {
+            upstream: addr,
+            source,
+        }));
     }
     outcome
 }

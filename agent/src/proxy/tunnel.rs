@@ -43,7 +43,7 @@ where
     let host = conn.service().map(|s| s.host.as_str());
     let connect = request::build(conn.orig_dst, conn.src, host, &conn.workload);
     match client.open(&key, connect).await {
-        Ok(tunnel) => l4::carry(downstream, tunnel, addr, &[]).await,
+        Ok(tunnel) => l4::carry_tunnel(downstream, tunnel, addr).await,
         Err(e) => {
             tracing::debug!(error = %e, "HBONE tunnel not opened");
             let mut outcome = ConnectionOutcome::refused(Failure::of(&e));
