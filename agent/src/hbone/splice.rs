@@ -15,8 +15,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::stream::H2Stream;
 
 /// Largest read from the plain side: one DATA frame (the peer accepts up to
-/// 1 MiB), sixteen TLS records.
-pub const READ_CHUNK: usize = 256 * 1024;
+/// 1 MiB). Measured against ztunnel with its own client (bulk, CPU per
+/// GiB at the server): 64 KiB 1.3x and 256 KiB 1.1-1.2x the CPU of
+/// 512 KiB, which matched the stock ztunnel's.
+pub const READ_CHUNK: usize = 512 * 1024;
 /// The first reads of a connection are small: most connections are short,
 /// and an idle one should not hold a large buffer.
 const FIRST_READ: usize = 16 * 1024;
