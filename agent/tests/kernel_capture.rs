@@ -407,3 +407,43 @@ fn dns_from_enrolled_namespaces_reaches_the_dns_listener() {
     assert!(stat(&kernel, Stat::RedirectDns) >= 3);
     assert!(stat(&kernel, Stat::DnsReplyRestored) >= 2);
 }
+
+/// sendmsg4 writes a socket's record only when it changes: one socket
+/// asking two resolvers in turn must still see each reply come from the
+/// resolver it asked last (glibc drops a reply from any other source).
+#[test]
+fn one_udp_socket_asking_resolvers_in_turn_sees_each_reply_from_the_one_asked() {
+    let enrolled = Netns::new("kt", "dns-turns");
+    let kernel = load_kernel();
+    let other_resolver = Ipv4Addr::new(192, 0, 2, 54);
+    let sources = enrolled.run(|| {
+        let server =
+            UdpSocket::bind((Ipv4Addr::LOCALHOST, DNS_PORT)).expect("bind the DNS listener");
+        server.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let cookie = netns_cookie_of(server.as_fd()).unwrap();
+        kernel.enroll(cookie, ENROLL_DNS).unwrap();
+        let client = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+        client.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut sources = Vec::new();
+        for resolver in [RESOLVER4, RESOLVER4, other_resolver, RESOLVER4] {
+            client
+                .send_to(b"query", (resolver, 53))
+                .expect("sendto the resolver");
+            let mut buf = [0u8; 64];
+            let (_, from) = server
+                .recv_from(&mut buf)
+                .expect("the query reaches the DNS listener");
+            server.send_to(b"answer", from).unwrap();
+            let (_, source) = client
+                .recv_from(&mut buf)
+                .expect("the reply reaches the client");
+            sources.push(source);
+        }
+        sources
+    });
+    let asked: Vec<SocketAddr> = [RESOLVER4, RESOLVER4, other_resolver, RESOLVER4]
+        .iter()
+        .map(|r| SocketAddr::from((*r, 53)))
+        .collect();
+    assert_eq!(sources, asked);
+}

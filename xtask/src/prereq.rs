@@ -85,12 +85,30 @@ pub fn cargo(args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<()> {
 /// task, when there is one) and returns how it ended.
 pub fn cargo_status(args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<ExitStatus> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    Command::new(&cargo)
-        .args(args)
+    let mut cmd = Command::new(&cargo);
+    // `cargo run` hands this process its package's CARGO_MANIFEST_DIR,
+    // CARGO_PKG_*, ...; build scripts (ring's) track some of them, so passing
+    // them on made every nested build dirty against a plain `cargo build`.
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_package_variable) {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.args(args)
         .envs(envs.iter().copied())
         .current_dir(workspace_root())
         .status()
         .with_context(|| format!("cannot run {cargo}"))
+}
+
+/// A variable cargo sets for one package's build or run, not for the user.
+fn is_package_variable(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_MANIFEST_")
+        || matches!(
+            name,
+            "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+        )
 }
 
 /// The workspace's root folder.
@@ -99,4 +117,19 @@ pub fn workspace_root() -> std::path::PathBuf {
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_package_variable;
+
+    #[test]
+    fn nested_cargo_drops_the_package_variables_but_keeps_the_users() {
+        for set_by_cargo_run in ["CARGO_MANIFEST_DIR", "CARGO_PKG_NAME", "CARGO_CRATE_NAME"] {
+            assert!(is_package_variable(set_by_cargo_run), "{set_by_cargo_run}");
+        }
+        for the_users in ["CARGO_HOME", "CARGO_TARGET_DIR", "CARGO", "RUSTFLAGS"] {
+            assert!(!is_package_variable(the_users), "{the_users}");
+        }
+    }
 }

@@ -1,12 +1,16 @@
 //! The agent's handles on the kernel maps it writes or reads, each behind
-//! its own lock so callers on different maps never wait on each other.
-//! (`PENDING` is kernel-only: the programs write and consume it.)
+//! its own lock so callers on different maps never wait on each other —
+//! except `ORIG_DST`, taken on every accepted connection with one atomic
+//! bpf(2) call and no lock. (`PENDING` is kernel-only: the programs write
+//! and consume it.)
 
 use std::collections::BTreeSet;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
-use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray};
+use std::os::fd::AsFd;
+
+use aya::maps::{Array, HashMap, IterableMap, MapData, MapError, PerCpuArray};
 use aya::Ebpf;
 use egret_common::{
     Addr16, DenialKey, Enrollment, FlowKey, NetValue, OrigDst, Reason, RegistryNet, ServiceKey,
@@ -37,8 +41,9 @@ pub struct Maps {
     services: Mutex<Mirrored<HashMap<MapData, ServiceKey, ServiceValue>, ServiceKey>>,
     /// LPM prefix -> ServiceValue. Agent writes (diff); connect4/6 read.
     service_ranges: Mutex<LpmTrie<MapData, Addr16, ServiceValue>>,
-    /// FlowKey -> OrigDst. sock_ops writes; the agent reads and deletes.
-    orig_dst: Mutex<HashMap<MapData, FlowKey, OrigDst>>,
+    /// FlowKey -> OrigDst (LRU hash). sock_ops writes; the agent takes
+    /// (looks up and deletes in one call; the kernel serialises it).
+    orig_dst: HashMap<MapData, FlowKey, OrigDst>,
     /// Stat -> per-CPU count. Programs write; the agent reads.
     stats: Mutex<PerCpuArray<MapData, u64>>,
     /// LPM prefix -> NetValue. Agent writes (node settings); every program reads.
@@ -117,7 +122,7 @@ impl Maps {
             enrolled: Mutex::new(take(ebpf, ENROLLED)?),
             services: Mutex::new(mirrored_services(take(ebpf, SERVICES)?)?),
             service_ranges: Mutex::new(take(ebpf, SERVICE_RANGES)?),
-            orig_dst: Mutex::new(take(ebpf, ORIG_DST)?),
+            orig_dst: take(ebpf, ORIG_DST)?,
             stats: Mutex::new(take(ebpf, STATS)?),
             registry_nets: Mutex::new(take(ebpf, REGISTRY_NETS)?),
             denials: Mutex::new(take(ebpf, DENIALS)?),
@@ -318,18 +323,14 @@ impl Maps {
         Ok(all)
     }
 
-    /// Looks up and deletes one flow's original destination.
+    /// Takes (looks up and deletes) one flow's original destination.
     pub fn take_orig_dst(&self, key: &FlowKey) -> Result<Option<OrigDst>, KernelError> {
-        let mut map = lock(&self.orig_dst);
-        let orig = match map.get(key, 0) {
-            Ok(orig) => orig,
-            Err(e) if not_found(&e) => return Ok(None),
-            Err(e) => return Err(KernelError::map(ORIG_DST)(e)),
-        };
-        match map.remove(key) {
-            Err(e) if !not_found(&e) => Err(KernelError::map(ORIG_DST)(e)),
-            _ => Ok(Some(orig)),
-        }
+        egret_common::take_orig_dst(self.orig_dst.map().fd().as_fd(), key).map_err(|source| {
+            KernelError::Io {
+                what: format!("taking a record out of eBPF map {ORIG_DST}"),
+                source,
+            }
+        })
     }
 
     /// Every counter summed over CPUs.

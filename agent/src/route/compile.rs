@@ -216,7 +216,9 @@ impl Cx<'_> {
                 .map(duration::parse)
                 .transpose()
                 .map_err(|e| self.err(&format!("{at}.timeout"), e))?,
-            retries: self.retries(&format!("{at}.retries"), r.retries.as_ref())?,
+            retries: self
+                .retries(&format!("{at}.retries"), r.retries.as_ref())?
+                .map(std::sync::Arc::new),
             fault: r
                 .fault
                 .as_ref()

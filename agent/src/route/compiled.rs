@@ -1,5 +1,6 @@
 //! Compiled VirtualService routes: what to match, where to send, what to change.
 
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
@@ -57,8 +58,9 @@ pub struct CompiledHttpRoute {
     pub(crate) headers: HeaderOps,
     /// Request timeout; `None` = no timeout (Istio's default).
     pub timeout: Option<Duration>,
-    /// Retry policy; `None` = retries disabled (`attempts: 0`).
-    pub retries: Option<RetryPolicy>,
+    /// Retry policy; `None` = retries disabled (`attempts: 0`). Shared:
+    /// every request on the route takes it.
+    pub retries: Option<Arc<RetryPolicy>>,
     /// Fault injection.
     pub fault: Option<Fault>,
 }
@@ -169,6 +171,14 @@ impl RetryPolicy {
             retry_on: DEFAULT_RETRY_ON.iter().map(|s| s.to_string()).collect(),
             retriable_status_codes: Vec::new(),
         }
+    }
+
+    /// [`RetryPolicy::istio_default`], built once: requests that no route
+    /// configures share it instead of allocating their own.
+    pub fn istio_default_shared() -> Arc<RetryPolicy> {
+        static DEFAULT: LazyLock<Arc<RetryPolicy>> =
+            LazyLock::new(|| Arc::new(RetryPolicy::istio_default()));
+        DEFAULT.clone()
     }
 }
 

@@ -6,6 +6,11 @@
 //! keys and values.
 #![no_std]
 
+#[cfg(feature = "take")]
+mod take;
+#[cfg(feature = "take")]
+pub use take::take_orig_dst;
+
 /// Port the agent's outbound listener binds inside every enrolled netns
 /// (127.0.0.1 and ::1). Captured connects are rewritten to it.
 pub const OUTBOUND_PORT: u16 = 15001;

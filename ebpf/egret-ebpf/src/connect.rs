@@ -16,7 +16,8 @@ use egret_common::{
 use crate::{
     events::Seen,
     maps::{FEATURES, SERVICES, SERVICE_RANGES},
-    redirect, registry,
+    redirect::{self, Record},
+    registry,
     sockaddr::{self, Family, SOCK_DGRAM, SOCK_STREAM},
     stats::bump,
     verdict::{deny, ALLOW},
@@ -61,13 +62,13 @@ fn on_connect(ctx: &SockAddrContext, family: Family) -> i32 {
         in_process: true,
     };
     if flags & ENROLL_DNS != 0 && dst.port == 53 && (ty == SOCK_STREAM || ty == SOCK_DGRAM) {
-        redirect::to_agent(ctx, family, &dst, DNS_PORT, &seen);
+        redirect::to_agent(ctx, family, &dst, DNS_PORT, &seen, Record::Write);
         bump(Stat::RedirectDns);
         debug!(ctx, "egret: dns connect to {:i}:{} -> agent", dst.addr, dst.port);
         return ALLOW;
     }
     if flags & ENROLL_SERVICES != 0 && ty == SOCK_STREAM && is_service(&dst) {
-        redirect::to_agent(ctx, family, &dst, OUTBOUND_PORT, &seen);
+        redirect::to_agent(ctx, family, &dst, OUTBOUND_PORT, &seen, Record::Write);
         bump(Stat::RedirectService);
         debug!(ctx, "egret: connect to {:i}:{} -> agent", dst.addr, dst.port);
         return ALLOW;

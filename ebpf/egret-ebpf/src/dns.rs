@@ -13,7 +13,8 @@ use egret_common::{
 use crate::{
     events::Seen,
     maps::PENDING,
-    redirect, registry,
+    redirect::{self, Record},
+    registry,
     sockaddr::{self, Family},
     stats::bump,
     verdict::{deny, ALLOW},
@@ -65,7 +66,7 @@ fn on_sendmsg(ctx: &SockAddrContext, family: Family) -> i32 {
         in_process: true,
     };
     if flags & ENROLL_DNS != 0 && dst.port == 53 {
-        redirect::to_agent(ctx, family, &dst, DNS_PORT, &seen);
+        redirect::to_agent(ctx, family, &dst, DNS_PORT, &seen, Record::WriteIfChanged);
         bump(Stat::RedirectDns);
         debug!(ctx, "egret: dns sendmsg to {:i}:{} -> agent", dst.addr, dst.port);
         return ALLOW;

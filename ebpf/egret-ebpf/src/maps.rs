@@ -61,7 +61,8 @@ pub static SOCK_STATE: SockStateMap = SockStateMap::new();
 
 /// Original destination of a socket that was just redirected.
 /// Key: socket cookie (`bpf_get_socket_cookie`). Value: `OrigDst`.
-/// Writers: connect4/6, sendmsg4/6. Readers: sock_ops (moves TCP entries to
+/// Writers: connect4/6, sendmsg4/6 (only when the socket's record changes).
+/// Readers: sock_ops (moves TCP entries to
 /// `ORIG_DST` and deletes them), recvmsg4/6 (restore a DNS reply's source).
 /// LRU: UDP entries are never deleted explicitly and age out. (Measured
 /// against socket-local storage: an LRU insert costs a redirect ~250 ns,
@@ -72,7 +73,8 @@ pub static PENDING: LruHashMap<u64, OrigDst> = LruHashMap::pinned(65536, 0);
 /// Original destination of an established captured TCP flow.
 /// Key: `FlowKey` (client netns cookie, client local port, family), what the
 /// agent's listener inside that netns sees of its peer. Value: `OrigDst`.
-/// Writer: sock_ops. Reader: agent (`Kernel::take_orig_dst`, which deletes it).
+/// Writer: sock_ops. Reader: agent (`Kernel::take_orig_dst`: one
+/// lookup-and-delete per accepted connection).
 #[map]
 pub static ORIG_DST: LruHashMap<FlowKey, OrigDst> = LruHashMap::pinned(65536, 0);
 

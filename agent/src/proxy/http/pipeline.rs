@@ -49,7 +49,7 @@ pub struct Exchange {
     /// `location` of a VirtualService redirect reply.
     pub redirect_location: Option<HeaderValue>,
     /// Retry policy (`None`: no retries); Istio's default unless a route says otherwise.
-    pub retries: Option<crate::route::RetryPolicy>,
+    pub retries: Option<Arc<crate::route::RetryPolicy>>,
 }
 
 /// A matched route's response header operations, kept for the response stage.
@@ -80,7 +80,7 @@ impl Exchange {
             delay: None,
             timeout: None,
             redirect_location: None,
-            retries: Some(crate::route::RetryPolicy::istio_default()),
+            retries: Some(crate::route::RetryPolicy::istio_default_shared()),
         }
     }
 }

@@ -47,25 +47,37 @@ pub async fn send(
     let mut body = Some(body);
     let mut attempt = 0;
     loop {
-        let request = match body.take() {
-            Some(b) => Request::from_parts(copy_head(&head), b),
-            None => Request::from_parts(copy_head(&head), body::empty()),
-        };
-        let sent = upstream.send(exchange, request);
-        let tried = match per_try {
-            Some(limit) => match tokio::time::timeout(limit, sent).await {
-                Ok(r) => into_tried(r),
-                Err(_) => Tried::TimedOut,
-            },
-            None => into_tried(sent.await),
-        };
-        let again = attempt < retries && policy.as_ref().is_some_and(|p| retriable(p, &tried));
-        if !again {
+        let body = body.take().unwrap_or_else(body::empty);
+        // The head is copied only while another try can follow; the last
+        // (usually the only) try takes it.
+        if attempt >= retries {
+            return try_once(upstream, exchange, Request::from_parts(head, body), per_try).await;
+        }
+        let request = Request::from_parts(copy_head(&head), body);
+        let tried = try_once(upstream, exchange, request, per_try).await;
+        if !policy.as_ref().is_some_and(|p| retriable(p, &tried)) {
             return tried;
         }
         attempt += 1;
         tracing::debug!(attempt, "retrying upstream request");
         tokio::time::sleep(backoff(attempt)).await;
+    }
+}
+
+/// One try, bounded by the per-try timeout when there is one.
+async fn try_once(
+    upstream: &UpstreamSession,
+    exchange: &mut Exchange,
+    request: Request<ProxyBody>,
+    per_try: Option<Duration>,
+) -> Tried {
+    let sent = upstream.send(exchange, request);
+    match per_try {
+        Some(limit) => match tokio::time::timeout(limit, sent).await {
+            Ok(r) => into_tried(r),
+            Err(_) => Tried::TimedOut,
+        },
+        None => into_tried(sent.await),
     }
 }
 

@@ -295,7 +295,10 @@ fn timeouts_and_retries() {
     };
     let default = route("");
     assert_eq!(default.timeout, None);
-    assert_eq!(default.retries, Some(RetryPolicy::istio_default()));
+    assert_eq!(
+        default.retries.as_deref(),
+        Some(&RetryPolicy::istio_default())
+    );
     let d = RetryPolicy::istio_default();
     assert_eq!(d.attempts, 2);
     assert_eq!(

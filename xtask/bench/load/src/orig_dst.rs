@@ -1,13 +1,15 @@
-//! What the agent's listener does with each captured connection: look up
-//! and delete its `ORIG_DST` record. The capture bench's listener does the
-//! same, so the map stays as small as under the agent (a listener that
-//! never consumes records fills the LRU and every connect pays an eviction).
+//! What the agent's listener does with each captured connection: take its
+//! `ORIG_DST` record, with the agent's own call (`egret_common::take_orig_dst`,
+//! one lookup-and-delete). The capture bench's listener does the same, so
+//! it pays what the agent pays and the map stays as small as under the
+//! agent (a listener that never consumes records fills the LRU and every
+//! connect pays an eviction).
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 
-use egret_common::{FlowKey, OrigDst};
+use egret_common::{take_orig_dst, FlowKey, AF_INET};
 
 /// The pinned `ORIG_DST` map, opened when it appears and again when it is
 /// replaced (the bench loads a fresh copy of the programs per run).
@@ -44,12 +46,8 @@ impl OrigDstMap {
         let Some(fd) = &self.fd else {
             return false;
         };
-        let mut value = OrigDst::default();
-        let found = map_op(BPF_MAP_LOOKUP_ELEM, fd, key, Some(&mut value));
-        if found {
-            map_op(BPF_MAP_DELETE_ELEM, fd, key, None);
-            self.taken += 1;
-        }
+        let found = matches!(take_orig_dst(fd.as_fd(), key), Ok(Some(_)));
+        self.taken += u64::from(found);
         found
     }
 }
@@ -68,37 +66,10 @@ fn flow_key(accepted: &std::net::TcpStream, peer_port: u16) -> Option<FlowKey> {
             &mut len,
         )
     };
-    (rc == 0).then_some(FlowKey {
-        netns_cookie: cookie,
-        port: peer_port,
-        family: libc::AF_INET as u16,
-        _pad: 0,
-    })
+    (rc == 0).then_some(FlowKey::new(cookie, peer_port, AF_INET))
 }
 
-const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
-const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_OBJ_GET: libc::c_long = 7;
-
-#[repr(C)]
-struct ElemAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
-}
-
-fn map_op(cmd: libc::c_long, fd: &OwnedFd, key: &FlowKey, value: Option<&mut OrigDst>) -> bool {
-    let attr = ElemAttr {
-        map_fd: fd.as_raw_fd() as u32,
-        _pad: 0,
-        key: key as *const FlowKey as u64,
-        value: value.map_or(0, |v| v as *mut OrigDst as u64),
-        flags: 0,
-    };
-    bpf(cmd, &attr) >= 0
-}
 
 fn obj_get(path: &std::path::Path) -> Option<OwnedFd> {
     use std::os::unix::ffi::OsStrExt;
