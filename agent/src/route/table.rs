@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::compiled::{
-    CompiledHttpRoute, CompiledL4Match, CompiledL4Route, CompiledVirtualService,
+    CompiledHttpRoute, CompiledL4Match, CompiledL4Route, CompiledVirtualService, RetryPolicy,
 };
 use super::matching::HttpRequestView;
 use crate::net::HostName;
@@ -63,9 +63,17 @@ pub struct RouteTable {
     /// `(wildcard host, routes)`, longest (most specific) first; `*` last.
     wildcard: Vec<(HostName, HostRoutes)>,
     warnings: Vec<String>,
+    /// Istio's default retries, built once per table: requests no route
+    /// configures share it instead of allocating their own.
+    default_retries: Arc<RetryPolicy>,
 }
 
 impl RouteTable {
+    /// The retries of a request that no route configures (Istio's default).
+    pub fn default_retries(&self) -> Arc<RetryPolicy> {
+        self.default_retries.clone()
+    }
+
     /// Indexes `services` by host, keeping their order.
     pub fn new(services: Vec<Arc<CompiledVirtualService>>) -> Self {
         let mut table = RouteTable::default();

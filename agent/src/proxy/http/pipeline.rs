@@ -67,6 +67,7 @@ impl Exchange {
         destination: Arc<ResolvedDestination>,
         target: UpstreamTarget,
     ) -> Self {
+        let retries = destination.snapshot.routes.default_retries();
         Exchange {
             conn,
             snapshot: destination.snapshot.clone(),
@@ -80,7 +81,7 @@ impl Exchange {
             delay: None,
             timeout: None,
             redirect_location: None,
-            retries: Some(crate::route::RetryPolicy::istio_default_shared()),
+            retries: Some(retries),
         }
     }
 }
