@@ -30,8 +30,8 @@ pub enum RouteResult<'a> {
 /// A matched HTTP route and how much of the path its `uri` match consumed.
 #[derive(Clone, Copy, Debug)]
 pub struct MatchedRoute<'a> {
-    /// The route.
-    pub route: &'a CompiledHttpRoute,
+    /// The route (an `Arc`: the response stage may keep it).
+    pub route: &'a Arc<CompiledHttpRoute>,
     /// Length of the matched path prefix, replaced by `rewrite.uri`.
     pub matched_prefix_len: usize,
 }
@@ -43,7 +43,7 @@ struct HostRoutes {
 }
 
 impl HostRoutes {
-    fn http(&self) -> impl Iterator<Item = &CompiledHttpRoute> {
+    fn http(&self) -> impl Iterator<Item = &Arc<CompiledHttpRoute>> {
         self.services.iter().flat_map(|vs| vs.http.iter())
     }
 

@@ -52,11 +52,24 @@ pub struct Exchange {
     pub retries: Option<Arc<crate::route::RetryPolicy>>,
 }
 
-/// A matched route's response header operations, kept for the response stage.
+/// A matched route's response header operations, kept for the response
+/// stage: the route is shared with the table, not copied per request.
 #[derive(Debug, Clone)]
 pub struct ResponseEdits {
-    pub route: crate::route::CompiledHttpRoute,
-    pub destination: Option<crate::route::CompiledDestination>,
+    /// The matched route.
+    pub route: Arc<crate::route::CompiledHttpRoute>,
+    /// Index of the picked destination among the route's.
+    pub destination: Option<usize>,
+}
+
+impl ResponseEdits {
+    /// The picked destination.
+    pub fn destination(&self) -> Option<&crate::route::CompiledDestination> {
+        match &self.route.action {
+            crate::route::RouteAction::Forward(dests) => dests.get(self.destination?),
+            _ => None,
+        }
+    }
 }
 
 impl Exchange {
