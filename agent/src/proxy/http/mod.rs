@@ -180,7 +180,8 @@ async fn handle(
             );
             let timed = async {
                 match exchange_timeout {
-                    Some(limit) => tokio::time::timeout(limit, tries).await.ok(),
+                    // Boxed: most routes set no timeout.
+                    Some(limit) => Box::pin(tokio::time::timeout(limit, tries)).await.ok(),
                     None => Some(tries.await),
                 }
             };
