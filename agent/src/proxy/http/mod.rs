@@ -35,7 +35,7 @@ use self::pipeline::{Exchange, Pipeline, StageFlow};
 use self::reply::LocalReply;
 use self::retry::Tried;
 use self::upstream::UpstreamSession;
-use super::access_log::RequestRecord;
+use super::access_log::{ConnectionLog, RequestRecord};
 use super::context::{ConnectionContext, ResolvedDestination, UpstreamTarget};
 use super::flags::ResponseFlag;
 use super::outcome::ConnectionOutcome;
@@ -52,6 +52,8 @@ struct Connection {
     accepted: UpstreamTarget,
     pipeline: Pipeline,
     upstream: UpstreamSession,
+    /// What the connection's request lines and metrics share.
+    log: Arc<ConnectionLog>,
     /// Where the last request went, by the config it was decided on:
     /// worked out again only when the config moves.
     current: Mutex<Current>,
@@ -109,6 +111,7 @@ where
     };
     let state = Arc::new(Connection {
         upstream: UpstreamSession::new(&ctx, conn.orig_dst),
+        log: Arc::new(ConnectionLog::of(ctx.metrics.clone(), &conn)),
         current: Mutex::new(Current {
             destination: conn.accepted.clone(),
             target: Ok(target.clone()),
@@ -226,8 +229,8 @@ async fn handle(
         );
     }
     let log = PendingLog {
-        metrics: state.ctx.metrics.clone(),
         conn: state.conn.clone(),
+        shared: state.log.clone(),
         upstream: exchange.upstream_addr,
         request: record,
         status: head.status,
