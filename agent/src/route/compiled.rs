@@ -1,6 +1,6 @@
 //! Compiled VirtualService routes: what to match, where to send, what to change.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
@@ -172,14 +172,6 @@ impl RetryPolicy {
             retry_on: DEFAULT_RETRY_ON.iter().map(|s| s.to_string()).collect(),
             retriable_status_codes: Vec::new(),
         }
-    }
-
-    /// [`RetryPolicy::istio_default`], built once: requests that no route
-    /// configures share it instead of allocating their own.
-    pub fn istio_default_shared() -> Arc<RetryPolicy> {
-        static DEFAULT: LazyLock<Arc<RetryPolicy>> =
-            LazyLock::new(|| Arc::new(RetryPolicy::istio_default()));
-        DEFAULT.clone()
     }
 }
 

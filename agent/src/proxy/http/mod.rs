@@ -143,7 +143,12 @@ async fn handle(
         Err(revoked) => (state.accepted.clone(), Some(revoked)),
     };
     let normalization = current.destination.snapshot.mesh.path_normalization;
-    let mut exchange = Exchange::new(state.conn.clone(), current.destination, target);
+    let mut exchange = Exchange::new(
+        state.conn.clone(),
+        current.destination,
+        target,
+        state.ctx.default_retries.clone(),
+    );
 
     let decision = match &gone {
         // The service or port is gone: never sent on to it.

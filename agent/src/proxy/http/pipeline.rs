@@ -74,11 +74,12 @@ impl ResponseEdits {
 
 impl Exchange {
     /// A fresh exchange for a request on `conn`, decided on `destination`'s
-    /// config, going to `target`.
+    /// config, going to `target`, retried per `retries` unless a route says otherwise.
     pub fn new(
         conn: Arc<ConnectionContext>,
         destination: Arc<ResolvedDestination>,
         target: UpstreamTarget,
+        retries: Arc<crate::route::RetryPolicy>,
     ) -> Self {
         Exchange {
             conn,
@@ -93,7 +94,7 @@ impl Exchange {
             delay: None,
             timeout: None,
             redirect_location: None,
-            retries: Some(crate::route::RetryPolicy::istio_default_shared()),
+            retries: Some(retries),
         }
     }
 }
