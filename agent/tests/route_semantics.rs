@@ -86,3 +86,24 @@ async fn routes_match_the_method_pseudo_header() {
     assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
     assert_eq!(*seen.lock().unwrap(), ["GET /x"]);
 }
+
+#[tokio::test]
+async fn response_header_edits_of_the_route_and_its_picked_destination_apply() {
+    let (upstream, seen) = recording_http().await;
+    // The weight-0 destination is never picked: only the second one's edits apply.
+    let routes = "- headers: {response: {set: {x-route: r}}}\n  route:\n  \
+                  - {destination: {host: httpbin.org}, weight: 0, headers: {response: {add: {x-dest: never}}}}\n  \
+                  - {destination: {host: httpbin.org}, weight: 100, headers: {response: {add: {x-dest: picked}}}}\n";
+    for _ in 0..2 {
+        let r = reply(
+            with_routes(snapshot(upstream), routes),
+            "GET /x HTTP/1.1\r\nhost: httpbin.org\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+        assert!(r.contains("\r\nx-route: r\r\n"), "{r}");
+        assert!(r.contains("\r\nx-dest: picked\r\n"), "{r}");
+        assert!(!r.contains("never"), "{r}");
+    }
+    assert_eq!(*seen.lock().unwrap(), ["GET /x", "GET /x"]);
+}

@@ -6,12 +6,13 @@
 //! [`super::record`], so a metric and its log line cannot disagree.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::context::ConnectionContext;
 use super::counted::ByteCounters;
 use super::flags::ResponseFlags;
-use super::metrics::ProxyMetrics;
+use super::metrics::{ProxyMetrics, RequestMeter};
 use super::outcome::ConnectionOutcome;
 
 /// Target of per-request lines.
@@ -64,10 +65,30 @@ impl RequestRecord {
     }
 }
 
+/// What every `request complete` line and request metric of one connection
+/// shares, worked out once per connection instead of once per request.
+#[derive(Debug)]
+pub struct ConnectionLog {
+    metrics: Arc<ProxyMetrics>,
+    names: PeerNames,
+    meter: RequestMeter,
+}
+
+impl ConnectionLog {
+    /// The shared parts for `conn`'s requests, counted in `metrics`.
+    pub fn of(metrics: Arc<ProxyMetrics>, conn: &ConnectionContext) -> Self {
+        ConnectionLog {
+            names: PeerNames::of(conn),
+            meter: metrics.request_meter(conn),
+            metrics,
+        }
+    }
+}
+
 /// Emits the `request complete` line and counts the request.
 pub fn request_complete(
-    metrics: &ProxyMetrics,
     conn: &ConnectionContext,
+    shared: &ConnectionLog,
     upstream: Option<SocketAddr>,
     request: &RequestRecord,
     status: http::StatusCode,
@@ -75,8 +96,10 @@ pub fn request_complete(
     authz: Option<&crate::authz::PolicyDecision>,
 ) {
     let elapsed = request.started.elapsed();
-    metrics.request(conn, status, flags, elapsed);
-    let peers = Peers::of(conn);
+    shared
+        .metrics
+        .request(&shared.meter, status, flags, elapsed);
+    let peers = Peers::of(conn, &shared.names);
     let authz = authz.map(AuthzFields::of).unwrap_or_default();
     tracing::event!(
         target: "http access",
@@ -84,13 +107,13 @@ pub fn request_complete(
         src.addr = %conn.src,
         src.workload = conn.workload.name.as_str(),
         src.namespace = conn.workload.namespace.as_str(),
-        src.identity = peers.src_identity.as_str(),
+        src.identity = peers.src_identity,
         dst.addr = upstream.map(tracing::field::display),
         dst.hbone_addr = %conn.orig_dst,
         dst.service = peers.service,
         dst.workload = peers.waypoint_name,
         dst.namespace = peers.waypoint_namespace,
-        dst.identity = peers.waypoint_identity.as_deref(),
+        dst.identity = peers.waypoint_identity,
         direction = "outbound",
         method = %request.method,
         path = request.path.as_str(),
@@ -115,20 +138,21 @@ pub fn connection_complete(
     outcome: &ConnectionOutcome,
     bytes: &ByteCounters,
 ) {
-    let peers = Peers::of(conn);
+    let names = PeerNames::of(conn);
+    let peers = Peers::of(conn, &names);
     tracing::event!(
         target: "access",
         tracing::Level::INFO,
         src.addr = %conn.src,
         src.workload = conn.workload.name.as_str(),
         src.namespace = conn.workload.namespace.as_str(),
-        src.identity = peers.src_identity.as_str(),
+        src.identity = peers.src_identity,
         dst.addr = outcome.upstream.map(tracing::field::display),
         dst.hbone_addr = %conn.orig_dst,
         dst.service = peers.service,
         dst.workload = peers.waypoint_name,
         dst.namespace = peers.waypoint_namespace,
-        dst.identity = peers.waypoint_identity.as_deref(),
+        dst.identity = peers.waypoint_identity,
         direction = "outbound",
         sni = conn.sni(),
         bytes_sent = bytes.sent(),
@@ -140,23 +164,39 @@ pub fn connection_complete(
     );
 }
 
-/// The `src.*`/`dst.*` values both lines share, as the strings they print.
-struct Peers<'a> {
+/// The identities a connection's lines print, rendered once.
+#[derive(Debug)]
+struct PeerNames {
     src_identity: String,
-    service: Option<&'a str>,
-    waypoint_name: Option<&'a str>,
-    waypoint_namespace: Option<&'a str>,
     waypoint_identity: Option<String>,
 }
 
-impl<'a> Peers<'a> {
-    fn of(conn: &'a ConnectionContext) -> Self {
-        Peers {
+impl PeerNames {
+    fn of(conn: &ConnectionContext) -> Self {
+        PeerNames {
             src_identity: conn.src_identity.to_string(),
+            waypoint_identity: conn.waypoint().map(|w| w.identity.to_string()),
+        }
+    }
+}
+
+/// The `src.*`/`dst.*` values both lines share, as the strings they print.
+struct Peers<'a> {
+    src_identity: &'a str,
+    service: Option<&'a str>,
+    waypoint_name: Option<&'a str>,
+    waypoint_namespace: Option<&'a str>,
+    waypoint_identity: Option<&'a str>,
+}
+
+impl<'a> Peers<'a> {
+    fn of(conn: &'a ConnectionContext, names: &'a PeerNames) -> Self {
+        Peers {
+            src_identity: &names.src_identity,
             service: conn.service().map(|s| s.host.as_str()),
             waypoint_name: conn.waypoint().map(|w| w.reference.name.as_str()),
             waypoint_namespace: conn.waypoint().map(|w| w.reference.namespace.as_str()),
-            waypoint_identity: conn.waypoint().map(|w| w.identity.to_string()),
+            waypoint_identity: names.waypoint_identity.as_deref(),
         }
     }
 }

@@ -22,6 +22,7 @@ use super::tls::TlsOrigin;
 use crate::config::snapshot::Snapshot;
 use crate::hbone::HboneClient;
 use crate::net::drain;
+use crate::route::RetryPolicy;
 
 /// Resolves upstream host names.
 pub trait ResolveHost: Send + Sync + 'static {
@@ -59,6 +60,9 @@ pub struct ProxyContext {
     /// Shutdown: listeners stop, HTTP connections wind down, and the root
     /// waits for the connections held open.
     pub drain: drain::Watch,
+    /// Istio's default retry policy, built once: requests no route
+    /// configures share it instead of allocating their own.
+    pub default_retries: Arc<RetryPolicy>,
 }
 
 impl ProxyContext {
@@ -82,6 +86,7 @@ impl ProxyContext {
             upstreams: Arc::default(),
             tls: Arc::default(),
             drain: drain::Watch::default(),
+            default_retries: Arc::new(RetryPolicy::istio_default()),
         }
     }
 

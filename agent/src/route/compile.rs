@@ -1,6 +1,8 @@
 //! Validates a VirtualService as Istio's webhook does and compiles its matchers,
 //! header operations and policies once per config change.
 
+use std::sync::Arc;
+
 use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
 use ipnet::IpNet;
@@ -62,7 +64,7 @@ pub fn compile(
         .http
         .iter()
         .enumerate()
-        .map(|(i, r)| cx.http_route(&format!("spec.http[{i}]"), r))
+        .map(|(i, r)| cx.http_route(&format!("spec.http[{i}]"), r).map(Arc::new))
         .collect::<Result<Vec<_>, _>>()?;
     let l4 =
         |kind: &str, matches: &[L4Match], route: &[super::spec::RouteDestination], i: usize| {

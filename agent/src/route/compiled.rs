@@ -21,7 +21,8 @@ pub struct CompiledVirtualService {
     pub(crate) hosts: Vec<HostName>,
     /// Whether `gateways` is empty or names `mesh` (only then it binds to waypoints).
     pub(crate) applies_to_mesh: bool,
-    pub(crate) http: Vec<CompiledHttpRoute>,
+    /// Shared: a request whose route edits responses keeps its route.
+    pub(crate) http: Vec<Arc<CompiledHttpRoute>>,
     pub(crate) tls: Vec<CompiledL4Route>,
     pub(crate) tcp: Vec<CompiledL4Route>,
 }
@@ -38,7 +39,7 @@ impl CompiledVirtualService {
     }
 
     /// The ordered HTTP routes.
-    pub fn http_routes(&self) -> &[CompiledHttpRoute] {
+    pub fn http_routes(&self) -> &[Arc<CompiledHttpRoute>] {
         &self.http
     }
 }
@@ -171,13 +172,6 @@ impl RetryPolicy {
             retry_on: DEFAULT_RETRY_ON.iter().map(|s| s.to_string()).collect(),
             retriable_status_codes: Vec::new(),
         }
-    }
-}
-
-impl Default for RetryPolicy {
-    /// Istio's default ([`RetryPolicy::istio_default`]).
-    fn default() -> Self {
-        RetryPolicy::istio_default()
     }
 }
 

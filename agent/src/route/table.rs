@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::compiled::{
-    CompiledHttpRoute, CompiledL4Match, CompiledL4Route, CompiledVirtualService, RetryPolicy,
+    CompiledHttpRoute, CompiledL4Match, CompiledL4Route, CompiledVirtualService,
 };
 use super::matching::HttpRequestView;
 use crate::net::HostName;
@@ -30,8 +30,8 @@ pub enum RouteResult<'a> {
 /// A matched HTTP route and how much of the path its `uri` match consumed.
 #[derive(Clone, Copy, Debug)]
 pub struct MatchedRoute<'a> {
-    /// The route.
-    pub route: &'a CompiledHttpRoute,
+    /// The route (an `Arc`: the response stage may keep it).
+    pub route: &'a Arc<CompiledHttpRoute>,
     /// Length of the matched path prefix, replaced by `rewrite.uri`.
     pub matched_prefix_len: usize,
 }
@@ -43,7 +43,7 @@ struct HostRoutes {
 }
 
 impl HostRoutes {
-    fn http(&self) -> impl Iterator<Item = &CompiledHttpRoute> {
+    fn http(&self) -> impl Iterator<Item = &Arc<CompiledHttpRoute>> {
         self.services.iter().flat_map(|vs| vs.http.iter())
     }
 
@@ -63,17 +63,9 @@ pub struct RouteTable {
     /// `(wildcard host, routes)`, longest (most specific) first; `*` last.
     wildcard: Vec<(HostName, HostRoutes)>,
     warnings: Vec<String>,
-    /// Istio's default retries, built once per table: requests no route
-    /// configures share it instead of allocating their own.
-    default_retries: Arc<RetryPolicy>,
 }
 
 impl RouteTable {
-    /// The retries of a request that no route configures (Istio's default).
-    pub fn default_retries(&self) -> Arc<RetryPolicy> {
-        self.default_retries.clone()
-    }
-
     /// Indexes `services` by host, keeping their order.
     pub fn new(services: Vec<Arc<CompiledVirtualService>>) -> Self {
         let mut table = RouteTable::default();

@@ -15,10 +15,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::{sleep, Instant, Sleep};
 
-use crate::proxy::access_log::{self, RequestRecord};
+use crate::proxy::access_log::{self, ConnectionLog, RequestRecord};
 use crate::proxy::context::ConnectionContext;
 use crate::proxy::flags::{ResponseFlag, ResponseFlags};
-use crate::proxy::metrics::ProxyMetrics;
 
 /// A streaming body, from the workload or an upstream, or made locally.
 pub type ProxyBody = UnsyncBoxBody<Bytes, hyper::Error>;
@@ -38,10 +37,10 @@ pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
 /// What the request's access log line needs once the response is done.
 #[derive(Debug)]
 pub struct PendingLog {
-    /// Where the request is counted.
-    pub metrics: Arc<ProxyMetrics>,
     /// The connection the request came on.
     pub conn: Arc<ConnectionContext>,
+    /// What the connection's request lines share.
+    pub shared: Arc<ConnectionLog>,
     /// The upstream endpoint that answered, if one did.
     pub upstream: Option<SocketAddr>,
     /// The request as the workload sent it.
@@ -97,8 +96,8 @@ impl LoggedBody {
     fn finish(&mut self) {
         if let Some(log) = self.log.take() {
             access_log::request_complete(
-                &log.metrics,
                 &log.conn,
+                &log.shared,
                 log.upstream,
                 &log.request,
                 log.status,

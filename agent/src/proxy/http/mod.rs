@@ -35,7 +35,7 @@ use self::pipeline::{Exchange, Pipeline, StageFlow};
 use self::reply::LocalReply;
 use self::retry::Tried;
 use self::upstream::UpstreamSession;
-use super::access_log::RequestRecord;
+use super::access_log::{ConnectionLog, RequestRecord};
 use super::context::{ConnectionContext, ResolvedDestination, UpstreamTarget};
 use super::flags::ResponseFlag;
 use super::outcome::ConnectionOutcome;
@@ -52,6 +52,8 @@ struct Connection {
     accepted: UpstreamTarget,
     pipeline: Pipeline,
     upstream: UpstreamSession,
+    /// What the connection's request lines and metrics share.
+    log: Arc<ConnectionLog>,
     /// Where the last request went, by the config it was decided on:
     /// worked out again only when the config moves.
     current: Mutex<Current>,
@@ -109,6 +111,7 @@ where
     };
     let state = Arc::new(Connection {
         upstream: UpstreamSession::new(&ctx, conn.orig_dst),
+        log: Arc::new(ConnectionLog::of(ctx.metrics.clone(), &conn)),
         current: Mutex::new(Current {
             destination: conn.accepted.clone(),
             target: Ok(target.clone()),
@@ -140,7 +143,12 @@ async fn handle(
         Err(revoked) => (state.accepted.clone(), Some(revoked)),
     };
     let normalization = current.destination.snapshot.mesh.path_normalization;
-    let mut exchange = Exchange::new(state.conn.clone(), current.destination, target);
+    let mut exchange = Exchange::new(
+        state.conn.clone(),
+        current.destination,
+        target,
+        state.ctx.default_retries.clone(),
+    );
 
     let decision = match &gone {
         // The service or port is gone: never sent on to it.
@@ -180,7 +188,8 @@ async fn handle(
             );
             let timed = async {
                 match exchange_timeout {
-                    Some(limit) => tokio::time::timeout(limit, tries).await.ok(),
+                    // Boxed: most routes set no timeout.
+                    Some(limit) => Box::pin(tokio::time::timeout(limit, tries)).await.ok(),
                     None => Some(tries.await),
                 }
             };
@@ -225,8 +234,8 @@ async fn handle(
         );
     }
     let log = PendingLog {
-        metrics: state.ctx.metrics.clone(),
         conn: state.conn.clone(),
+        shared: state.log.clone(),
         upstream: exchange.upstream_addr,
         request: record,
         status: head.status,

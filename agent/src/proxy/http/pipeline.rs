@@ -52,22 +52,35 @@ pub struct Exchange {
     pub retries: Option<Arc<crate::route::RetryPolicy>>,
 }
 
-/// A matched route's response header operations, kept for the response stage.
+/// A matched route's response header operations, kept for the response
+/// stage: the route is shared with the table, not copied per request.
 #[derive(Debug, Clone)]
 pub struct ResponseEdits {
-    pub route: crate::route::CompiledHttpRoute,
-    pub destination: Option<crate::route::CompiledDestination>,
+    /// The matched route.
+    pub route: Arc<crate::route::CompiledHttpRoute>,
+    /// Index of the picked destination among the route's.
+    pub destination: Option<usize>,
+}
+
+impl ResponseEdits {
+    /// The picked destination.
+    pub fn destination(&self) -> Option<&crate::route::CompiledDestination> {
+        match &self.route.action {
+            crate::route::RouteAction::Forward(dests) => dests.get(self.destination?),
+            _ => None,
+        }
+    }
 }
 
 impl Exchange {
     /// A fresh exchange for a request on `conn`, decided on `destination`'s
-    /// config, going to `target`.
+    /// config, going to `target`, retried per `retries` unless a route says otherwise.
     pub fn new(
         conn: Arc<ConnectionContext>,
         destination: Arc<ResolvedDestination>,
         target: UpstreamTarget,
+        retries: Arc<crate::route::RetryPolicy>,
     ) -> Self {
-        let retries = destination.snapshot.routes.default_retries();
         Exchange {
             conn,
             snapshot: destination.snapshot.clone(),

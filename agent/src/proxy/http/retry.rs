@@ -71,13 +71,18 @@ async fn try_once(
     request: Request<ProxyBody>,
     per_try: Option<Duration>,
 ) -> Tried {
-    let sent = upstream.send(exchange, request);
     match per_try {
-        Some(limit) => match tokio::time::timeout(limit, sent).await {
+        // Boxed: its timer would otherwise size every request's future.
+        Some(limit) => match Box::pin(tokio::time::timeout(
+            limit,
+            upstream.send(exchange, request),
+        ))
+        .await
+        {
             Ok(r) => into_tried(r),
             Err(_) => Tried::TimedOut,
         },
-        None => into_tried(sent.await),
+        None => into_tried(upstream.send(exchange, request).await),
     }
 }
 

@@ -3,6 +3,8 @@
 //! destination by weight, and rewrites the request; on the way back it
 //! applies the route's response header operations.
 
+use std::sync::Arc;
+
 use http::{request, response, HeaderValue, StatusCode};
 
 use super::pipeline::{Exchange, RequestStage, ResponseEdits, ResponseStage, StageFlow};
@@ -10,8 +12,8 @@ use super::reply::LocalReply;
 use crate::net::HostName;
 use crate::proxy::context::UpstreamTarget;
 use crate::route::{
-    apply_request, apply_response, fault_decision, pick_destination, HttpRequestView, MatchedRoute,
-    RedirectRequest, RouteAction, RouteResult,
+    apply_request, apply_response, fault_decision, pick_destination, CompiledDestination,
+    CompiledHttpRoute, HttpRequestView, MatchedRoute, RedirectRequest, RouteAction, RouteResult,
 };
 
 /// Routes requests by the VirtualServices of the config in force.
@@ -93,11 +95,19 @@ fn apply_route(
     }
     if route.has_response_edits(destination) {
         exchange.response_edits = Some(ResponseEdits {
-            route: route.clone(),
-            destination: destination.cloned(),
+            route: Arc::clone(route),
+            destination: destination.and_then(|d| destination_index(route, d)),
         });
     }
     StageFlow::Continue
+}
+
+/// Where `dest` sits among the route's destinations.
+fn destination_index(route: &CompiledHttpRoute, dest: &CompiledDestination) -> Option<usize> {
+    match &route.action {
+        RouteAction::Forward(dests) => dests.iter().position(|d| std::ptr::eq(d, dest)),
+        _ => None,
+    }
 }
 
 /// The service port a route destination names; the current target when it
@@ -129,7 +139,7 @@ impl ResponseStage for Routing {
                 .insert(http::header::LOCATION, location.clone());
         }
         if let Some(edits) = &exchange.response_edits {
-            apply_response(&edits.route, edits.destination.as_ref(), head);
+            apply_response(&edits.route, edits.destination(), head);
         }
     }
 }

@@ -305,10 +305,9 @@ fn log_refused(state: &Connection, summary: &Summary, reply: &LocalReply, flags:
         protocol: "HTTP1",
         started: Instant::now(),
     };
-    let metrics = &state.ctx.metrics;
     access_log::request_complete(
-        metrics,
         &state.conn,
+        &state.log,
         None,
         &record,
         reply.status,

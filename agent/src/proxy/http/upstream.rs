@@ -256,12 +256,15 @@ impl UpstreamSession {
             }
         }
 
-        let addrs = endpoint::select_for_host(
+        // Boxed, as is `open` below: the rare path (no held connection)
+        // would otherwise size every request's future, which hyper moves
+        // when it boxes the handler.
+        let addrs = Box::pin(endpoint::select_for_host(
             self.resolver.as_ref(),
             &exchange.target,
             self.orig_dst,
             host.as_deref(),
-        )
+        ))
         .await?;
         // An idle connection another workload left to one of the endpoints.
         while let Some(mut held) = addrs
@@ -281,9 +284,8 @@ impl UpstreamSession {
             }
         }
 
-        let mut held = self
-            .open(&exchange.target, tls.as_ref(), &addrs, upstream_name)
-            .await?;
+        let mut held =
+            Box::pin(self.open(&exchange.target, tls.as_ref(), &addrs, upstream_name)).await?;
         held.share(&self.pool);
         self.record(exchange, held.addr);
         let sent = Instant::now();

@@ -67,6 +67,13 @@ impl Default for ProxyMetrics {
     }
 }
 
+/// The labels of a connection's HTTP requests, resolved once per connection.
+#[derive(Clone, Debug)]
+pub struct RequestMeter {
+    peers: Peers,
+    protocol: &'static str,
+}
+
 /// A connection's metric labels, resolved once when it opened.
 #[derive(Clone, Debug)]
 pub struct ConnectionMeter {
@@ -158,21 +165,30 @@ impl ProxyMetrics {
         self.received.get_or_create(&labels).inc_by(received);
     }
 
-    /// Counts one HTTP request served at the waypoint.
-    pub fn request(
-        &self,
-        conn: &ConnectionContext,
-        status: http::StatusCode,
-        flags: ResponseFlags,
-        duration: Duration,
-    ) {
+    /// The labels `conn`'s requests are counted under (the same for all
+    /// of them, so looked up once per connection).
+    pub fn request_meter(&self, conn: &ConnectionContext) -> RequestMeter {
         let protocol = match conn.service_port().map(|p| p.protocol) {
             Some(Protocol::Grpc) => "grpc",
             _ => "http",
         };
-        let labels = RequestLabels {
+        RequestMeter {
             peers: self.peers.get(PeerView::of(conn, Reporter::Waypoint)),
-            request_protocol: protocol,
+            protocol,
+        }
+    }
+
+    /// Counts one HTTP request served at the waypoint.
+    pub fn request(
+        &self,
+        meter: &RequestMeter,
+        status: http::StatusCode,
+        flags: ResponseFlags,
+        duration: Duration,
+    ) {
+        let labels = RequestLabels {
+            peers: meter.peers.clone(),
+            request_protocol: meter.protocol,
             response_code: status.as_u16(),
             response_flags: flags,
         };
@@ -225,7 +241,7 @@ mod tests {
     #[test]
     fn requests_are_counted_by_code_and_flags() {
         let metrics = ProxyMetrics::default();
-        let c = conn(true);
+        let c = metrics.request_meter(&conn(true));
         let ms = Duration::from_millis(3);
         metrics.request(&c, http::StatusCode::OK, ResponseFlags::default(), ms);
         metrics.request(&c, http::StatusCode::OK, ResponseFlags::default(), ms);
@@ -304,7 +320,7 @@ mod tests {
             let meter = metrics.connection_opened(&c, Reporter::Waypoint);
             metrics.connection_closed(&meter, ResponseFlags::default(), 1, 1);
             metrics.request(
-                &c,
+                &metrics.request_meter(&c),
                 http::StatusCode::OK,
                 ResponseFlags::default(),
                 Duration::ZERO,

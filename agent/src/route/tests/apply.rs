@@ -38,7 +38,7 @@ fn forward(spec: &str, req: &Req, rand: u32) -> (String, Vec<String>) {
     (parts.uri.to_string(), headers)
 }
 
-fn route_of(spec: &str) -> crate::route::CompiledHttpRoute {
+fn route_of(spec: &str) -> std::sync::Arc<crate::route::CompiledHttpRoute> {
     vs("istio-egress", "v", spec).http_routes()[0].clone()
 }
 
@@ -320,12 +320,13 @@ fn timeouts_and_retries() {
     let custom =
         route("  retries: {attempts: 3, perTryTimeout: 500ms, retryOn: 'gateway-error,503'}")
             .retries
+            .clone()
             .unwrap();
     assert_eq!(custom.attempts, 3);
     assert_eq!(custom.per_try_timeout, Some(Duration::from_millis(500)));
     assert_eq!(custom.retry_on, ["gateway-error", "retriable-status-codes"]);
     assert_eq!(custom.retriable_status_codes, [503]);
-    let attempts_only = route("  retries: {attempts: 5}").retries.unwrap();
+    let attempts_only = route("  retries: {attempts: 5}").retries.clone().unwrap();
     assert_eq!(
         attempts_only.retry_on,
         RetryPolicy::istio_default().retry_on
